@@ -1,0 +1,16 @@
+"""p2pim: a serverless peer-to-peer instant messenger for local networks."""
+
+from p2pim.config import NodeConfig
+from p2pim.identity import Identity, load_or_create
+from p2pim.node import Node, PeerInfo, PeerNotConnected, PeerRejectedError, open_node
+
+__all__ = [
+    "Identity",
+    "Node",
+    "NodeConfig",
+    "PeerInfo",
+    "PeerNotConnected",
+    "PeerRejectedError",
+    "load_or_create",
+    "open_node",
+]

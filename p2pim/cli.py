@@ -1,0 +1,88 @@
+"""Command line entry point: `p2pim [--profile DIR] COMMAND ...`."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import sys
+from pathlib import Path
+
+import trio
+
+from p2pim import identity as ident
+from p2pim.config import NodeConfig, default_nick, default_profile_dir
+
+
+def parse_host_port(text: str, default_port: int | None = None) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        if default_port is None:
+            raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+        return text, default_port
+    try:
+        return host, int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="p2pim", description="Serverless LAN messenger.")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help=f"profile directory (default: {default_profile_dir()})")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    sub = parser.add_subparsers(dest="command")
+
+    sub.add_parser("id", help="print this profile's identity fingerprint")
+
+    daemon = sub.add_parser("daemon", help="run a node without UI (JSON-RPC with --stdio)")
+    daemon.add_argument("--stdio", action="store_true",
+                        help="serve newline-delimited JSON-RPC 2.0 on stdin/stdout")
+    daemon.add_argument("--nick", default=None, help="name shown to peers")
+    daemon.add_argument("--listen", default="0.0.0.0:0", metavar="HOST[:PORT]",
+                        type=lambda t: parse_host_port(t, 0),
+                        help="address for incoming peer connections (default 0.0.0.0, any port)")
+    daemon.add_argument("--interface", action="append", default=None, metavar="NAME|IP",
+                        help="run mDNS on this interface (repeatable; default: all real ones)")
+    daemon.add_argument("--no-discovery", action="store_true", help="do not use mDNS")
+    daemon.add_argument("--peer", action="append", default=[], type=parse_host_port,
+                        metavar="HOST:PORT", help="connect to this peer at start (repeatable)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * args.verbose,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    profile = args.profile or default_profile_dir()
+    if args.command == "id":
+        me = ident.load_or_create(profile)
+        print(f"fingerprint: {ident.format_fingerprint(me.fingerprint)}")
+        print(f"short id:    {me.short_id}")
+        return 0
+    if args.command == "daemon":
+        from p2pim.daemon import run_daemon
+        from p2pim.node import Node
+
+        host, port = args.listen
+        config = NodeConfig(
+            nick=args.nick or default_nick(),
+            listen_host=host,
+            listen_port=port,
+            interfaces=args.interface,
+            discovery=not args.no_discovery,
+        )
+        node = Node(ident.load_or_create(profile), config)
+        trio.run(functools.partial(run_daemon, node, stdio=args.stdio, peers=args.peer))
+        return 0
+    parser.print_help()
+    print("\nThe terminal UI is not built yet; `p2pim daemon` runs a node.", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

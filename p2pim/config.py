@@ -1,0 +1,36 @@
+"""Where a profile lives and what a node is configured with."""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+
+def default_profile_dir() -> Path:
+    return Path(platformdirs.user_data_dir("p2pim", appauthor=False))
+
+
+def default_nick() -> str:
+    try:
+        return getpass.getuser()[:32] or "p2pim"
+    except (KeyError, OSError):
+        return "p2pim"
+
+
+@dataclass(slots=True)
+class NodeConfig:
+    """Everything a node needs besides its identity.  Defaults suit a desktop user."""
+
+    nick: str = field(default_factory=default_nick)
+    # Address the peer listener binds; port 0 lets the OS choose (mDNS advertises it).
+    listen_host: str = "0.0.0.0"
+    listen_port: int = 0
+    # Interface names or IPv4 addresses for mDNS; None = every non-virtual interface.
+    interfaces: list[str] | None = None
+    discovery: bool = True
+    handshake_timeout: float = 5.0
+    max_pending_handshakes: int = 64
+    max_pending_per_address: int = 8

@@ -1,0 +1,216 @@
+"""`p2pim daemon`: a node without a UI, scriptable over newline-delimited JSON-RPC 2.0.
+
+With `--stdio` requests are read from stdin and responses and event notifications
+(`{"method": "event", "params": {"type": ..., ...}}`) are written to stdout, one JSON
+object per line.  docs/api.md lists the methods.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from p2pim import events as ev
+from p2pim.node import Node, PeerNotConnected, PeerRejectedError
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 1024 * 1024
+
+# JSON-RPC 2.0 error codes; the application's own are positive and stable.
+PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
+PEER_NOT_CONNECTED, UNKNOWN_PEER, PEER_REJECTED = 1, 2, 3
+
+EVENT_NAMES: dict[type, str] = {
+    ev.PeerDiscovered: "peer_discovered",
+    ev.PeerConnected: "peer_connected",
+    ev.PeerDisconnected: "peer_disconnected",
+    ev.PeerRejected: "peer_rejected",
+    ev.MessageReceived: "message_received",
+}
+
+
+class RpcError(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def event_to_json(event: ev.NodeEvent) -> dict[str, Any]:
+    return {"type": EVENT_NAMES[type(event)], **dataclasses.asdict(event)}
+
+
+class RpcServer:
+    """Maps JSON-RPC requests onto `Node` methods.  Transport-agnostic: lines in, lines out."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.methods: dict[str, Callable[..., Awaitable[Any]]] = {
+            "identity": self.identity,
+            "peers": self.peers,
+            "connect": self.connect,
+            "send": self.send,
+            "shutdown": self.shutdown,
+        }
+
+    async def identity(self) -> dict[str, Any]:
+        node = self.node
+        return {"fingerprint": node.fingerprint, "nick": node.config.nick, "port": node.port}
+
+    async def peers(self) -> list[dict[str, Any]]:
+        return [dataclasses.asdict(p) for p in self.node.peers()]
+
+    async def connect(self, host: str, port: int, fingerprint: str | None = None) -> dict[str, str]:
+        try:
+            return {"fingerprint": await self.node.connect(host, port, fingerprint)}
+        except PeerRejectedError as exc:
+            raise RpcError(PEER_REJECTED, str(exc)) from exc
+        except (OSError, trio.TooSlowError) as exc:
+            raise RpcError(PEER_NOT_CONNECTED, f"cannot reach {host}:{port}: {exc}") from exc
+
+    async def send(self, peer: str, text: str) -> dict[str, str]:
+        try:
+            return {"id": await self.node.send_text(self.resolve_peer(peer), text)}
+        except PeerNotConnected as exc:
+            raise RpcError(PEER_NOT_CONNECTED, f"peer {peer} is not connected") from exc
+        except ValueError as exc:
+            raise RpcError(INVALID_PARAMS, str(exc)) from exc
+
+    async def shutdown(self) -> None:
+        await self.node.stop()
+
+    def resolve_peer(self, name: str) -> str:
+        """A peer by full fingerprint, unique fingerprint prefix, or unique nick."""
+        peers = self.node.peers()
+        matches = [p for p in peers if p.fingerprint == name]
+        matches = matches or [p for p in peers if p.nick == name]
+        matches = matches or [p for p in peers if len(name) >= 4 and p.fingerprint.startswith(name)]
+        if len(matches) == 1:
+            return matches[0].fingerprint
+        if not matches:
+            raise RpcError(UNKNOWN_PEER, f"no peer named {name!r}")
+        raise RpcError(UNKNOWN_PEER, f"{name!r} is ambiguous: {len(matches)} peers match")
+
+    async def handle_line(self, line: bytes) -> dict[str, Any] | None:
+        """One request line in, one response out (None for notifications)."""
+        try:
+            request = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            return _error(None, PARSE_ERROR, "invalid JSON")
+        if not isinstance(request, dict):
+            return _error(None, INVALID_REQUEST, "a request is a JSON object")
+        rid = request.get("id")
+        method, params = request.get("method"), request.get("params", {})
+        if request.get("jsonrpc") != "2.0" or not isinstance(method, str):
+            return _error(rid, INVALID_REQUEST, "not a JSON-RPC 2.0 request")
+        handler = self.methods.get(method)
+        if handler is None:
+            return _error(rid, METHOD_NOT_FOUND, f"no method {method!r}")
+        try:
+            if isinstance(params, dict):
+                result = await handler(**params)
+            elif isinstance(params, list):
+                result = await handler(*params)
+            else:
+                raise TypeError("params must be an object or an array")
+        except RpcError as exc:
+            return _error(rid, exc.code, str(exc))
+        except TypeError as exc:
+            return _error(rid, INVALID_PARAMS, str(exc))
+        if "id" not in request:
+            return None
+        return {"jsonrpc": "2.0", "id": rid, "result": result}
+
+
+def _error(rid: Any, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}}
+
+
+class JsonLineWriter:
+    def __init__(self, stream: trio.abc.SendStream) -> None:
+        self._stream = stream
+        self._lock = trio.Lock()
+
+    async def write(self, obj: dict[str, Any]) -> None:
+        data = json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+        async with self._lock:
+            await self._stream.send_all(data)
+
+
+async def serve_stdio(server: RpcServer, events: trio.MemoryReceiveChannel[ev.NodeEvent]) -> None:
+    """Serve JSON-RPC on stdin/stdout until stdin closes; forward `events` as notifications."""
+    stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
+    writer = JsonLineWriter(trio.lowlevel.FdStream(os.dup(sys.stdout.fileno())))
+
+    async def forward_events() -> None:
+        async for event in events:
+            await writer.write({"jsonrpc": "2.0", "method": "event", "params": event_to_json(event)})
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(forward_events)
+        buffer = bytearray()
+        while True:
+            chunk = await stdin.receive_some(65536)
+            if not chunk:
+                break
+            buffer += chunk
+            while b"\n" in buffer:
+                line, _, rest = bytes(buffer).partition(b"\n")
+                buffer[:] = rest
+                if line.strip():
+                    response = await server.handle_line(line)
+                    if response is not None:
+                        await writer.write(response)
+            if len(buffer) > MAX_REQUEST_BYTES:
+                await writer.write(_error(None, INVALID_REQUEST, "request line too long"))
+                buffer.clear()
+        nursery.cancel_scope.cancel()
+
+
+async def log_events(events: trio.MemoryReceiveChannel[ev.NodeEvent]) -> None:
+    async for event in events:
+        log.info("%s", event_to_json(event))
+
+
+async def run_daemon(node: Node, *, stdio: bool, peers: list[tuple[str, int]]) -> None:
+    """Run `node` until it stops (signal, `shutdown` request, or end of stdin)."""
+    events = node.subscribe()  # before the node starts, so no event is missed
+    async with trio.open_nursery() as nursery:
+        await nursery.start(_run_node, node, nursery.cancel_scope)
+        nursery.start_soon(_stop_on_signals, node)
+        for host, port in peers:
+            nursery.start_soon(_connect_quietly, node, host, port)
+        if stdio:
+            await serve_stdio(RpcServer(node), events)
+            await node.stop()
+        else:
+            nursery.start_soon(log_events, events)
+
+
+async def _run_node(
+    node: Node, scope: trio.CancelScope, *, task_status: trio.TaskStatus[None]
+) -> None:
+    await node.run(task_status=task_status)
+    scope.cancel()  # the node has stopped: so does everything serving it
+
+
+async def _connect_quietly(node: Node, host: str, port: int) -> None:
+    try:
+        await node.connect(host, port)
+    except (OSError, trio.TooSlowError, PeerRejectedError) as exc:
+        log.warning("could not connect to %s:%d: %s", host, port, exc)
+
+
+async def _stop_on_signals(node: Node) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for _ in signals:
+            await node.stop()
+            return

@@ -1,0 +1,198 @@
+"""mDNS discovery: advertise this node and browse for others (the only home of zeroconf).
+
+zeroconf runs its own thread and event loop (never trio's, never Textual's); its
+callbacks cross into trio through a bounded channel.  Everything learned here is a *hint*
+of where to dial and which key to expect: mDNS is unauthenticated, so the node checks
+the handshake key against `fingerprint_hint` before trusting anything.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import ifaddr
+import trio
+from zeroconf import IPVersion, ServiceBrowser, ServiceInfo, ServiceStateChange, Zeroconf
+
+from p2pim.identity import Identity
+from p2pim.wire.messages import PROTOCOL_VERSION
+
+log = logging.getLogger(__name__)
+
+SERVICE_TYPE = "_p2pim._tcp.local."
+RESOLVE_TIMEOUT_MS = 3000
+MAX_QUEUED_CHANGES = 256
+MAX_CONCURRENT_RESOLVES = 4
+# Virtual and container interfaces are skipped unless named explicitly (DESIGN.md §3).
+VIRTUAL_PREFIXES = ("lo", "docker", "veth", "virbr", "br-", "vmnet", "vboxnet", "tun", "tap",
+                    "zt", "tailscale", "wg", "cni", "flannel", "podman", "lxc", "lxd")
+
+
+@dataclass(frozen=True, slots=True)
+class PeerAdvertised:
+    """A peer's service record appeared or changed."""
+
+    instance: str
+    fingerprint_hint: str
+    nick: str
+    addresses: tuple[str, ...]
+    port: int
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeerWithdrawn:
+    """A peer's service record went away (goodbye packet or expiry)."""
+
+    instance: str
+
+
+DiscoveryEvent = PeerAdvertised | PeerWithdrawn
+
+
+def resolve_interfaces(choices: list[str] | None) -> list[str]:
+    """IPv4 addresses to run mDNS on: the named interfaces/addresses, or all real ones."""
+    adapters = ifaddr.get_adapters()
+    addresses: list[str] = []
+    for adapter in adapters:
+        ipv4 = [str(ip.ip) for ip in adapter.ips if isinstance(ip.ip, str)]
+        if choices is None:
+            if not adapter.nice_name.startswith(VIRTUAL_PREFIXES):
+                addresses += ipv4
+        elif adapter.nice_name in choices:
+            addresses += ipv4
+    if choices is not None:
+        for choice in choices:
+            try:
+                addresses.append(str(ipaddress.IPv4Address(choice)))
+            except ValueError:
+                if not any(a.nice_name == choice for a in adapters):
+                    raise ValueError(f"no interface or IPv4 address named {choice!r}") from None
+    return list(dict.fromkeys(addresses))
+
+
+def instance_name(nick: str, identity: Identity) -> str:
+    # A DNS label holds 63 bytes; keep the nick readable and the fingerprint part intact.
+    safe = re.sub(r"[^\w\- ]", "", nick).strip()[:40] or "p2pim"
+    return f"{safe}-{identity.short_id}"
+
+
+def _txt(info: ServiceInfo, key: bytes) -> str:
+    value = info.properties.get(key)
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else ""
+
+
+def parse_service(instance: str, info: ServiceInfo) -> PeerAdvertised | None:
+    """Turn a resolved record into an event; None if it is not a usable p2pim record."""
+    try:
+        version = int(_txt(info, b"v") or 0)
+    except ValueError:
+        return None
+    fp = _txt(info, b"fp").lower()
+    addresses = tuple(a for a in info.parsed_addresses(IPVersion.V4Only))
+    if not re.fullmatch(r"[0-9a-f]{64}", fp) or not addresses or not info.port:
+        return None
+    return PeerAdvertised(instance, fp, _txt(info, b"nick")[:64], addresses, info.port, version)
+
+
+class Discovery:
+    """Advertises one node and reports other nodes' records to trio."""
+
+    def __init__(self, identity: Identity, nick: str, port: int, interfaces: list[str]) -> None:
+        if not interfaces:
+            raise ValueError("mDNS needs at least one interface address")
+        self.interfaces = interfaces
+        self.instance = instance_name(nick, identity)
+        self._info = ServiceInfo(
+            SERVICE_TYPE,
+            f"{self.instance}.{SERVICE_TYPE}",
+            port=port,
+            properties={"v": str(PROTOCOL_VERSION), "fp": identity.fingerprint, "nick": nick},
+            server=f"p2pim-{identity.short_id}.local.",
+            parsed_addresses=interfaces,
+        )
+        self.dropped_changes = 0
+
+    async def run(
+        self,
+        events: trio.MemorySendChannel[DiscoveryEvent],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Advertise and browse until cancelled; withdraw the record on the way out."""
+        zc = await trio.to_thread.run_sync(self._open)
+        changes_in, changes_out = trio.open_memory_channel[tuple[ServiceStateChange, str]](
+            MAX_QUEUED_CHANGES
+        )
+        token = trio.lowlevel.current_trio_token()
+
+        def on_change(**kwargs: Any) -> None:  # runs in zeroconf's thread
+            change = (kwargs["state_change"], kwargs["name"])
+            try:
+                token.run_sync_soon(self._post, changes_in, change)
+            except trio.RunFinishedError:
+                pass
+
+        browser = None
+        try:
+            # Browse first: our own probing takes ~1.5 s and peers can be found meanwhile.
+            browser = ServiceBrowser(zc, SERVICE_TYPE, handlers=[on_change])
+            await trio.to_thread.run_sync(self._register, zc)
+            task_status.started()
+            limiter = trio.CapacityLimiter(MAX_CONCURRENT_RESOLVES)
+            async with trio.open_nursery() as nursery:
+                async for state_change, name in changes_out:
+                    if name == self._info.name:
+                        continue
+                    if state_change is ServiceStateChange.Removed:
+                        await events.send(PeerWithdrawn(name))
+                    else:
+                        nursery.start_soon(self._resolve, zc, name, events, limiter)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(3):
+                await trio.to_thread.run_sync(self._close, zc, browser, abandon_on_cancel=True)
+
+    def _post(
+        self, channel: trio.MemorySendChannel[tuple[ServiceStateChange, str]], change: Any
+    ) -> None:
+        try:
+            channel.send_nowait(change)
+        except trio.WouldBlock:
+            # A hint, not a fact: mDNS repeats itself, so dropping under a flood is safe.
+            self.dropped_changes += 1
+        except trio.ClosedResourceError:
+            pass
+
+    def _open(self) -> Zeroconf:
+        return Zeroconf(interfaces=self.interfaces, ip_version=IPVersion.V4Only, use_asyncio=False)
+
+    def _register(self, zc: Zeroconf) -> None:
+        zc.register_service(self._info, allow_name_change=True)
+
+    def _close(self, zc: Zeroconf, browser: ServiceBrowser | None) -> None:
+        if browser is not None:
+            browser.cancel()
+        try:
+            zc.unregister_service(self._info)  # sends the mDNS goodbye
+        except Exception as exc:  # zeroconf may already be unable to send
+            log.debug("mDNS unregister failed: %s", exc)
+        zc.close()
+
+    async def _resolve(
+        self,
+        zc: Zeroconf,
+        name: str,
+        events: trio.MemorySendChannel[DiscoveryEvent],
+        limiter: trio.CapacityLimiter,
+    ) -> None:
+        info = await trio.to_thread.run_sync(
+            zc.get_service_info, SERVICE_TYPE, name, RESOLVE_TIMEOUT_MS,
+            limiter=limiter, abandon_on_cancel=True,
+        )
+        advert = parse_service(name, info) if info is not None else None
+        if advert is not None:
+            await events.send(advert)

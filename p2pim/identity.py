@@ -1,0 +1,82 @@
+"""A peer's long-term identity: its static X25519 key pair, and the fingerprint shown to people.
+
+Identity is the key, never a nick or an address.  The private key lives in the profile
+directory, readable by the owner only, created on first use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from p2pim.wire import noise
+
+KEY_FILE = "identity.key"
+SHORT_ID_LEN = 8
+
+
+def fingerprint(public_key: bytes) -> str:
+    """SHA-256 of the public key, lowercase hex: the canonical printable identity."""
+    return hashlib.sha256(public_key).hexdigest()
+
+
+def format_fingerprint(fp: str) -> str:
+    """Group a fingerprint for reading aloud: `1a2b 3c4d ...`."""
+    return " ".join(fp[i : i + 4] for i in range(0, len(fp), 4))
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    private_key: bytes
+    public_key: bytes
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.public_key)
+
+    @property
+    def short_id(self) -> str:
+        return self.fingerprint[:SHORT_ID_LEN]
+
+    @classmethod
+    def generate(cls) -> Identity:
+        private, public = noise.generate_keypair()
+        return cls(private, public)
+
+    @classmethod
+    def from_private(cls, private_key: bytes) -> Identity:
+        return cls(private_key, noise.public_key(private_key))
+
+
+def load_or_create(profile_dir: Path) -> Identity:
+    """Load the profile's key, creating the profile and the key on first run."""
+    profile_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = profile_dir / KEY_FILE
+    try:
+        private = path.read_bytes()
+    except FileNotFoundError:
+        identity = Identity.generate()
+        _write_private(path, identity.private_key)
+        return identity
+    if len(private) != 32:
+        raise ValueError(f"{path} is not a p2pim identity key (expected 32 bytes)")
+    return Identity.from_private(private)
+
+
+def _write_private(path: Path, private: bytes) -> None:
+    # Write to a temporary name with owner-only permissions from the start, fsync, then
+    # link into place: a crash never leaves a half-written key, and a racing second
+    # process cannot replace the first one's key (link fails if the name exists).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, private)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+    finally:
+        tmp.unlink()

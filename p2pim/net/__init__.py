@@ -1,0 +1,1 @@
+"""The trio shell around the wire core: streams, handshakes under deadlines, listeners."""

@@ -1,0 +1,75 @@
+"""End to end on a virtual LAN: real daemons, real mDNS multicast, real TCP, real Noise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+
+from p2pim.testing.daemon_process import DaemonProcess, daemon_argv, start_daemon
+from p2pim.testing.vlan import VirtualLan
+
+pytestmark = pytest.mark.netns
+
+DISCOVERY_DEADLINE = 3.0
+
+
+def connected_to(fp: str):
+    return lambda e: e["type"] == "peer_connected" and e["fingerprint"] == fp
+
+
+def discovered(fp: str):
+    return lambda e: e["type"] == "peer_discovered" and e["fingerprint_hint"] == fp
+
+
+def text_from(fp: str, text: str):
+    return lambda e: e["type"] == "message_received" and e["sender"] == fp and e["text"] == text
+
+
+async def test_three_hosts_discover_each_other_and_exchange_encrypted_text(
+    vlan3: VirtualLan, tmp_path: Path
+) -> None:
+    async with trio.open_nursery() as nursery:
+        daemons: list[DaemonProcess] = []
+        for host in vlan3.hosts:
+            argv = daemon_argv(tmp_path / host.name, host.name, host.address)
+            daemons.append(await start_daemon(nursery, host.command(argv)))
+        started_at = trio.current_time()  # the last process was just launched
+        with trio.fail_after(20):
+            ids = [await d.call("identity") for d in daemons]
+        fps = [i["fingerprint"] for i in ids]
+        assert len(set(fps)) == 3
+
+        # Every host hears of the two others through mDNS within 3 s of starting, then
+        # holds an authenticated session with each of them.
+        with trio.fail_at(started_at + DISCOVERY_DEADLINE):
+            for i, daemon in enumerate(daemons):
+                for j, fp in enumerate(fps):
+                    if i != j:
+                        await daemon.wait_event(discovered(fp))
+        discovery_time = trio.current_time() - started_at
+        with trio.fail_after(10):
+            for i, daemon in enumerate(daemons):
+                for j, fp in enumerate(fps):
+                    if i != j:
+                        await daemon.wait_event(connected_to(fp))
+        a, b, c = daemons
+        fa, fb, fc = fps
+
+        await a.call("send", peer=fb, text="hello B, from A")
+        await b.call("send", peer=fa, text="hello A, from B")
+        await c.call("send", peer=fa, text="hi A, C here")
+        with trio.fail_after(10):
+            await b.wait_event(text_from(fa, "hello B, from A"))
+            await a.wait_event(text_from(fb, "hello A, from B"))
+            await a.wait_event(text_from(fc, "hi A, C here"))
+        # Sender identity is the authenticated key, and nobody got a message not meant for it.
+        assert not [e for e in c.events if e["type"] == "message_received"]
+        peers_of_a = {p["fingerprint"]: p for p in await a.call("peers")}
+        assert peers_of_a[fb]["nick"] == "h1" and peers_of_a[fb]["connected"]
+        assert peers_of_a[fc]["addresses"] == [vlan3.hosts[2].address]
+
+        for daemon in daemons:
+            assert await daemon.stop() == 0
+    print(f"all peers discovered {discovery_time:.2f} s after the last daemon was launched")
