@@ -28,25 +28,45 @@ def parse_host_port(text: str, default_port: int | None = None) -> tuple[str, in
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="p2pim", description="Serverless LAN messenger.")
-    parser.add_argument("--profile", type=Path, default=None,
-                        help=f"profile directory (default: {default_profile_dir()})")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help=f"profile directory (default: {default_profile_dir()})",
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0)
     sub = parser.add_subparsers(dest="command")
 
     sub.add_parser("id", help="print this profile's identity fingerprint")
 
     daemon = sub.add_parser("daemon", help="run a node without UI (JSON-RPC with --stdio)")
-    daemon.add_argument("--stdio", action="store_true",
-                        help="serve newline-delimited JSON-RPC 2.0 on stdin/stdout")
+    daemon.add_argument(
+        "--stdio", action="store_true", help="serve newline-delimited JSON-RPC 2.0 on stdin/stdout"
+    )
     daemon.add_argument("--nick", default=None, help="name shown to peers")
-    daemon.add_argument("--listen", default="0.0.0.0:0", metavar="HOST[:PORT]",
-                        type=lambda t: parse_host_port(t, 0),
-                        help="address for incoming peer connections (default 0.0.0.0, any port)")
-    daemon.add_argument("--interface", action="append", default=None, metavar="NAME|IP",
-                        help="run mDNS on this interface (repeatable; default: all real ones)")
+    daemon.add_argument(
+        "--listen",
+        default="0.0.0.0:0",
+        metavar="HOST[:PORT]",
+        type=lambda t: parse_host_port(t, 0),
+        help="address for incoming peer connections (default 0.0.0.0, any port)",
+    )
+    daemon.add_argument(
+        "--interface",
+        action="append",
+        default=None,
+        metavar="NAME|IP",
+        help="run mDNS on this interface (repeatable; default: all real ones)",
+    )
     daemon.add_argument("--no-discovery", action="store_true", help="do not use mDNS")
-    daemon.add_argument("--peer", action="append", default=[], type=parse_host_port,
-                        metavar="HOST:PORT", help="connect to this peer at start (repeatable)")
+    daemon.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        type=parse_host_port,
+        metavar="HOST:PORT",
+        help="connect to this peer at start (repeatable)",
+    )
     return parser
 
 
@@ -76,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
             interfaces=args.interface,
             discovery=not args.no_discovery,
         )
-        node = Node(ident.load_or_create(profile), config)
+        try:
+            node = Node(ident.load_or_create(profile), config)
+        except ValueError as exc:
+            parser.error(str(exc))
         trio.run(functools.partial(run_daemon, node, stdio=args.stdio, peers=args.peer))
         return 0
     parser.print_help()

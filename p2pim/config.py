@@ -34,3 +34,4 @@ class NodeConfig:
     handshake_timeout: float = 5.0
     max_pending_handshakes: int = 64
     max_pending_per_address: int = 8
+    max_sessions: int = 256

@@ -152,7 +152,9 @@ async def serve_stdio(server: RpcServer, events: trio.MemoryReceiveChannel[ev.No
 
     async def forward_events() -> None:
         async for event in events:
-            await writer.write({"jsonrpc": "2.0", "method": "event", "params": event_to_json(event)})
+            await writer.write(
+                {"jsonrpc": "2.0", "method": "event", "params": event_to_json(event)}
+            )
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(forward_events)

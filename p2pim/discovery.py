@@ -8,6 +8,7 @@ the handshake key against `fingerprint_hint` before trusting anything.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import re
@@ -28,8 +29,25 @@ RESOLVE_TIMEOUT_MS = 3000
 MAX_QUEUED_CHANGES = 256
 MAX_CONCURRENT_RESOLVES = 4
 # Virtual and container interfaces are skipped unless named explicitly (DESIGN.md §3).
-VIRTUAL_PREFIXES = ("lo", "docker", "veth", "virbr", "br-", "vmnet", "vboxnet", "tun", "tap",
-                    "zt", "tailscale", "wg", "cni", "flannel", "podman", "lxc", "lxd")
+VIRTUAL_PREFIXES = (
+    "lo",
+    "docker",
+    "veth",
+    "virbr",
+    "br-",
+    "vmnet",
+    "vboxnet",
+    "tun",
+    "tap",
+    "zt",
+    "tailscale",
+    "wg",
+    "cni",
+    "flannel",
+    "podman",
+    "lxc",
+    "lxd",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +95,8 @@ def resolve_interfaces(choices: list[str] | None) -> list[str]:
 
 def instance_name(nick: str, identity: Identity) -> str:
     # A DNS label holds 63 bytes; keep the nick readable and the fingerprint part intact.
-    safe = re.sub(r"[^\w\- ]", "", nick).strip()[:40] or "p2pim"
+    safe = re.sub(r"[^\w\- ]", "", nick).strip().encode()[:40].decode(errors="ignore")
+    safe = safe or "p2pim"
     return f"{safe}-{identity.short_id}"
 
 
@@ -132,10 +151,8 @@ class Discovery:
 
         def on_change(**kwargs: Any) -> None:  # runs in zeroconf's thread
             change = (kwargs["state_change"], kwargs["name"])
-            try:
+            with contextlib.suppress(trio.RunFinishedError):
                 token.run_sync_soon(self._post, changes_in, change)
-            except trio.RunFinishedError:
-                pass
 
         browser = None
         try:
@@ -143,15 +160,10 @@ class Discovery:
             browser = ServiceBrowser(zc, SERVICE_TYPE, handlers=[on_change])
             await trio.to_thread.run_sync(self._register, zc)
             task_status.started()
-            limiter = trio.CapacityLimiter(MAX_CONCURRENT_RESOLVES)
+            # A fixed pool of workers: a flood of records queues (bounded), never fans out.
             async with trio.open_nursery() as nursery:
-                async for state_change, name in changes_out:
-                    if name == self._info.name:
-                        continue
-                    if state_change is ServiceStateChange.Removed:
-                        await events.send(PeerWithdrawn(name))
-                    else:
-                        nursery.start_soon(self._resolve, zc, name, events, limiter)
+                for _ in range(MAX_CONCURRENT_RESOLVES):
+                    nursery.start_soon(self._handle_changes, zc, changes_out.clone(), events)
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(3):
                 await trio.to_thread.run_sync(self._close, zc, browser, abandon_on_cancel=True)
@@ -182,17 +194,25 @@ class Discovery:
             log.debug("mDNS unregister failed: %s", exc)
         zc.close()
 
-    async def _resolve(
+    async def _handle_changes(
         self,
         zc: Zeroconf,
-        name: str,
+        changes: trio.MemoryReceiveChannel[tuple[ServiceStateChange, str]],
         events: trio.MemorySendChannel[DiscoveryEvent],
-        limiter: trio.CapacityLimiter,
     ) -> None:
-        info = await trio.to_thread.run_sync(
-            zc.get_service_info, SERVICE_TYPE, name, RESOLVE_TIMEOUT_MS,
-            limiter=limiter, abandon_on_cancel=True,
-        )
-        advert = parse_service(name, info) if info is not None else None
-        if advert is not None:
-            await events.send(advert)
+        async for state_change, name in changes:
+            if name == self._info.name:
+                continue
+            if state_change is ServiceStateChange.Removed:
+                await events.send(PeerWithdrawn(name))
+                continue
+            info = await trio.to_thread.run_sync(
+                zc.get_service_info,
+                SERVICE_TYPE,
+                name,
+                RESOLVE_TIMEOUT_MS,
+                abandon_on_cancel=True,
+            )
+            advert = parse_service(name, info) if info is not None else None
+            if advert is not None:
+                await events.send(advert)

@@ -32,8 +32,10 @@ from p2pim.net.link import LinkClosed, PeerLink, perform_handshake
 from p2pim.wire.connection import UnexpectedPeerKey
 from p2pim.wire.errors import RemoteProtocolError
 from p2pim.wire.messages import (
+    BYE_BUSY,
     BYE_DUPLICATE,
     BYE_QUIT,
+    MAX_NICK_BYTES,
     MAX_TEXT_BYTES,
     PROTOCOL_VERSION,
     Bye,
@@ -73,6 +75,8 @@ class Node:
         self.identity = identity
         self.config = config or NodeConfig()
         self.port: int | None = None
+        if not 0 < len(self.config.nick.encode()) <= MAX_NICK_BYTES:
+            raise ValueError(f"a nick is 1 to {MAX_NICK_BYTES} UTF-8 bytes long")
         self._hello = Hello(version=PROTOCOL_VERSION, nick=self.config.nick)
         self._links: dict[str, PeerLink] = {}
         self._adverts: dict[str, discovery.PeerAdvertised] = {}
@@ -107,7 +111,11 @@ class Node:
         """Graceful exit: goodbye on every link, withdraw the mDNS record, stop tasks."""
         self._stopped.set()
 
-    async def _serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def _serve(
+        self,
+        *,
+        task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
         listeners = await trio.open_tcp_listeners(
             self.config.listen_port, host=self.config.listen_host
         )
@@ -158,16 +166,17 @@ class Node:
             known[fp] = PeerInfo(fp, link.remote_nick, True, addresses)
         return sorted(known.values(), key=lambda p: (p.nick, p.fingerprint))
 
-    async def connect(
-        self, host: str, port: int, expected_fingerprint: str | None = None
-    ) -> str:
+    async def connect(self, host: str, port: int, expected_fingerprint: str | None = None) -> str:
         """Dial `host:port` and return the authenticated peer's fingerprint.
 
         With `expected_fingerprint`, a peer holding any other key is dropped during the
         handshake, before we reveal our identity or send any data (PeerRejectedError).
         """
+
         def accept(remote_static: bytes) -> bool:
-            return expected_fingerprint is None or fingerprint(remote_static) == expected_fingerprint
+            return (
+                expected_fingerprint is None or fingerprint(remote_static) == expected_fingerprint
+            )
 
         with trio.fail_after(self.config.handshake_timeout):
             stream = await trio.open_tcp_stream(host, port)
@@ -181,10 +190,14 @@ class Node:
                     accept_remote=accept,
                 )
             except UnexpectedPeerKey as exc:
-                await self._emit(PeerRejected(
-                    host, "key does not match the advertised fingerprint",
-                    expected_fingerprint, fingerprint(exc.remote_static),
-                ))
+                await self._emit(
+                    PeerRejected(
+                        host,
+                        "key does not match the advertised fingerprint",
+                        expected_fingerprint,
+                        fingerprint(exc.remote_static),
+                    )
+                )
                 raise PeerRejectedError(f"{host}:{port} is not {expected_fingerprint}") from exc
             except (RemoteProtocolError, LinkClosed) as exc:
                 await self._emit(PeerRejected(host, f"handshake failed: {exc}"))
@@ -265,6 +278,9 @@ class Node:
             self._links[link.fingerprint] = link
             await existing.say_goodbye(BYE_DUPLICATE)
             return True
+        if len(self._links) >= self.config.max_sessions:
+            await link.say_goodbye(BYE_BUSY)
+            return False
         self._links[link.fingerprint] = link
         await self._emit(PeerConnected(link.fingerprint, link.remote_nick, link.address))
         return True
@@ -275,10 +291,15 @@ class Node:
             while True:
                 message = await link.receive()
                 if isinstance(message, Text):
-                    await self._emit(MessageReceived(
-                        link.fingerprint, link.remote_nick, message.id.hex(),
-                        message.sent_at, message.body,
-                    ))
+                    await self._emit(
+                        MessageReceived(
+                            link.fingerprint,
+                            link.remote_nick,
+                            message.id.hex(),
+                            message.sent_at,
+                            message.body,
+                        )
+                    )
                 elif isinstance(message, Bye):
                     reason = message.reason
                     break
@@ -307,9 +328,9 @@ class Node:
             if event.instance not in self._adverts and len(self._adverts) >= MAX_KNOWN_ADVERTS:
                 continue  # bounded table: a flood of fake records cannot grow it
             self._adverts[event.instance] = event
-            await self._emit(PeerDiscovered(
-                event.fingerprint_hint, event.nick, event.addresses, event.port
-            ))
+            await self._emit(
+                PeerDiscovered(event.fingerprint_hint, event.nick, event.addresses, event.port)
+            )
             if event.fingerprint_hint not in self._links:
                 assert self._nursery is not None
                 self._nursery.start_soon(self._dial_advertised, event)

@@ -44,7 +44,7 @@ class PeerLink:
     async def send(self, message: Message) -> None:
         """Send one message.  A failed or cancelled send poisons the link (nonces moved on)."""
         async with self._send_lock:
-            if self.closed:
+            if self.closed or self._conn.state is not State.ESTABLISHED:
                 raise LinkClosed("link is closed")
             sent = False
             try:

@@ -24,8 +24,20 @@ class RpcFailed(Exception):
 def daemon_argv(profile: Path, nick: str, address: str, *extra: str) -> list[str]:
     """The command line of a daemon that listens and runs mDNS on `address` only."""
     return [
-        sys.executable, "-m", "p2pim", "--profile", str(profile), "daemon", "--stdio",
-        "--nick", nick, "--listen", f"{address}:0", "--interface", address, *extra,
+        sys.executable,
+        "-m",
+        "p2pim",
+        "--profile",
+        str(profile),
+        "daemon",
+        "--stdio",
+        "--nick",
+        nick,
+        "--listen",
+        f"{address}:0",
+        "--interface",
+        address,
+        *extra,
     ]
 
 
@@ -104,9 +116,7 @@ class DaemonProcess:
             await self._new_event.wait()
 
 
-async def start_daemon(
-    nursery: trio.Nursery, argv: Sequence[str]
-) -> DaemonProcess:
+async def start_daemon(nursery: trio.Nursery, argv: Sequence[str]) -> DaemonProcess:
     """Start a daemon process whose stdout is read in `nursery`; stderr is inherited."""
     process = await trio.lowlevel.open_process(
         list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE

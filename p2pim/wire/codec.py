@@ -85,7 +85,8 @@ def decode(payload: bytes) -> Message:
         raise RemoteProtocolError(f"undecodable payload: {exc.__class__.__name__}") from None
     if type(obj) is not dict:
         raise RemoteProtocolError("payload is not a map")
-    entry = _SCHEMAS.get(obj.pop(TYPE_KEY, None))  # type: ignore[arg-type]
+    tag = obj.pop(TYPE_KEY, None)
+    entry = _SCHEMAS.get(tag) if type(tag) is str else None
     if entry is None:
         raise RemoteProtocolError("unknown or missing message type")
     cls, schema = entry

@@ -131,7 +131,7 @@ class Connection:
         self._outgoing.clear()
         return data
 
-    def receive_data(self, data: bytes) -> list[Event]:
+    def receive_data(self, data: bytes | bytearray) -> list[Event]:
         """Feed bytes from the peer; returns the events they complete."""
         if self.state not in (State.HANDSHAKE, State.ESTABLISHED):
             raise LocalProtocolError(f"receive_data in state {self.state.value}")
@@ -148,9 +148,6 @@ class Connection:
         except RemoteProtocolError:
             self._move(Input.REMOTE_ERROR)
             raise
-        if self.state is State.CLOSED and self._decoder.buffered:
-            self._move(Input.REMOTE_ERROR)
-            raise RemoteProtocolError("data after bye")
         return events
 
     def _on_frame(self, frame: bytes) -> Event | None:
@@ -160,6 +157,8 @@ class Connection:
             if isinstance(message, Hello):
                 raise RemoteProtocolError("hello after the handshake")
             if isinstance(message, Bye):
+                if self._decoder.buffered:
+                    raise RemoteProtocolError("data after bye")
                 self._move(Input.BYE)
             return message
         return self._on_handshake_frame(frame)

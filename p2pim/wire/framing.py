@@ -25,7 +25,7 @@ class FrameDecoder:
         self.max_frame_size = max_frame_size
         self._buffer = bytearray()
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         self._buffer += data
 
     def next_frame(self) -> bytes | None:
@@ -34,9 +34,7 @@ class FrameDecoder:
             return None
         length = int.from_bytes(self._buffer[:HEADER_SIZE], "big")
         if length == 0 or length > self.max_frame_size:
-            raise RemoteProtocolError(
-                f"frame length {length} outside 1..{self.max_frame_size}"
-            )
+            raise RemoteProtocolError(f"frame length {length} outside 1..{self.max_frame_size}")
         end = HEADER_SIZE + length
         if len(self._buffer) < end:
             return None

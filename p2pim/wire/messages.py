@@ -51,3 +51,4 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (Hello, Text, Bye)
 # Well-known Bye reasons.
 BYE_QUIT = "quit"
 BYE_DUPLICATE = "duplicate"
+BYE_BUSY = "busy"  # the node has as many sessions as it allows
