@@ -19,7 +19,9 @@ pytestmark = pytest.mark.netns
 IMPOSTOR = Path(__file__).parent / "peers" / "impostor.py"
 
 
-async def read_json_lines(stream: trio.abc.ReceiveStream, into: list[dict], changed: list[trio.Event]) -> None:
+async def read_json_lines(
+    stream: trio.abc.ReceiveStream, into: list[dict], changed: list[trio.Event]
+) -> None:
     buffer = b""
     while chunk := await stream.receive_some(65536):
         buffer += chunk
@@ -36,7 +38,9 @@ async def test_dialer_rejects_host_advertising_another_peers_fingerprint(
     victim = load_or_create(tmp_path / "victim")  # never runs: the impostor wears its name
     async with trio.open_nursery() as nursery:
         impostor = await trio.lowlevel.open_process(
-            loopback_ns.command([sys.executable, str(IMPOSTOR), victim.public_key.hex(), "127.0.0.1"]),
+            loopback_ns.command(
+                [sys.executable, str(IMPOSTOR), victim.public_key.hex(), "127.0.0.1"]
+            ),
             stdout=subprocess.PIPE,
         )
         reports: list[dict] = []

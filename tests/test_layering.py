@@ -51,9 +51,7 @@ def test_outside_libraries_stay_in_their_home(path: Path) -> None:
             )
 
 
-@pytest.mark.parametrize(
-    "path", sorted((PACKAGE / "wire").glob("*.py")), ids=lambda p: p.name
-)
+@pytest.mark.parametrize("path", sorted((PACKAGE / "wire").glob("*.py")), ids=lambda p: p.name)
 def test_wire_core_is_sans_io(path: Path) -> None:
     for name in imports_of(path):
         top = name.split(".")[0]

@@ -55,7 +55,9 @@ async def test_text_arrives_with_authenticated_sender() -> None:
         assert connected == PeerConnected(a.fingerprint, "alice", "127.0.0.1")
         assert isinstance(received, MessageReceived)
         assert (received.sender, received.nick, received.text) == (
-            a.fingerprint, "alice", "hello bob ✓"
+            a.fingerprint,
+            "alice",
+            "hello bob ✓",
         )
         assert [p.fingerprint for p in b.peers() if p.connected] == [a.fingerprint]
 
@@ -134,8 +136,11 @@ async def test_pending_handshake_cap_per_address_spares_other_addresses() -> Non
             stream = await trio.open_tcp_stream("127.0.0.1", node.port, local_address="127.0.0.2")
             with trio.fail_after(5):
                 link = await perform_handshake(
-                    stream, initiator=True, static_private=friend.identity.private_key,
-                    hello=Hello(PROTOCOL_VERSION, "friend"), address="127.0.0.1",
+                    stream,
+                    initiator=True,
+                    static_private=friend.identity.private_key,
+                    hello=Hello(PROTOCOL_VERSION, "friend"),
+                    address="127.0.0.1",
                 )
             assert link.fingerprint == node.fingerprint
             await link.close()
@@ -151,20 +156,25 @@ async def test_malformed_frame_closes_only_that_session() -> None:
         stream = await trio.open_tcp_stream("127.0.0.1", b.port)
         with trio.fail_after(5):
             rogue = await perform_handshake(
-                stream, initiator=True, static_private=rogue_identity.private_key,
-                hello=Hello(PROTOCOL_VERSION, "rogue"), address="127.0.0.1",
+                stream,
+                initiator=True,
+                static_private=rogue_identity.private_key,
+                hello=Hello(PROTOCOL_VERSION, "rogue"),
+                address="127.0.0.1",
             )
             await next_event(
                 b_events,
-                lambda e: isinstance(e, PeerConnected)
-                and e.fingerprint == rogue_identity.fingerprint,
+                lambda e: (
+                    isinstance(e, PeerConnected) and e.fingerprint == rogue_identity.fingerprint
+                ),
             )
             # An authenticated peer sends a frame that is not valid AEAD ciphertext.
             await stream.send_all(encode_frame(b"\x00" * 40))
             gone = await next_event(
                 b_events,
-                lambda e: isinstance(e, PeerDisconnected)
-                and e.fingerprint == rogue_identity.fingerprint,
+                lambda e: (
+                    isinstance(e, PeerDisconnected) and e.fingerprint == rogue_identity.fingerprint
+                ),
             )
         assert "protocol error" in gone.reason  # type: ignore[union-attr]
         await a.send_text(b.fingerprint, "still here")

@@ -31,8 +31,11 @@ async def main(victim_public_hex: str, address: str) -> None:
         try:
             with trio.fail_after(10):
                 link = await perform_handshake(
-                    stream, initiator=False, static_private=own.private_key,
-                    hello=Hello(PROTOCOL_VERSION, "victim"), address="",
+                    stream,
+                    initiator=False,
+                    static_private=own.private_key,
+                    hello=Hello(PROTOCOL_VERSION, "victim"),
+                    address="",
                 )
         except (RemoteProtocolError, LinkClosed, trio.TooSlowError) as exc:
             report(event="handshake_failed", error=str(exc))
