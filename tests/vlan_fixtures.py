@@ -2,7 +2,8 @@
 
 Tests needing namespaces are skipped, with the reason, where those are unavailable (not
 root, no iproute2, no kernel support) if they are marked `@pytest.mark.netns` (this
-plugin's hook), decorated `@requires_netns`, or use the `vlan3` / `loopback_ns` fixtures.
+plugin's hook), decorated `@requires_netns`, or use the `vlan3` / `routed_lans` /
+`loopback_ns` fixtures.
 """
 
 import os
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from p2pim.testing.vlan import LoopbackNamespace, VirtualLan, namespaces_available
+from p2pim.testing.vlan import LoopbackNamespace, RoutedLans, VirtualLan, namespaces_available
 
 NETNS_AVAILABLE, NETNS_REASON = namespaces_available()
 _SKIP_REASON = f"network namespaces unavailable: {NETNS_REASON}"
@@ -34,6 +35,15 @@ def vlan3() -> Iterator[VirtualLan]:
         pytest.skip(_SKIP_REASON)
     with VirtualLan(3) as lan:
         yield lan
+
+
+@pytest.fixture
+def routed_lans() -> Iterator[RoutedLans]:
+    """Two subnets joined by a router: h0, h1 on subnet 0 and h2 on subnet 1."""
+    if not NETNS_AVAILABLE:
+        pytest.skip(_SKIP_REASON)
+    with RoutedLans((2, 1)) as lans:
+        yield lans
 
 
 @pytest.fixture
