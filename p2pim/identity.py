@@ -80,3 +80,37 @@ def _write_private(path: Path, private: bytes) -> None:
         os.link(tmp, path)
     finally:
         tmp.unlink()
+
+
+SAFETY_NUMBER_VERSION = 0
+SAFETY_NUMBER_ITERATIONS = 5200
+SAFETY_NUMBER_GROUP = 5
+
+
+def safety_number(key_a: bytes, key_b: bytes) -> str:
+    """The Signal-style 60-digit safety number of two public keys, the same on both sides.
+
+    Each key gives 30 digits: h = SHA-512(version || key || key) (the key doubles as the
+    stable identifier, as p2pim has no phone numbers), then h = SHA-512(h || key) 5199 more
+    times; the first 30 bytes, as six 5-byte big-endian chunks, each modulo 100000 and
+    zero-padded, are the digits.  The two halves are sorted, so the order of the arguments
+    does not matter.
+    """
+    halves = []
+    for key in (key_a, key_b):
+        if len(key) != 32:
+            raise ValueError("a public key is 32 bytes")
+        h = hashlib.sha512(SAFETY_NUMBER_VERSION.to_bytes(2, "big") + key + key).digest()
+        for _ in range(SAFETY_NUMBER_ITERATIONS - 1):
+            h = hashlib.sha512(h + key).digest()
+        chunks = (int.from_bytes(h[i : i + 5], "big") % 100000 for i in range(0, 30, 5))
+        halves.append("".join(f"{chunk:05d}" for chunk in chunks))
+    return "".join(sorted(halves))
+
+
+def format_safety_number(number: str) -> str:
+    """Group a safety number for reading aloud: 12 groups of 5 digits, `12345 67890 ...`."""
+    if len(number) != 60 or not number.isascii() or not number.isdigit():
+        raise ValueError("a safety number is 60 digits")
+    n = SAFETY_NUMBER_GROUP
+    return " ".join(number[i : i + n] for i in range(0, len(number), n))
