@@ -65,7 +65,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         type=parse_host_port,
         metavar="HOST:PORT",
-        help="connect to this peer at start (repeatable)",
+        help="keep a session with this peer; remembered (repeatable)",
+    )
+    daemon.add_argument(
+        "--presence-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="a silent peer is offline after this long (default 5)",
+    )
+    daemon.add_argument(
+        "--reconnect-max-delay",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="longest wait between attempts to reach a known peer (default 30)",
     )
     return parser
 
@@ -87,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "daemon":
         from p2pim.daemon import run_daemon
         from p2pim.node import Node
+        from p2pim.storage import database_path
 
         host, port = args.listen
         config = NodeConfig(
@@ -95,9 +110,11 @@ def main(argv: list[str] | None = None) -> int:
             listen_port=port,
             interfaces=args.interface,
             discovery=not args.no_discovery,
+            presence_timeout=args.presence_timeout,
+            reconnect_max_delay=args.reconnect_max_delay,
         )
         try:
-            node = Node(ident.load_or_create(profile), config)
+            node = Node(ident.load_or_create(profile), config, store_path=database_path(profile))
         except ValueError as exc:
             parser.error(str(exc))
         trio.run(functools.partial(run_daemon, node, stdio=args.stdio, peers=args.peer))

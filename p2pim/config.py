@@ -35,3 +35,10 @@ class NodeConfig:
     max_pending_handshakes: int = 64
     max_pending_per_address: int = 8
     max_sessions: int = 256
+    # A peer silent this long is offline; heartbeats flow on idle links every third of it.
+    presence_timeout: float = 5.0
+    # Redialling known peers: exponential backoff from base to max seconds, jittered.
+    reconnect_base_delay: float = 0.5
+    reconnect_max_delay: float = 30.0
+    # Seconds without `Node.note_activity()` before "online" turns "away" (None: never).
+    auto_away_after: float | None = None

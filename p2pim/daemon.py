@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,8 @@ from typing import Any
 import trio
 
 from p2pim import events as ev
-from p2pim.node import Node, PeerNotConnected, PeerRejectedError
+from p2pim.node import Node, PairingError, PeerNotConnected, PeerRejectedError
+from p2pim.trust import PeerKeyChangedError
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +29,7 @@ MAX_REQUEST_BYTES = 1024 * 1024
 
 # JSON-RPC 2.0 error codes; the application's own are positive and stable.
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
-PEER_NOT_CONNECTED, UNKNOWN_PEER, PEER_REJECTED = 1, 2, 3
-
-EVENT_NAMES: dict[type, str] = {
-    ev.PeerDiscovered: "peer_discovered",
-    ev.PeerConnected: "peer_connected",
-    ev.PeerDisconnected: "peer_disconnected",
-    ev.PeerRejected: "peer_rejected",
-    ev.MessageReceived: "message_received",
-}
+PEER_NOT_CONNECTED, UNKNOWN_PEER, PEER_REJECTED, KEY_CHANGED, PAIRING_FAILED = 1, 2, 3, 4, 5
 
 
 class RpcError(Exception):
@@ -44,8 +38,13 @@ class RpcError(Exception):
         self.code = code
 
 
+def event_name(cls: type) -> str:
+    """`PeerConnected` -> `peer_connected`: the notification's `type`."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
+
+
 def event_to_json(event: ev.NodeEvent) -> dict[str, Any]:
-    return {"type": EVENT_NAMES[type(event)], **dataclasses.asdict(event)}
+    return {"type": event_name(type(event)), **dataclasses.asdict(event)}
 
 
 class RpcServer:
@@ -58,12 +57,26 @@ class RpcServer:
             "peers": self.peers,
             "connect": self.connect,
             "send": self.send,
+            "set_status": self.set_status,
+            "add_peer": self.add_peer,
+            "remove_peer": self.remove_peer,
+            "reachability": self.reachability,
+            "safety_number": self.safety_number,
+            "verify": self.verify,
+            "start_pairing": self.start_pairing,
+            "pair": self.pair,
             "shutdown": self.shutdown,
         }
 
     async def identity(self) -> dict[str, Any]:
         node = self.node
-        return {"fingerprint": node.fingerprint, "nick": node.config.nick, "port": node.port}
+        return {
+            "fingerprint": node.fingerprint,
+            "nick": node.config.nick,
+            "port": node.port,
+            "status": node.status.status,
+            "status_text": node.status.status_text,
+        }
 
     async def peers(self) -> list[dict[str, Any]]:
         return [dataclasses.asdict(p) for p in self.node.peers()]
@@ -81,8 +94,50 @@ class RpcServer:
             return {"id": await self.node.send_text(self.resolve_peer(peer), text)}
         except PeerNotConnected as exc:
             raise RpcError(PEER_NOT_CONNECTED, f"peer {peer} is not connected") from exc
+        except PeerKeyChangedError as exc:
+            raise RpcError(KEY_CHANGED, str(exc)) from exc
         except ValueError as exc:
             raise RpcError(INVALID_PARAMS, str(exc)) from exc
+
+    async def set_status(self, status: str, text: str = "") -> None:
+        try:
+            await self.node.set_status(status, text)
+        except ValueError as exc:
+            raise RpcError(INVALID_PARAMS, str(exc)) from exc
+
+    async def add_peer(self, host: str, port: int) -> None:
+        await self.node.add_peer(host, port)
+
+    async def remove_peer(self, host: str, port: int) -> None:
+        await self.node.remove_peer(host, port)
+
+    async def reachability(self) -> list[dict[str, Any]]:
+        return [dataclasses.asdict(r) for r in self.node.reachability()]
+
+    async def safety_number(self, peer: str) -> dict[str, str]:
+        try:
+            return {"safety_number": self.node.safety_number(self.resolve_peer(peer))}
+        except PeerNotConnected as exc:
+            raise RpcError(UNKNOWN_PEER, str(exc)) from exc
+
+    async def verify(self, peer: str) -> None:
+        try:
+            await self.node.verify(self.resolve_peer(peer))
+        except PeerNotConnected as exc:
+            raise RpcError(UNKNOWN_PEER, str(exc)) from exc
+
+    async def start_pairing(self) -> dict[str, str]:
+        return {"code": self.node.start_pairing()}
+
+    async def pair(self, host: str, port: int, code: str) -> dict[str, str]:
+        try:
+            return {"fingerprint": await self.node.pair(host, port, code)}
+        except ValueError as exc:
+            raise RpcError(INVALID_PARAMS, str(exc)) from exc
+        except PairingError as exc:
+            raise RpcError(PAIRING_FAILED, str(exc)) from exc
+        except (OSError, trio.TooSlowError) as exc:
+            raise RpcError(PEER_NOT_CONNECTED, f"cannot reach {host}:{port}: {exc}") from exc
 
     async def shutdown(self) -> None:
         await self.node.stop()
@@ -189,7 +244,7 @@ async def run_daemon(node: Node, *, stdio: bool, peers: list[tuple[str, int]]) -
         await nursery.start(_run_node, node, nursery.cancel_scope)
         nursery.start_soon(_stop_on_signals, node)
         for host, port in peers:
-            nursery.start_soon(_connect_quietly, node, host, port)
+            await node.add_peer(host, port)  # remembered, and redialled until it answers
         if stdio:
             await serve_stdio(RpcServer(node), events)
             await node.stop()
@@ -202,13 +257,6 @@ async def _run_node(
 ) -> None:
     await node.run(task_status=task_status)
     scope.cancel()  # the node has stopped: so does everything serving it
-
-
-async def _connect_quietly(node: Node, host: str, port: int) -> None:
-    try:
-        await node.connect(host, port)
-    except (OSError, trio.TooSlowError, PeerRejectedError) as exc:
-        log.warning("could not connect to %s:%d: %s", host, port, exc)
 
 
 async def _stop_on_signals(node: Node) -> None:

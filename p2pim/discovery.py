@@ -121,7 +121,14 @@ def parse_service(instance: str, info: ServiceInfo) -> PeerAdvertised | None:
 class Discovery:
     """Advertises one node and reports other nodes' records to trio."""
 
-    def __init__(self, identity: Identity, nick: str, port: int, interfaces: list[str]) -> None:
+    def __init__(
+        self,
+        identity: Identity,
+        nick: str,
+        port: int,
+        interfaces: list[str],
+        status: str = "online",
+    ) -> None:
         if not interfaces:
             raise ValueError("mDNS needs at least one interface address")
         self.interfaces = interfaces
@@ -130,11 +137,32 @@ class Discovery:
             SERVICE_TYPE,
             f"{self.instance}.{SERVICE_TYPE}",
             port=port,
-            properties={"v": str(PROTOCOL_VERSION), "fp": identity.fingerprint, "nick": nick},
+            properties=self._properties(identity.fingerprint, nick, status),
             server=f"p2pim-{identity.short_id}.local.",
             parsed_addresses=interfaces,
         )
         self.dropped_changes = 0
+        self._zc: Zeroconf | None = None
+
+    @staticmethod
+    def _properties(fp: str, nick: str, status: str) -> dict[str, str]:
+        return {"v": str(PROTOCOL_VERSION), "fp": fp, "nick": nick, "status": status}
+
+    async def update_status(self, status: str) -> None:
+        """Re-announce the record with a new status (a courtesy: sessions carry the truth)."""
+        zc = self._zc
+        if zc is None:
+            return
+        props = {k.decode(): (v or b"").decode() for k, v in self._info.properties.items()}
+        self._info = ServiceInfo(
+            SERVICE_TYPE,
+            self._info.name,
+            port=self._info.port,
+            properties=self._properties(props["fp"], props["nick"], status),
+            server=self._info.server,
+            parsed_addresses=self.interfaces,
+        )
+        await trio.to_thread.run_sync(zc.update_service, self._info, abandon_on_cancel=True)
 
     async def run(
         self,
@@ -143,7 +171,7 @@ class Discovery:
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Advertise and browse until cancelled; withdraw the record on the way out."""
-        zc = await trio.to_thread.run_sync(self._open)
+        zc = self._zc = await trio.to_thread.run_sync(self._open)
         changes_in, changes_out = trio.open_memory_channel[tuple[ServiceStateChange, str]](
             MAX_QUEUED_CHANGES
         )

@@ -17,15 +17,46 @@ class PeerDiscovered:
 
 @dataclass(frozen=True, slots=True)
 class PeerConnected:
+    """A peer came online: an authenticated session exists."""
+
     fingerprint: str
     nick: str
     address: str
+    status: str
+    status_text: str
+    trust: str  # "unverified", "verified" or "key_changed"
 
 
 @dataclass(frozen=True, slots=True)
 class PeerDisconnected:
+    """The peer went offline: it said goodbye (`reason` is its bye reason), fell silent
+    for the presence timeout, or the connection failed."""
+
     fingerprint: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStatusChanged:
+    fingerprint: str
+    status: str
+    status_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerKeyChanged:
+    """LOUD: a peer known by this nick now presents a different key.  Sending to it is
+    refused until the user verifies it (safety number or pairing)."""
+
+    fingerprint: str
+    nick: str
+    previous_fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerTrustChanged:
+    fingerprint: str
+    trust: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +70,21 @@ class PeerRejected:
 
 
 @dataclass(frozen=True, slots=True)
+class DialFailed:
+    """We could not reach a peer at an address; `reason` is refused, timed out,
+    unreachable, key mismatch or handshake failed.  See `Node.reachability()`."""
+
+    fingerprint: str | None
+    address: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PairingFailed:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class MessageReceived:
     sender: str  # fingerprint: the authenticated identity, not the nick
     nick: str
@@ -47,4 +93,15 @@ class MessageReceived:
     text: str
 
 
-NodeEvent = PeerDiscovered | PeerConnected | PeerDisconnected | PeerRejected | MessageReceived
+NodeEvent = (
+    PeerDiscovered
+    | PeerConnected
+    | PeerDisconnected
+    | PeerStatusChanged
+    | PeerKeyChanged
+    | PeerTrustChanged
+    | PeerRejected
+    | DialFailed
+    | PairingFailed
+    | MessageReceived
+)

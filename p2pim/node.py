@@ -1,52 +1,66 @@
 """`Node`: the one public async API that the TUI, daemon, CLI, examples and tests share.
 
 A node owns one root nursery.  It listens first, then advertises (so nobody dials a port
-that is not open yet), dials advertised peers, and keeps at most one session per peer
-identity.  Everything it learns is delivered as `p2pim.events` to subscribers.
+that is not open yet), keeps at most one session per peer identity, and keeps trying to
+reach the peers it knows (`reach.ReachPlanner`).  Sessions carry presence: heartbeats
+when idle, and a peer silent for `presence_timeout` is offline.  Everything it learns is
+delivered as `p2pim.events` to subscribers.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import errno
 import logging
+import math
 import os
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import trio
 
-from p2pim import discovery
+from p2pim import discovery, events, trust
 from p2pim.config import NodeConfig
-from p2pim.events import (
-    MessageReceived,
-    NodeEvent,
-    PeerConnected,
-    PeerDisconnected,
-    PeerDiscovered,
-    PeerRejected,
-)
-from p2pim.identity import Identity, fingerprint
+from p2pim.events import NodeEvent
+from p2pim.identity import Identity, fingerprint, safety_number
 from p2pim.net.link import LinkClosed, PeerLink, perform_handshake
+from p2pim.reach import Address, ReachPlanner, Source, Target
+from p2pim.storage import PeerRecord, Store
+from p2pim.wire import pake
 from p2pim.wire.connection import UnexpectedPeerKey
 from p2pim.wire.errors import RemoteProtocolError
 from p2pim.wire.messages import (
     BYE_BUSY,
     BYE_DUPLICATE,
     BYE_QUIT,
+    MAX_EXCHANGED_PEERS,
     MAX_NICK_BYTES,
+    MAX_STATUS_TEXT_BYTES,
     MAX_TEXT_BYTES,
     PROTOCOL_VERSION,
+    STATUSES,
     Bye,
+    Heartbeat,
     Hello,
+    Message,
+    PeerAddress,
+    PeerList,
+    Presence,
     Text,
 )
 
 log = logging.getLogger(__name__)
 
 MAX_KNOWN_ADVERTS = 1024
+MAX_KNOWN_PEERS = 4096
 SUBSCRIBER_BUFFER = 1024
+EXCHANGE_MIN_INTERVAL = 1.0  # peer lists are coalesced: at most one round per second
+PAIRING_TIMEOUT = 300.0
 
 
 class PeerNotConnected(Exception):
@@ -56,6 +70,14 @@ class PeerNotConnected(Exception):
 class PeerRejectedError(Exception):
     """A dialled peer was not who it claimed to be, or spoke nonsense."""
 
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class PairingError(Exception):
+    """Pairing failed: wrong code, no pairing in progress on the other side, or timeout."""
+
 
 @dataclass(frozen=True, slots=True)
 class PeerInfo:
@@ -63,27 +85,81 @@ class PeerInfo:
     nick: str
     connected: bool
     addresses: tuple[str, ...]
+    status: str  # online / away / busy, or offline when not connected
+    status_text: str
+    trust: str | None  # None: never connected, so nothing is pinned yet
+
+
+@dataclass(frozen=True, slots=True)
+class Reachability:
+    """What the node knows about reaching one peer, for one-way visibility diagnosis."""
+
+    fingerprint: str | None
+    connected: bool
+    they_reached_us: bool
+    last_error: str | None
+    last_error_address: str | None
+    addresses: tuple[str, ...]
+    diagnosis: str
 
 
 def new_message_id() -> bytes:
     """16 bytes: 48-bit milliseconds then 80 random bits, so ids sort by creation time."""
-    return time.time_ns().__floordiv__(1_000_000).to_bytes(6, "big") + os.urandom(10)
+    return (time.time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def classify_dial_error(exc: BaseException) -> str:
+    if isinstance(exc, PeerRejectedError):
+        return exc.reason
+    if isinstance(exc, trio.TooSlowError):
+        return "timed out"
+    codes = {getattr(e, "errno", None) for e in (exc, exc.__cause__, exc.__context__)}
+    if errno.ECONNREFUSED in codes:
+        return "refused"
+    if codes & {errno.ETIMEDOUT}:
+        return "timed out"
+    return f"unreachable ({exc})"
 
 
 class Node:
-    def __init__(self, identity: Identity, config: NodeConfig | None = None) -> None:
+    def __init__(
+        self,
+        identity: Identity,
+        config: NodeConfig | None = None,
+        *,
+        store_path: Path | None = None,
+    ) -> None:
         self.identity = identity
         self.config = config or NodeConfig()
-        self.port: int | None = None
         if not 0 < len(self.config.nick.encode()) <= MAX_NICK_BYTES:
             raise ValueError(f"a nick is 1 to {MAX_NICK_BYTES} UTF-8 bytes long")
-        self._hello = Hello(version=PROTOCOL_VERSION, nick=self.config.nick)
+        self.port: int | None = None
+        self._store_path = store_path
+        self._store: Store | None = None
+        self._status = Presence("online", "")
         self._links: dict[str, PeerLink] = {}
+        self._presence: dict[str, Presence] = {}
+        self._session_trust: dict[str, trust.Trust] = {}  # set once a new session is pinned
+        self._records: dict[str, PeerRecord] = {}
         self._adverts: dict[str, discovery.PeerAdvertised] = {}
-        self._dialing: set[str] = set()
+        self._reach = ReachPlanner(
+            base_delay=self.config.reconnect_base_delay,
+            max_delay=self.config.reconnect_max_delay,
+        )
+        self._reach_changed = trio.Event()
+        self._exchange_due = trio.Event()
+        self._activity = trio.Event()
+        self._last_activity = 0.0
+        self._auto_away = False
+        self._pairing_code: tuple[str, float] | None = None
         self._pending_total = 0
         self._pending_by_address: Counter[str] = Counter()
         self._subscribers: list[trio.MemorySendChannel[NodeEvent]] = []
+        self._discovery: discovery.Discovery | None = None
         self._nursery: trio.Nursery | None = None
         self._stopped = trio.Event()
 
@@ -91,21 +167,38 @@ class Node:
     def fingerprint(self) -> str:
         return self.identity.fingerprint
 
+    def _hello(self) -> Hello:
+        return Hello(
+            PROTOCOL_VERSION,
+            self.config.nick,
+            self._status.status,
+            self._status.status_text,
+            self.port or 0,
+        )
+
     # ---- life cycle -------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until `stop()` (or cancellation); reports ready once listening/advertising."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            await nursery.start(self._serve)
-            if self.config.discovery:
-                await self._start_discovery(nursery)
-            task_status.started()
-            try:
-                await self._stopped.wait()
-            finally:
-                await self._say_goodbye_to_all()
-                nursery.cancel_scope.cancel()
+        async with Store.open(self._store_path or ":memory:") as store:
+            self._store = store
+            self._records = {r.fingerprint: r for r in await store.peers()}
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await nursery.start(self._serve)
+                await self._load_reach_hints(store)
+                if self.config.discovery:
+                    await self._start_discovery(nursery)
+                nursery.start_soon(self._reach_loop)
+                nursery.start_soon(self._exchange_loop)
+                if self.config.auto_away_after is not None:
+                    nursery.start_soon(self._auto_away_loop, self.config.auto_away_after)
+                task_status.started()
+                try:
+                    await self._stopped.wait()
+                finally:
+                    await self._say_goodbye_to_all()
+                    nursery.cancel_scope.cancel()
 
     async def stop(self) -> None:
         """Graceful exit: goodbye on every link, withdraw the mDNS record, stop tasks."""
@@ -122,12 +215,22 @@ class Node:
         self.port = listeners[0].socket.getsockname()[1]
         await trio.serve_listeners(self._handle_inbound, listeners, task_status=task_status)
 
+    async def _load_reach_hints(self, store: Store) -> None:
+        now = trio.current_time()
+        for fp, addresses in (await store.all_addresses()).items():
+            for host, port in addresses:
+                self._reach.learn(fp, Address(host, port), Source.REMEMBERED, now)
+        for host, port in await store.manual_peers():
+            self._reach.add_manual(Address(host, port), now)
+
     async def _start_discovery(self, nursery: trio.Nursery) -> None:
         assert self.port is not None
         interfaces = discovery.resolve_interfaces(self.config.interfaces)
-        service = discovery.Discovery(self.identity, self.config.nick, self.port, interfaces)
+        self._discovery = discovery.Discovery(
+            self.identity, self.config.nick, self.port, interfaces, self._status.status
+        )
         send, receive = trio.open_memory_channel[discovery.DiscoveryEvent](64)
-        await nursery.start(service.run, send)
+        await nursery.start(self._discovery.run, send)
         nursery.start_soon(self._consume_discovery, receive)
 
     async def _say_goodbye_to_all(self) -> None:
@@ -152,19 +255,225 @@ class Node:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._subscribers.remove(channel)
 
-    # ---- peers -------------------------------------------------------------------------
+    # ---- peers and presence -------------------------------------------------------------
 
     def peers(self) -> list[PeerInfo]:
+        """Every peer known from mDNS, a session, or the trust store."""
         known: dict[str, PeerInfo] = {}
+        for record in self._records.values():
+            known[record.fingerprint] = PeerInfo(
+                record.fingerprint, record.nick, False, (), "offline", "", record.trust
+            )
         for advert in self._adverts.values():
-            if advert.fingerprint_hint != self.fingerprint:
-                known[advert.fingerprint_hint] = PeerInfo(
-                    advert.fingerprint_hint, advert.nick, False, advert.addresses
-                )
+            fp = advert.fingerprint_hint
+            previous = known.get(fp)
+            known[fp] = PeerInfo(
+                fp,
+                previous.nick if previous else advert.nick,
+                False,
+                advert.addresses,
+                "offline",
+                "",
+                previous.trust if previous else None,
+            )
         for fp, link in self._links.items():
-            addresses = known[fp].addresses if fp in known else (link.address,)
-            known[fp] = PeerInfo(fp, link.remote_nick, True, addresses)
+            presence = self._presence.get(fp, Presence("online", ""))
+            pinned = self._records.get(fp)
+            addresses = known[fp].addresses if fp in known and known[fp].addresses else ()
+            known[fp] = PeerInfo(
+                fp,
+                link.remote_nick,
+                True,
+                addresses or (link.address,),
+                presence.status,
+                presence.status_text,
+                pinned.trust if pinned else None,
+            )
+        known.pop(self.fingerprint, None)
         return sorted(known.values(), key=lambda p: (p.nick, p.fingerprint))
+
+    @property
+    def status(self) -> Presence:
+        return self._status
+
+    async def set_status(self, status: str, text: str = "") -> None:
+        """Change our presence; every connected peer hears of it at once."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}")
+        if len(text.encode()) > MAX_STATUS_TEXT_BYTES:
+            raise ValueError(f"status text is longer than {MAX_STATUS_TEXT_BYTES} bytes")
+        self._status = Presence(status, text)
+        self._auto_away = False
+        async with trio.open_nursery() as nursery:
+            for link in list(self._links.values()):
+                nursery.start_soon(self._send_quietly, link, self._status)
+            if self._discovery is not None:
+                nursery.start_soon(self._discovery.update_status, status)
+
+    def note_activity(self) -> None:
+        """The user did something (the UI calls this): resets the auto-away clock."""
+        self._last_activity = trio.current_time()
+        self._activity.set()
+
+    async def _auto_away_loop(self, idle_after: float) -> None:
+        self._last_activity = trio.current_time()
+        while True:
+            self._activity = trio.Event()
+            with trio.move_on_at(self._last_activity + idle_after):
+                await self._activity.wait()
+                if self._auto_away:  # activity after an automatic away: back online
+                    await self.set_status("online", self._status.status_text)
+                continue
+            if self._status.status == "online":
+                await self.set_status("away", self._status.status_text)
+                self._auto_away = True
+            self._activity = trio.Event()
+            await self._activity.wait()
+            if self._auto_away:
+                await self.set_status("online", self._status.status_text)
+
+    # ---- trust --------------------------------------------------------------------------
+
+    def safety_number(self, peer: str) -> str:
+        """60 digits to compare out of band; identical on both sides."""
+        record = self._records.get(peer)
+        if record is None:
+            raise PeerNotConnected(f"no key is known for {peer}")
+        return safety_number(self.identity.public_key, record.public_key)
+
+    async def verify(self, peer: str) -> None:
+        """The user confirmed this key (safety number compared): trust it, lift a key-change
+        block."""
+        record = self._records.get(peer)
+        if record is None:
+            raise PeerNotConnected(f"no key is known for {peer}")
+        await self._set_trust(record, trust.VERIFIED)
+
+    async def _set_trust(self, record: PeerRecord, level: trust.Trust) -> None:
+        assert self._store is not None
+        await self._store.set_trust(record.fingerprint, level)
+        self._records[record.fingerprint] = dataclasses.replace(
+            record, trust=level, previous_fingerprint=None
+        )
+        if record.fingerprint in self._session_trust:
+            self._session_trust[record.fingerprint] = level
+        await self._emit(events.PeerTrustChanged(record.fingerprint, level))
+
+    async def _pin(self, link: PeerLink) -> PeerRecord | None:
+        """Trust on first use; returns the record, or None when the store is full."""
+        assert self._store is not None
+        fp, nick = link.fingerprint, link.remote_nick
+        record: PeerRecord | None = self._records.get(fp)
+        if record is not None:
+            await self._store.touch_peer(fp, nick, now_ms())
+            record = self._records[fp] = dataclasses.replace(record, nick=nick)
+        elif len(self._records) < MAX_KNOWN_PEERS:
+            level, previous = trust.trust_for_new_key(
+                fp, nick, self._records.values(), self._links.keys() - {fp}
+            )
+            record = await self._store.pin_peer(
+                link.remote_static, fp, nick, now_ms(), level, previous
+            )
+            self._records[fp] = record
+            if previous is not None:
+                log.warning("KEY CHANGE: %r now presents %s (was %s)", nick, fp, previous)
+                await self._emit(events.PeerKeyChanged(fp, nick, previous))
+        if record is not None and link.paired and record.trust != trust.VERIFIED:
+            await self._set_trust(record, trust.VERIFIED)
+            record = self._records[fp]
+        return record
+
+    # ---- pairing ------------------------------------------------------------------------
+
+    def start_pairing(self, timeout: float = PAIRING_TIMEOUT) -> str:
+        """A one-time code for the other side's `pair()`.  It allows ONE attempt: a wrong
+        guess burns it, so a code cannot be brute-forced even online."""
+        code = pake.generate_code()
+        self._pairing_code = (code, trio.current_time() + timeout)
+        return pake.format_code(code)
+
+    def _take_pairing(self) -> pake.Pairing | None:
+        offer, self._pairing_code = self._pairing_code, None
+        if offer is None or trio.current_time() > offer[1]:
+            return None
+        return pake.Pairing(offer[0], initiator=False)
+
+    async def pair(self, host: str, port: int, code: str) -> str:
+        """Pair with the node at host:port showing `code`; both sides end up verified."""
+        pairing = pake.Pairing(code, initiator=True)
+        try:
+            return await self._dial(host, port, pairing=pairing)
+        except PeerRejectedError as exc:
+            await self._emit(events.PairingFailed(str(exc)))
+            raise PairingError(f"pairing with {host}:{port} failed: wrong code?") from exc
+
+    # ---- manual peers and reachability ---------------------------------------------------
+
+    async def add_peer(self, host: str, port: int) -> None:
+        """Keep a session with whoever listens at host:port (remembered across restarts)."""
+        assert self._store is not None
+        await self._store.add_manual_peer(host, port, now_ms())
+        self._reach.add_manual(Address(host, port), trio.current_time())
+        self._reach_changed.set()
+
+    async def remove_peer(self, host: str, port: int) -> None:
+        assert self._store is not None
+        await self._store.remove_manual_peer(host, port)
+        self._reach.remove_manual(Address(host, port))
+
+    def reachability(self) -> list[Reachability]:
+        report = []
+        for target in self._reach.targets():
+            fp = target.fingerprint
+            connected = fp is not None and fp in self._links
+            if target.last_error is None:
+                diagnosis = "connected" if connected else "not tried yet or no failure"
+            elif connected or target.inbound_seen:
+                diagnosis = (
+                    f"one-way: the peer reached us, we cannot reach it ({target.last_error}); "
+                    "its firewall or listening address is the likely cause"
+                )
+            else:
+                diagnosis = f"cannot reach the peer: {target.last_error}"
+            report.append(
+                Reachability(
+                    fp,
+                    connected,
+                    target.inbound_seen,
+                    target.last_error,
+                    str(target.last_error_address) if target.last_error_address else None,
+                    tuple(str(a) for a in target.ordered_addresses()),
+                    diagnosis,
+                )
+            )
+        return report
+
+    # ---- sending ------------------------------------------------------------------------
+
+    async def send_text(self, peer: str, text: str) -> str:
+        """Send `text` to the peer with fingerprint `peer`; returns the message id (hex)."""
+        if len(text.encode("utf-8")) > MAX_TEXT_BYTES:
+            raise ValueError(f"text is longer than {MAX_TEXT_BYTES} bytes; send it as a file")
+        link = self._links.get(peer)
+        level = self._session_trust.get(peer)
+        if link is None or level is None:  # no session, or one still being set up
+            raise PeerNotConnected(peer)
+        if level == trust.KEY_CHANGED:
+            raise trust.PeerKeyChangedError(
+                f"{link.remote_nick}'s key changed: verify it before sending (safety number)"
+            )
+        message = Text(id=new_message_id(), sent_at=now_ms(), body=text)
+        try:
+            await link.send(message)
+        except LinkClosed as exc:
+            raise PeerNotConnected(peer) from exc
+        return message.id.hex()
+
+    async def _send_quietly(self, link: PeerLink, message: Message) -> None:
+        with contextlib.suppress(LinkClosed):  # its reader notices and reports the loss
+            await link.send(message)
+
+    # ---- sessions ----------------------------------------------------------------------
 
     async def connect(self, host: str, port: int, expected_fingerprint: str | None = None) -> str:
         """Dial `host:port` and return the authenticated peer's fingerprint.
@@ -172,11 +481,18 @@ class Node:
         With `expected_fingerprint`, a peer holding any other key is dropped during the
         handshake, before we reveal our identity or send any data (PeerRejectedError).
         """
+        return await self._dial(host, port, expected_fingerprint=expected_fingerprint)
 
+    async def _dial(
+        self,
+        host: str,
+        port: int,
+        *,
+        expected_fingerprint: str | None = None,
+        pairing: pake.Pairing | None = None,
+    ) -> str:
         def accept(remote_static: bytes) -> bool:
-            return (
-                expected_fingerprint is None or fingerprint(remote_static) == expected_fingerprint
-            )
+            return expected_fingerprint in (None, fingerprint(remote_static))
 
         with trio.fail_after(self.config.handshake_timeout):
             stream = await trio.open_tcp_stream(host, port)
@@ -185,46 +501,32 @@ class Node:
                     stream,
                     initiator=True,
                     static_private=self.identity.private_key,
-                    hello=self._hello,
+                    hello=self._hello(),
                     address=host,
+                    port=port,
                     accept_remote=accept,
+                    pairing=pairing,
                 )
             except UnexpectedPeerKey as exc:
+                actual = fingerprint(exc.remote_static)
                 await self._emit(
-                    PeerRejected(
-                        host,
-                        "key does not match the advertised fingerprint",
-                        expected_fingerprint,
-                        fingerprint(exc.remote_static),
-                    )
+                    events.PeerRejected(host, "key does not match", expected_fingerprint, actual)
                 )
-                raise PeerRejectedError(f"{host}:{port} is not {expected_fingerprint}") from exc
+                raise PeerRejectedError(
+                    f"{host}:{port} is not {expected_fingerprint}", "key mismatch"
+                ) from exc
             except (RemoteProtocolError, LinkClosed) as exc:
-                await self._emit(PeerRejected(host, f"handshake failed: {exc}"))
-                raise PeerRejectedError(f"handshake with {host}:{port} failed: {exc}") from exc
+                await self._emit(events.PeerRejected(host, f"handshake failed: {exc}"))
+                raise PeerRejectedError(
+                    f"handshake with {host}:{port} failed: {exc}", "handshake failed"
+                ) from exc
         if link.remote_static == self.identity.public_key:
             await link.close()
-            raise PeerRejectedError(f"{host}:{port} is this node itself")
+            raise PeerRejectedError(f"{host}:{port} is this node itself", "self")
         if await self._adopt(link):
             assert self._nursery is not None
             self._nursery.start_soon(self._read_link, link)
         return link.fingerprint
-
-    async def send_text(self, peer: str, text: str) -> str:
-        """Send `text` to the peer with fingerprint `peer`; returns the message id (hex)."""
-        if len(text.encode("utf-8")) > MAX_TEXT_BYTES:
-            raise ValueError(f"text is longer than {MAX_TEXT_BYTES} bytes; send it as a file")
-        link = self._links.get(peer)
-        if link is None:
-            raise PeerNotConnected(peer)
-        message = Text(id=new_message_id(), sent_at=time.time_ns() // 1_000_000, body=text)
-        try:
-            await link.send(message)
-        except LinkClosed as exc:
-            raise PeerNotConnected(peer) from exc
-        return message.id.hex()
-
-    # ---- sessions ----------------------------------------------------------------------
 
     async def _handle_inbound(self, stream: trio.SocketStream) -> None:
         address = str(stream.socket.getpeername()[0])
@@ -237,14 +539,22 @@ class Node:
         self._pending_total += 1
         self._pending_by_address[address] += 1
         link = None
+        pairing_requested = False
+
+        def on_pairing_request() -> pake.Pairing | None:
+            nonlocal pairing_requested
+            pairing_requested = True
+            return self._take_pairing()
+
         try:
             with trio.move_on_after(self.config.handshake_timeout):
                 link = await perform_handshake(
                     stream,
                     initiator=False,
                     static_private=self.identity.private_key,
-                    hello=self._hello,
+                    hello=self._hello(),
                     address=address,
+                    on_pairing_request=on_pairing_request,
                 )
         except (RemoteProtocolError, LinkClosed) as exc:
             log.info("inbound handshake from %s failed: %s", address, exc)
@@ -253,8 +563,13 @@ class Node:
             self._pending_by_address[address] -= 1
             if not self._pending_by_address[address]:
                 del self._pending_by_address[address]
-        if link is not None and await self._adopt(link):
-            await self._read_link(link)
+        if pairing_requested and link is None:
+            await self._emit(events.PairingFailed(f"pairing attempt from {address} failed"))
+        if link is not None and link.remote_static != self.identity.public_key:
+            if await self._adopt(link):
+                await self._read_link(link)
+        elif link is not None:
+            await link.close()  # we dialled ourselves
 
     def _dialer_key(self, link: PeerLink) -> bytes:
         return self.identity.public_key if link.initiator else link.remote_static
@@ -264,45 +579,79 @@ class Node:
 
         Both ends apply the same rule, so they agree without talking: between links
         dialled in the same direction the newer wins (the older is probably dead); between
-        links dialled from opposite ends, the one dialled by the lower key wins.
+        links dialled from opposite ends, the one dialled by the lower key wins.  The
+        decision and the table update happen before any await, so two links of one peer
+        adopted concurrently cannot both win.
         """
-        if link.remote_static == self.identity.public_key:
-            await link.say_goodbye(BYE_DUPLICATE)  # we dialled ourselves
-            return False
-        existing = self._links.get(link.fingerprint)
+        fp = link.fingerprint
+        existing = self._links.get(fp)
         if existing is not None and not existing.closed:
             same_direction = self._dialer_key(existing) == self._dialer_key(link)
             if not same_direction and self._dialer_key(existing) < self._dialer_key(link):
                 await link.say_goodbye(BYE_DUPLICATE)
                 return False
-            self._links[link.fingerprint] = link
+            self._links[fp] = link
+            self._start_keepalive(link)
             await existing.say_goodbye(BYE_DUPLICATE)
             return True
         if len(self._links) >= self.config.max_sessions:
             await link.say_goodbye(BYE_BUSY)
             return False
-        self._links[link.fingerprint] = link
-        await self._emit(PeerConnected(link.fingerprint, link.remote_nick, link.address))
+        self._links[fp] = link
+        self._presence[fp] = Presence(link.hello.status, link.hello.status_text)
+        self._reach.connected(fp, inbound=not link.initiator)
+        self._start_keepalive(link)
+        record = await self._pin(link)
+        self._session_trust[fp] = record.trust if record else trust.UNVERIFIED
+        if link.reach_port and record is not None:
+            assert self._store is not None
+            await self._store.remember_address(fp, link.address, link.reach_port, now_ms())
+            address = Address(link.address, link.reach_port)
+            self._reach.learn(fp, address, Source.REMEMBERED, trio.current_time())
+        self._exchange_due.set()
+        await self._emit(
+            events.PeerConnected(
+                fp,
+                link.remote_nick,
+                link.address,
+                link.hello.status,
+                link.hello.status_text,
+                self._session_trust[fp],
+            )
+        )
         return True
+
+    def _start_keepalive(self, link: PeerLink) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(self._keep_alive, link)
+
+    async def _keep_alive(self, link: PeerLink) -> None:
+        """Heartbeats only while the link is idle: any traffic already proves we are here."""
+        interval = self.config.presence_timeout / 3
+        while not link.closed:
+            wait = link.last_sent + interval - trio.current_time()
+            if wait > 0:
+                await trio.sleep(wait)
+                continue
+            try:
+                await link.send(Heartbeat())
+            except LinkClosed:
+                return
 
     async def _read_link(self, link: PeerLink) -> None:
         reason = "closed"
+        timeout = self.config.presence_timeout
         try:
             while True:
-                message = await link.receive()
-                if isinstance(message, Text):
-                    await self._emit(
-                        MessageReceived(
-                            link.fingerprint,
-                            link.remote_nick,
-                            message.id.hex(),
-                            message.sent_at,
-                            message.body,
-                        )
-                    )
-                elif isinstance(message, Bye):
+                with trio.move_on_at(link.last_received + timeout) as silence:
+                    message = await link.receive()
+                if silence.cancelled_caught:
+                    reason = f"silent for {timeout:g} s"
+                    break
+                if isinstance(message, Bye):
                     reason = message.reason
                     break
+                await self._dispatch(link, message)
         except LinkClosed as exc:
             reason = str(exc)
         except RemoteProtocolError as exc:
@@ -312,14 +661,64 @@ class Node:
             await link.close()
             if self._links.get(link.fingerprint) is link:
                 del self._links[link.fingerprint]
-                await self._emit(PeerDisconnected(link.fingerprint, reason))
+                self._presence.pop(link.fingerprint, None)
+                self._session_trust.pop(link.fingerprint, None)
+                self._reach.disconnected(link.fingerprint, trio.current_time())
+                self._reach_changed.set()
+                with trio.CancelScope(shield=True), trio.move_on_after(1):
+                    await self._emit(events.PeerDisconnected(link.fingerprint, reason))
 
-    # ---- discovery ---------------------------------------------------------------------
+    async def _dispatch(self, link: PeerLink, message: Message) -> None:
+        fp = link.fingerprint
+        if isinstance(message, Text):
+            await self._emit(
+                events.MessageReceived(
+                    fp, link.remote_nick, message.id.hex(), message.sent_at, message.body
+                )
+            )
+        elif isinstance(message, Presence):
+            self._presence[fp] = message
+            await self._emit(events.PeerStatusChanged(fp, message.status, message.status_text))
+        elif isinstance(message, PeerList):
+            self._learn_exchanged(message)
+        # Heartbeat: receiving it already moved the silence deadline.
+
+    # ---- reaching peers -----------------------------------------------------------------
+
+    async def _reach_loop(self) -> None:
+        assert self._nursery is not None
+        while True:
+            self._reach_changed = trio.Event()
+            for target in self._reach.due(trio.current_time()):
+                self._nursery.start_soon(self._dial_target, target)
+            deadline = self._reach.next_due()
+            with trio.move_on_at(math.inf if deadline is None else deadline):
+                await self._reach_changed.wait()
+
+    async def _dial_target(self, target: Target) -> None:
+        error, failed_at = None, None
+        for address in target.ordered_addresses():
+            try:
+                fp = await self._dial(
+                    address.host, address.port, expected_fingerprint=target.fingerprint
+                )
+            except (OSError, trio.TooSlowError, PeerRejectedError) as exc:
+                error, failed_at = classify_dial_error(exc), address
+                log.info("dial %s failed: %s", address, error)
+                await self._emit(events.DialFailed(target.fingerprint, str(address), error))
+                continue
+            self._reach.dial_finished(target, trio.current_time(), fingerprint=fp)
+            break
+        else:
+            self._reach.dial_finished(
+                target, trio.current_time(), error=error or "no address", address=failed_at
+            )
+        self._reach_changed.set()
 
     async def _consume_discovery(
-        self, events: trio.MemoryReceiveChannel[discovery.DiscoveryEvent]
+        self, adverts: trio.MemoryReceiveChannel[discovery.DiscoveryEvent]
     ) -> None:
-        async for event in events:
+        async for event in adverts:
             if isinstance(event, discovery.PeerWithdrawn):
                 self._adverts.pop(event.instance, None)
                 continue
@@ -328,35 +727,53 @@ class Node:
             if event.instance not in self._adverts and len(self._adverts) >= MAX_KNOWN_ADVERTS:
                 continue  # bounded table: a flood of fake records cannot grow it
             self._adverts[event.instance] = event
+            now = trio.current_time()
+            for host in event.addresses:
+                self._reach.learn(
+                    event.fingerprint_hint, Address(host, event.port), Source.MDNS, now
+                )
+            self._reach_changed.set()
             await self._emit(
-                PeerDiscovered(event.fingerprint_hint, event.nick, event.addresses, event.port)
+                events.PeerDiscovered(
+                    event.fingerprint_hint, event.nick, event.addresses, event.port
+                )
             )
-            if event.fingerprint_hint not in self._links:
-                assert self._nursery is not None
-                self._nursery.start_soon(self._dial_advertised, event)
 
-    async def _dial_advertised(self, advert: discovery.PeerAdvertised) -> None:
-        fp = advert.fingerprint_hint
-        if fp in self._dialing:
-            return
-        self._dialing.add(fp)
-        try:
-            for address in advert.addresses:
-                try:
-                    await self.connect(address, advert.port, expected_fingerprint=fp)
-                    return
-                except PeerRejectedError:
-                    return  # wrong key: do not try its other addresses either
-                except (OSError, trio.TooSlowError) as exc:
-                    log.info("dial %s:%d failed: %s", address, advert.port, exc)
-        finally:
-            self._dialing.discard(fp)
+    # ---- peer exchange ------------------------------------------------------------------
+
+    async def _exchange_loop(self) -> None:
+        """Tell every peer where our other peers are, so nodes on other subnets meet."""
+        while True:
+            await self._exchange_due.wait()
+            self._exchange_due = trio.Event()
+            entries = [
+                PeerAddress(link.remote_static, link.address, link.reach_port)
+                for link in self._links.values()
+                if link.reach_port and len(link.address.encode()) <= 64
+            ]
+            async with trio.open_nursery() as nursery:
+                for link in list(self._links.values()):
+                    others = [e for e in entries if e.public_key != link.remote_static]
+                    if others:
+                        message = PeerList(tuple(others[:MAX_EXCHANGED_PEERS]))
+                        nursery.start_soon(self._send_quietly, link, message)
+            await trio.sleep(EXCHANGE_MIN_INTERVAL)  # coalesce bursts of connects
+
+    def _learn_exchanged(self, message: PeerList) -> None:
+        now = trio.current_time()
+        for entry in message.peers:
+            fp = fingerprint(entry.public_key)
+            if fp != self.fingerprint and fp not in self._links:
+                self._reach.learn(fp, Address(entry.host, entry.port), Source.EXCHANGE, now)
+        self._reach_changed.set()
 
 
 @asynccontextmanager
-async def open_node(identity: Identity, config: NodeConfig | None = None) -> AsyncIterator[Node]:
+async def open_node(
+    identity: Identity, config: NodeConfig | None = None, *, store_path: Path | None = None
+) -> AsyncIterator[Node]:
     """Run a node for the duration of the block; leaving it says goodbye to every peer."""
-    node = Node(identity, config)
+    node = Node(identity, config, store_path=store_path)
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         try:

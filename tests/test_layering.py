@@ -15,7 +15,8 @@ HOMES = {
     "msgpack": {"wire/codec.py"},
     "zeroconf": {"discovery.py"},
     "ifaddr": {"discovery.py"},
-    "sqlite3": {"storage/"},
+    "sqlite3": {"storage.py", "storage/"},
+    "spake2": {"wire/pake.py"},
     "textual": {"ui/"},
 }
 # The sans-IO core does no I/O and knows nothing above itself.

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import trio
 
 from p2pim.identity import fingerprint
+from p2pim.wire import pake
 from p2pim.wire.connection import Connection, Established, State
 from p2pim.wire.errors import RemoteProtocolError
 from p2pim.wire.messages import Bye, Hello, Message
@@ -20,7 +21,12 @@ class LinkClosed(Exception):
 
 
 class PeerLink:
-    """One established session.  `send` is safe from many tasks; one task receives."""
+    """One established session.  `send` is safe from many tasks; one task receives.
+
+    `last_sent` / `last_received` (trio clock) drive heartbeats and silence detection.
+    `reach_port` is where the peer accepts connections: the port we dialled, or the one
+    its hello announced (0 if neither is known).
+    """
 
     def __init__(
         self,
@@ -28,6 +34,7 @@ class PeerLink:
         conn: Connection,
         established: Established,
         address: str,
+        dialled_port: int,
         early: list[Message],
     ) -> None:
         self._stream = stream
@@ -35,11 +42,18 @@ class PeerLink:
         self._send_lock = trio.Lock()
         self._pending: deque[Message] = deque(early)
         self.remote_static = established.remote_static
-        self.remote_nick = established.hello.nick
+        self.hello: Hello = established.hello
         self.fingerprint = fingerprint(established.remote_static)
         self.initiator = conn.initiator
+        self.paired = conn.paired
         self.address = address
+        self.reach_port = dialled_port if conn.initiator else established.hello.listen_port
         self.closed = False
+        self.last_sent = self.last_received = trio.current_time()
+
+    @property
+    def remote_nick(self) -> str:
+        return self.hello.nick
 
     async def send(self, message: Message) -> None:
         """Send one message.  A failed or cancelled send poisons the link (nonces moved on)."""
@@ -51,6 +65,7 @@ class PeerLink:
                 self._conn.send(message)
                 await self._stream.send_all(self._conn.data_to_send())
                 sent = True
+                self.last_sent = trio.current_time()
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 raise LinkClosed(str(exc) or "connection lost") from exc
             finally:
@@ -75,6 +90,7 @@ class PeerLink:
                 raise LinkClosed("peer closed the connection")
             if self._conn.state is not State.ESTABLISHED:
                 raise LinkClosed("link closed while receiving")  # we said bye meanwhile
+            self.last_received = trio.current_time()
             try:
                 events = self._conn.receive_data(data)
             except RemoteProtocolError:
@@ -112,14 +128,23 @@ async def perform_handshake(
     static_private: bytes,
     hello: Hello,
     address: str,
+    port: int = 0,
     accept_remote: Callable[[bytes], bool] | None = None,
+    pairing: pake.Pairing | None = None,
+    on_pairing_request: Callable[[], pake.Pairing | None] | None = None,
 ) -> PeerLink:
-    """Run the Noise XX handshake on `stream`.  The caller bounds it with a cancel scope.
+    """Run the Noise XX handshake on `stream` (`port`: the one we dialled, if initiator).
+    The caller bounds it with a cancel scope.
 
     Raises RemoteProtocolError or LinkClosed; the stream is closed on any failure.
     """
     conn = Connection(
-        initiator=initiator, static_private=static_private, hello=hello, accept_remote=accept_remote
+        initiator=initiator,
+        static_private=static_private,
+        hello=hello,
+        accept_remote=accept_remote,
+        pairing=pairing,
+        on_pairing_request=on_pairing_request,
     )
     established: Established | None = None
     early: list[Message] = []  # messages that arrived in the same read as the last handshake frame
@@ -145,4 +170,4 @@ async def perform_handshake(
     except BaseException:
         await trio.aclose_forcefully(stream)
         raise
-    return PeerLink(stream, conn, established, address, early)
+    return PeerLink(stream, conn, established, address, port, early)

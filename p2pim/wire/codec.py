@@ -1,15 +1,16 @@
 """msgpack <-> message dataclasses, decoded strictly.
 
 A payload is one msgpack map: `"t"` holds the message type, the other keys are exactly the
-dataclass's fields.  Anything else (ext types, unknown types or keys, wrong value types,
-values out of bounds, trailing bytes) raises `RemoteProtocolError`.
+dataclass's fields.  A `tuple[Record, ...]` field is a msgpack array of maps, each holding
+exactly the record's fields.  Anything else (ext types, unknown types or keys, wrong value
+types, values out of bounds, trailing bytes) raises `RemoteProtocolError`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgpack
@@ -20,49 +21,112 @@ from p2pim.wire.messages import MESSAGE_TYPES, Message
 TYPE_KEY = "t"
 MAX_PAYLOAD_SIZE = 65535 - 16  # a Noise message minus its AEAD tag
 
-Check = Callable[[object], bool]
+# A converter takes a decoded msgpack value and returns the field's value, or raises _Invalid.
+Converter = Callable[[object], object]
 
 
-def _field_check(kind: object, meta: typing.Mapping[str, Any]) -> Check:
+class _Invalid(Exception):
+    pass
+
+
+def _utf8_size(value: str) -> int:
+    try:
+        return len(value.encode("utf-8"))
+    except UnicodeEncodeError:  # lone surrogates: only local code can produce them
+        raise _Invalid from None
+
+
+def _scalar(check: Callable[[Any], bool]) -> Converter:
+    def convert(value: object) -> object:
+        if not check(value):
+            raise _Invalid
+        return value
+
+    return convert
+
+
+def _converter(kind: object, meta: Mapping[str, Any]) -> Converter:
     if kind is str:
-        limit = meta["max"]
-        return lambda v: type(v) is str and len(v.encode("utf-8", "surrogatepass")) <= limit
+        limit, choices = meta["max"], meta.get("choices")
+        return _scalar(
+            lambda v: (
+                type(v) is str and _utf8_size(v) <= limit and (choices is None or v in choices)
+            )
+        )
     if kind is bytes:
         if "size" in meta:
             size = meta["size"]
-            return lambda v: type(v) is bytes and len(v) == size
+            return _scalar(lambda v: type(v) is bytes and len(v) == size)
         limit = meta["max"]
-        return lambda v: type(v) is bytes and len(v) <= limit
+        return _scalar(lambda v: type(v) is bytes and len(v) <= limit)
     if kind is int:
         low, high = meta.get("min", 0), meta["max"]
-        return lambda v: type(v) is int and low <= v <= high
+        return _scalar(lambda v: type(v) is int and low <= v <= high)
     if kind is bool:
-        return lambda v: type(v) is bool
+        return _scalar(lambda v: type(v) is bool)
+    if typing.get_origin(kind) is tuple:
+        record_type, _ = typing.get_args(kind)
+        record, limit = _record_converter(record_type), meta["max"]
+
+        def convert_list(value: object) -> object:
+            if type(value) is not list or len(value) > limit:
+                raise _Invalid
+            return tuple(record(item) for item in value)
+
+        return convert_list
     raise TypeError(f"no wire encoding for field type {kind!r}")
 
 
-def _schema(cls: type[Message]) -> dict[str, Check]:
+def _fields(cls: type) -> dict[str, Converter]:
     hints = typing.get_type_hints(cls)
-    return {f.name: _field_check(hints[f.name], f.metadata) for f in dataclasses.fields(cls)}
+    return {f.name: _converter(hints[f.name], f.metadata) for f in dataclasses.fields(cls)}
 
 
-_SCHEMAS: dict[str, tuple[type[Message], dict[str, Check]]] = {
-    cls.TYPE: (cls, _schema(cls)) for cls in MESSAGE_TYPES
+def _record_converter(cls: type) -> Converter:
+    fields = _fields(cls)
+
+    def convert(value: object) -> object:
+        if type(value) is not dict or value.keys() != fields.keys():
+            raise _Invalid
+        return cls(**{name: conv(value[name]) for name, conv in fields.items()})
+
+    return convert
+
+
+_SCHEMAS: dict[str, tuple[type[Message], dict[str, Converter]]] = {
+    cls.TYPE: (cls, _fields(cls)) for cls in MESSAGE_TYPES
 }
+
+
+def _to_wire(value: object) -> object:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _to_wire(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return [_to_wire(item) for item in value]
+    return value
 
 
 def _reject_ext(code: int, data: bytes) -> object:
     raise RemoteProtocolError(f"msgpack ext type {code} is not allowed")
 
 
+def _unique_keys(pairs: list[tuple[object, object]]) -> dict[object, object]:
+    mapping = dict(pairs)
+    if len(mapping) != len(pairs):  # last-one-wins would let two parsers disagree
+        raise RemoteProtocolError("repeated map key")
+    return mapping
+
+
 def encode(message: Message) -> bytes:
-    entry = _SCHEMAS.get(message.TYPE)
+    entry = _SCHEMAS.get(getattr(message, "TYPE", None))  # type: ignore[arg-type]
     if entry is None or not isinstance(message, entry[0]):
         raise LocalProtocolError(f"not a protocol message: {message!r}")
-    fields = {name: getattr(message, name) for name in entry[1]}
-    for name, check in entry[1].items():
-        if not check(fields[name]):
-            raise LocalProtocolError(f"{message.TYPE}.{name} is out of bounds")
+    fields = {name: _to_wire(getattr(message, name)) for name in entry[1]}
+    for name, convert in entry[1].items():
+        try:
+            convert(fields[name])
+        except _Invalid:
+            raise LocalProtocolError(f"{message.TYPE}.{name} is out of bounds") from None
     payload: bytes = msgpack.packb({TYPE_KEY: message.TYPE, **fields}, use_bin_type=True)
     if len(payload) > MAX_PAYLOAD_SIZE:
         raise LocalProtocolError(f"{message.TYPE} encodes to {len(payload)} bytes")
@@ -78,6 +142,7 @@ def decode(payload: bytes) -> Message:
             raw=False,
             strict_map_key=True,
             ext_hook=_reject_ext,
+            object_pairs_hook=_unique_keys,
         )
     except RemoteProtocolError:
         raise
@@ -89,10 +154,13 @@ def decode(payload: bytes) -> Message:
     entry = _SCHEMAS.get(tag) if type(tag) is str else None
     if entry is None:
         raise RemoteProtocolError("unknown or missing message type")
-    cls, schema = entry
-    if obj.keys() != schema.keys():
+    cls, fields = entry
+    if obj.keys() != fields.keys():
         raise RemoteProtocolError(f"{cls.TYPE} has keys {sorted(map(str, obj))}")
-    for name, check in schema.items():
-        if not check(obj[name]):
-            raise RemoteProtocolError(f"{cls.TYPE}.{name} is ill-typed or out of bounds")
-    return cls(**obj)
+    values: dict[str, Any] = {}
+    for name, convert in fields.items():
+        try:
+            values[name] = convert(obj[name])
+        except _Invalid:
+            raise RemoteProtocolError(f"{cls.TYPE}.{name} is ill-typed or out of bounds") from None
+    return cls(**values)

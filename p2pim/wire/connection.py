@@ -13,6 +13,15 @@ The handshake (Noise XX, `noise.PROTOCOL_NAME`, prologue `PROLOGUE`):
 After it, `remote_static` is the peer's identity and every frame is one AEAD-sealed
 msgpack message.  A `RemoteProtocolError` moves the connection to ERROR for good: the
 cipher nonces may have advanced, so the only way on is a new connection.
+
+Pairing (a one-time code typed on both sides) puts one SPAKE2 exchange in front:
+
+    initiator -> responder   PAIRING_MARKER + SPAKE2 message
+    responder -> initiator   PAIRING_MARKER + SPAKE2 message
+
+and then runs `PAIRING_PROTOCOL_NAME` (XXpsk2) with the SPAKE2 key as PSK and both SPAKE2
+messages bound into the prologue.  With a wrong code the initiator fails to read message 2
+and the responder never receives message 3: the handshake itself is the code check.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from p2pim.wire import codec, noise
+from p2pim.wire import codec, noise, pake
 from p2pim.wire.errors import LocalProtocolError, RemoteProtocolError
 from p2pim.wire.framing import FrameDecoder, encode_frame
 from p2pim.wire.messages import PROTOCOL_VERSION, Bye, Hello, Message
@@ -30,6 +39,8 @@ PROLOGUE = b"p2pim/1"
 # Pre-authentication bound: handshake frames carry keys plus a small Hello.
 MAX_HANDSHAKE_FRAME = 1024
 MESSAGE_1_SIZE = 32  # the initiator's bare ephemeral key
+PAIRING_MARKER = b"p2pim-pake"
+PAIRING_PROTOCOL_NAME = "Noise_XXpsk2_25519_AESGCM_SHA256"
 
 
 class State(enum.Enum):
@@ -89,7 +100,12 @@ class UnexpectedPeerKey(RemoteProtocolError):
 
 class Connection:
     """`accept_remote`, if given, vets the peer's static key the moment it is known; an
-    initiator that rejects it never sends message 3, so an impostor learns nothing of us."""
+    initiator that rejects it never sends message 3, so an impostor learns nothing of us.
+
+    An initiator given `pairing` pairs instead of connecting plainly.  A responder asks
+    `on_pairing_request` for a `Pairing` when a peer opens with a pairing exchange; None
+    (or no callback) refuses it.
+    """
 
     def __init__(
         self,
@@ -98,23 +114,45 @@ class Connection:
         static_private: bytes,
         hello: Hello,
         accept_remote: Callable[[bytes], bool] | None = None,
+        pairing: pake.Pairing | None = None,
+        on_pairing_request: Callable[[], pake.Pairing | None] | None = None,
     ) -> None:
         self.initiator = initiator
-        self._accept_remote = accept_remote
         self.state = State.HANDSHAKE
         self.remote_static: bytes | None = None
         self.remote_hello: Hello | None = None
+        self.paired = False  # the handshake proved both sides typed the same code
+        self._static = static_private
         self._hello = hello
-        self._handshake: noise.HandshakeState | None = noise.HandshakeState(
-            noise.PROTOCOL_NAME, initiator=initiator, prologue=PROLOGUE, s=static_private
-        )
+        self._accept_remote = accept_remote
+        self._pairing = pairing
+        self._on_pairing_request = on_pairing_request
+        self._handshake: noise.HandshakeState | None = None
         self._send_cipher: noise.CipherState | None = None
         self._recv_cipher: noise.CipherState | None = None
         self._decoder = FrameDecoder(MAX_HANDSHAKE_FRAME)
         self._outgoing = bytearray()
         self._frames_seen = 0
-        if initiator:
+        if initiator and pairing is not None:
+            self._outgoing += encode_frame(PAIRING_MARKER + pairing.message())
+        elif initiator:
+            self._start_noise(None)
+            assert self._handshake is not None
             self._outgoing += encode_frame(self._handshake.write_message())
+
+    def _start_noise(self, pairing: pake.Pairing | None, psk: bytes = b"") -> None:
+        if pairing is None:
+            self._handshake = noise.HandshakeState(
+                noise.PROTOCOL_NAME, initiator=self.initiator, prologue=PROLOGUE, s=self._static
+            )
+            return
+        self._handshake = noise.HandshakeState(
+            PAIRING_PROTOCOL_NAME,
+            initiator=self.initiator,
+            prologue=PROLOGUE + pake.PAIRING_MAGIC + pairing.transcript(),
+            s=self._static,
+            psks=[psk],
+        )
 
     def _move(self, event: Input) -> None:
         target = TRANSITIONS.get((self.state, event))
@@ -163,10 +201,35 @@ class Connection:
             return message
         return self._on_handshake_frame(frame)
 
+    def _on_pairing_frame(self, frame: bytes) -> None:
+        if not frame.startswith(PAIRING_MARKER):
+            raise RemoteProtocolError("expected the pairing exchange")
+        peer_message = frame[len(PAIRING_MARKER) :]
+        pairing = self._pairing
+        if not self.initiator:
+            pairing = self._on_pairing_request() if self._on_pairing_request else None
+            if pairing is None:
+                raise RemoteProtocolError("pairing requested, but none is in progress here")
+            self._outgoing += encode_frame(PAIRING_MARKER + pairing.message())
+        assert pairing is not None
+        psk = pairing.finish(peer_message)
+        self._start_noise(pairing, psk)
+        self.paired = True  # provisionally: only a completed handshake proves the code
+        if self.initiator:
+            assert self._handshake is not None
+            self._outgoing += encode_frame(self._handshake.write_message())
+
     def _on_handshake_frame(self, frame: bytes) -> Event | None:
+        if self._handshake is None:  # the first frame: a pairing exchange or Noise message 1
+            if self.initiator or frame.startswith(PAIRING_MARKER):
+                self._on_pairing_frame(frame)
+                return None
+            self._start_noise(None)
         assert self._handshake is not None
         self._frames_seen += 1
-        if not self.initiator and self._frames_seen == 1 and len(frame) != MESSAGE_1_SIZE:
+        # With a PSK, message 1's empty payload already carries an AEAD tag.
+        expected_size = MESSAGE_1_SIZE + (noise.TAG_LEN if self.paired else 0)
+        if not self.initiator and self._frames_seen == 1 and len(frame) != expected_size:
             raise RemoteProtocolError("handshake message 1 must be a bare ephemeral key")
         payload = self._handshake.read_message(frame)
         if not self.initiator and self._frames_seen == 1:

@@ -1,9 +1,10 @@
 """The protocol's message vocabulary: frozen, slotted dataclasses shared by both directions.
 
 Each class names its wire type in `TYPE`; each field's bounds live in its metadata
-(`max`: longest str in UTF-8 bytes or bytes in bytes; `size`: exact bytes length;
-`min`/`max` on ints).  `p2pim.wire.codec` derives the strict schema from these classes,
-so adding a message is adding a class here and listing it in `MESSAGE_TYPES`.
+(`max`: longest str in UTF-8 bytes, bytes in bytes, or tuple in items; `size`: exact bytes
+length; `min`/`max` on ints; `choices` for str).  A `tuple[Record, ...]` field carries a
+list of small records (maps).  `p2pim.wire.codec` derives the strict schema from these
+classes, so adding a message is adding a class here and listing it in `MESSAGE_TYPES`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,13 @@ MAX_NICK_BYTES = 64
 MAX_TEXT_BYTES = 32 * 1024  # longer content travels as a file
 MESSAGE_ID_SIZE = 16
 MAX_TIMESTAMP_MS = 2**63 - 1
+MAX_STATUS_TEXT_BYTES = 128
+MAX_HOST_BYTES = 64
+MAX_EXCHANGED_PEERS = 32
+KEY_SIZE = 32
+
+# Presence a user chooses; "offline" is never sent, it is what silence means.
+STATUSES = ("online", "away", "busy")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +33,11 @@ class Hello:
     TYPE: ClassVar[str] = "hello"
     version: int = field(metadata={"min": 1, "max": 2**16})
     nick: str = field(metadata={"max": MAX_NICK_BYTES})
+    status: str = field(default="online", metadata={"max": 16, "choices": STATUSES})
+    status_text: str = field(default="", metadata={"max": MAX_STATUS_TEXT_BYTES})
+    # Where the sender accepts connections (0: nowhere), so a peer that was dialled by it
+    # can dial back later and tell others where to find it.
+    listen_port: int = field(default=0, metadata={"max": 65535})
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +58,42 @@ class Bye:
     reason: str = field(metadata={"max": 64})
 
 
-Message = Hello | Text | Bye
-MESSAGE_TYPES: tuple[type[Message], ...] = (Hello, Text, Bye)
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Sent only when a link has been idle for a while, so silence means the peer is gone."""
+
+    TYPE: ClassVar[str] = "heartbeat"
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """The sender's status changed."""
+
+    TYPE: ClassVar[str] = "presence"
+    status: str = field(metadata={"max": 16, "choices": STATUSES})
+    status_text: str = field(metadata={"max": MAX_STATUS_TEXT_BYTES})
+
+
+@dataclass(frozen=True, slots=True)
+class PeerAddress:
+    """A record inside `PeerList`: an identity and where the sender reaches it."""
+
+    public_key: bytes = field(metadata={"size": KEY_SIZE})
+    host: str = field(metadata={"max": MAX_HOST_BYTES})
+    port: int = field(metadata={"min": 1, "max": 65535})
+
+
+@dataclass(frozen=True, slots=True)
+class PeerList:
+    """Peer exchange: peers the sender is connected to.  Hints only: each is dialled
+    expecting that key, and the handshake decides."""
+
+    TYPE: ClassVar[str] = "peers"
+    peers: tuple[PeerAddress, ...] = field(metadata={"max": MAX_EXCHANGED_PEERS})
+
+
+Message = Hello | Text | Bye | Heartbeat | Presence | PeerList
+MESSAGE_TYPES: tuple[type[Message], ...] = (Hello, Text, Bye, Heartbeat, Presence, PeerList)
 
 # Well-known Bye reasons.
 BYE_QUIT = "quit"

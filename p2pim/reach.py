@@ -1,0 +1,185 @@
+"""Which peers to dial, where, and when (pure logic: the node feeds it facts and the time).
+
+Each target is an identity we want a session with (or a manual `host:port` whose identity
+we have not met yet), with candidate addresses from mDNS, the user, memory or peer
+exchange.  Failed dials back off exponentially, capped and jittered; every attempt's
+outcome is kept so the node can explain one-way visibility.  Everything is bounded.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass, field
+
+MAX_TARGETS = 1024
+MAX_ADDRESSES_PER_TARGET = 8
+
+
+class Source(enum.IntEnum):
+    """Where an address came from; lower values are tried first."""
+
+    MDNS = 0
+    MANUAL = 1
+    REMEMBERED = 2
+    EXCHANGE = 3
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Address:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(slots=True)
+class Target:
+    key: str  # the fingerprint, or "manual:host:port" until that address's identity is known
+    fingerprint: str | None
+    addresses: dict[Address, Source] = field(default_factory=dict)
+    attempts: int = 0
+    due_at: float = 0.0
+    dialing: bool = False
+    last_error: str | None = None
+    last_error_address: Address | None = None
+    last_attempt_at: float | None = None
+    inbound_seen: bool = False  # the peer has dialled us: it can reach us
+
+    def ordered_addresses(self) -> list[Address]:
+        return sorted(self.addresses, key=lambda a: self.addresses[a])
+
+
+class ReachPlanner:
+    def __init__(
+        self,
+        *,
+        base_delay: float = 0.5,
+        max_delay: float = 30.0,
+        max_concurrent: int = 8,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.max_concurrent = max_concurrent
+        self._rng = rng or random.Random()
+        self._targets: dict[str, Target] = {}
+        self._connected: set[str] = set()
+
+    # ---- facts -----------------------------------------------------------------------
+
+    def learn(
+        self, fingerprint: str, address: Address, source: Source, now: float
+    ) -> Target | None:
+        """A hint that `fingerprint` may be reachable at `address`.
+
+        mDNS is the freshest evidence that a peer is back, so it cuts a pending backoff
+        short; hints from memory or other peers never do (no storms from stale lists).
+        """
+        target = self._targets.get(fingerprint)
+        if target is None:
+            if len(self._targets) >= MAX_TARGETS:
+                return None
+            target = self._targets[fingerprint] = Target(fingerprint, fingerprint, due_at=now)
+        known = target.addresses.get(address)
+        if known is None and len(target.addresses) >= MAX_ADDRESSES_PER_TARGET:
+            worst = max(target.addresses, key=lambda a: target.addresses[a])
+            if target.addresses[worst] <= source:
+                return target
+            del target.addresses[worst]
+        if known is None or source < known:
+            target.addresses[address] = source
+        if source is Source.MDNS and not target.dialing:
+            target.attempts = 0
+            target.due_at = min(target.due_at, now)
+        return target
+
+    def add_manual(self, address: Address, now: float) -> Target | None:
+        key = f"manual:{address}"
+        if key not in self._targets and len(self._targets) >= MAX_TARGETS:
+            return None
+        target = self._targets.setdefault(key, Target(key, None, due_at=now))
+        target.addresses[address] = Source.MANUAL
+        return target
+
+    def remove_manual(self, address: Address) -> None:
+        self._targets.pop(f"manual:{address}", None)
+
+    def connected(self, fingerprint: str, *, inbound: bool) -> None:
+        self._connected.add(fingerprint)
+        target = self._targets.get(fingerprint)
+        if target is not None:
+            target.attempts = 0
+            target.inbound_seen = target.inbound_seen or inbound
+
+    def disconnected(self, fingerprint: str, now: float) -> None:
+        """The session ended: try again soon (both sides do; the tie-break keeps one)."""
+        self._connected.discard(fingerprint)
+        for target in self._targets.values():
+            if target.fingerprint == fingerprint and not target.dialing:
+                target.due_at = now + self._delay(0)
+
+    def forget(self, fingerprint: str) -> None:
+        self._targets.pop(fingerprint, None)
+
+    # ---- scheduling --------------------------------------------------------------------
+
+    def _satisfied(self, target: Target) -> bool:
+        return target.fingerprint is not None and target.fingerprint in self._connected
+
+    def due(self, now: float) -> list[Target]:
+        """Targets to dial now, marked as dialling; never more than `max_concurrent` at once."""
+        room = self.max_concurrent - sum(t.dialing for t in self._targets.values())
+        ready = [
+            t
+            for t in self._targets.values()
+            if not t.dialing and t.addresses and t.due_at <= now and not self._satisfied(t)
+        ]
+        ready.sort(key=lambda t: t.due_at)
+        for target in ready[: max(room, 0)]:
+            target.dialing = True
+            target.last_attempt_at = now
+        return ready[: max(room, 0)]
+
+    def next_due(self) -> float | None:
+        waiting = [
+            t.due_at
+            for t in self._targets.values()
+            if not t.dialing and t.addresses and not self._satisfied(t)
+        ]
+        return min(waiting, default=None)
+
+    def dial_finished(
+        self,
+        target: Target,
+        now: float,
+        *,
+        fingerprint: str | None = None,
+        error: str | None = None,
+        address: Address | None = None,
+    ) -> None:
+        target.dialing = False
+        if error is None:
+            target.attempts = 0
+            target.last_error = None
+            if target.fingerprint is None:
+                target.fingerprint = fingerprint  # a manual address now has a known identity
+            return
+        target.last_error, target.last_error_address = error, address
+        target.due_at = now + self._delay(target.attempts)
+        target.attempts += 1
+
+    def _delay(self, attempts: int) -> float:
+        ceiling = min(self.max_delay, self.base_delay * 2 ** min(attempts, 32))
+        return float(
+            ceiling * self._rng.uniform(0.5, 1.0)
+        )  # jitter keeps peers from dialling in step
+
+    # ---- queries -----------------------------------------------------------------------
+
+    def target(self, key: str) -> Target | None:
+        return self._targets.get(key)
+
+    def targets(self) -> list[Target]:
+        return list(self._targets.values())
