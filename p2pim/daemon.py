@@ -65,6 +65,7 @@ class RpcServer:
             "verify": self.verify,
             "start_pairing": self.start_pairing,
             "pair": self.pair,
+            "stats": self.stats,
             "shutdown": self.shutdown,
         }
 
@@ -138,6 +139,9 @@ class RpcServer:
             raise RpcError(PAIRING_FAILED, str(exc)) from exc
         except (OSError, trio.TooSlowError) as exc:
             raise RpcError(PEER_NOT_CONNECTED, f"cannot reach {host}:{port}: {exc}") from exc
+
+    async def stats(self) -> dict[str, int]:
+        return self.node.stats()
 
     async def shutdown(self) -> None:
         await self.node.stop()
@@ -249,6 +253,11 @@ async def run_daemon(node: Node, *, stdio: bool, peers: list[tuple[str, int]]) -
             await serve_stdio(RpcServer(node), events)
             await node.stop()
         else:
+            print(
+                f"p2pim: {node.config.nick} ({node.fingerprint[:8]}) listening on "
+                f"{node.config.listen_host}:{node.port}; Ctrl-C quits",
+                file=sys.stderr,
+            )
             nursery.start_soon(log_events, events)
 
 

@@ -153,6 +153,7 @@ class Node:
         self._reach_changed = trio.Event()
         self._exchange_due = trio.Event()
         self._activity = trio.Event()
+        self._activity_count = 0
         self._last_activity = 0.0
         self._auto_away = False
         self._pairing_code: tuple[str, float] | None = None
@@ -313,22 +314,28 @@ class Node:
     def note_activity(self) -> None:
         """The user did something (the UI calls this): resets the auto-away clock."""
         self._last_activity = trio.current_time()
+        self._activity_count += 1
         self._activity.set()
+
+    async def _activity_after(self, seen: int, deadline: float = math.inf) -> bool:
+        """Wait for `note_activity()` beyond the `seen`-th call; False at the deadline."""
+        with trio.move_on_at(deadline):
+            while self._activity_count == seen:
+                self._activity = trio.Event()  # no await since the check: no lost wake-up
+                await self._activity.wait()
+            return True
+        return False
 
     async def _auto_away_loop(self, idle_after: float) -> None:
         self._last_activity = trio.current_time()
         while True:
-            self._activity = trio.Event()
-            with trio.move_on_at(self._last_activity + idle_after):
-                await self._activity.wait()
-                if self._auto_away:  # activity after an automatic away: back online
-                    await self.set_status("online", self._status.status_text)
-                continue
+            seen = self._activity_count
+            if await self._activity_after(seen, self._last_activity + idle_after):
+                continue  # the user was active: the idle clock restarted
             if self._status.status == "online":
                 await self.set_status("away", self._status.status_text)
-                self._auto_away = True
-            self._activity = trio.Event()
-            await self._activity.wait()
+                self._auto_away = True  # set_status clears it: only this one is automatic
+            await self._activity_after(seen)
             if self._auto_away:
                 await self.set_status("online", self._status.status_text)
 
@@ -447,6 +454,18 @@ class Node:
                 )
             )
         return report
+
+    def stats(self) -> dict[str, int]:
+        """Table sizes, so operators and tests can see every bound holding."""
+        return {
+            "sessions": len(self._links),
+            "pending_handshakes": self._pending_total,
+            "pending_handshakes_max_per_address": max(self._pending_by_address.values(), default=0),
+            "known_peers": len(self._records),
+            "adverts": len(self._adverts),
+            "reach_targets": len(self._reach.targets()),
+            "mdns_changes_dropped": self._discovery.dropped_changes if self._discovery else 0,
+        }
 
     # ---- sending ------------------------------------------------------------------------
 

@@ -102,6 +102,11 @@ class DaemonProcess:
         self.process.kill()
         return await self.process.wait()
 
+    async def kill(self) -> None:
+        """SIGKILL: a crash, no goodbye."""
+        self.process.kill()
+        await self.process.wait()
+
     async def wait_event(self, predicate: Callable[[Event], bool]) -> Event:
         """The first event so far, or still to come, for which `predicate` holds.
         The caller bounds the wait (trio.fail_after)."""

@@ -1,0 +1,107 @@
+"""Presence between real nodes on loopback TCP: status, auto-away, heartbeats, silence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import trio
+
+from p2pim import Identity, NodeConfig, open_node
+from p2pim.events import NodeEvent, PeerConnected, PeerDisconnected, PeerStatusChanged
+from p2pim.net.link import perform_handshake
+from p2pim.wire.messages import PROTOCOL_VERSION, Heartbeat, Hello
+
+
+def config(nick: str, **overrides: object) -> NodeConfig:
+    cfg = NodeConfig(nick=nick, listen_host="127.0.0.1", discovery=False)
+    for name, value in overrides.items():
+        setattr(cfg, name, value)
+    return cfg
+
+
+async def wait_for(
+    events: trio.MemoryReceiveChannel[NodeEvent], predicate: Callable[[NodeEvent], bool]
+) -> NodeEvent:
+    with trio.fail_after(5):
+        async for event in events:
+            if predicate(event):
+                return event
+    raise AssertionError("event stream ended")
+
+
+async def test_status_changes_reach_peers_and_new_sessions_start_with_them() -> None:
+    async with (
+        open_node(Identity.generate(), config("a")) as a,
+        open_node(Identity.generate(), config("b")) as b,
+    ):
+        events = b.subscribe()
+        await a.connect("127.0.0.1", b.port, b.fingerprint)
+        await wait_for(events, lambda e: isinstance(e, PeerConnected))
+        await a.set_status("busy", "in a meeting")
+        changed = await wait_for(events, lambda e: isinstance(e, PeerStatusChanged))
+        assert changed == PeerStatusChanged(a.fingerprint, "busy", "in a meeting")
+        [seen] = b.peers()
+        assert (seen.status, seen.status_text) == ("busy", "in a meeting")
+
+        async with open_node(Identity.generate(), config("c")) as c:
+            c_events = c.subscribe()
+            await c.connect("127.0.0.1", a.port, a.fingerprint)
+            hello = await wait_for(c_events, lambda e: isinstance(e, PeerConnected))
+            assert (hello.status, hello.status_text) == ("busy", "in a meeting")  # type: ignore[union-attr]
+
+
+async def test_invalid_status_is_refused() -> None:
+    async with open_node(Identity.generate(), config("a")) as a:
+        with pytest.raises(ValueError):
+            await a.set_status("offline")
+        with pytest.raises(ValueError):
+            await a.set_status("away", "x" * 200)
+
+
+async def test_auto_away_after_idle_and_back_on_activity() -> None:
+    async with (
+        open_node(Identity.generate(), config("a", auto_away_after=0.2)) as a,
+        open_node(Identity.generate(), config("b")) as b,
+    ):
+        events = b.subscribe()
+        await a.connect("127.0.0.1", b.port, b.fingerprint)
+        away = await wait_for(events, lambda e: isinstance(e, PeerStatusChanged))
+        assert away.status == "away"  # type: ignore[union-attr]
+        a.note_activity()
+        back = await wait_for(events, lambda e: isinstance(e, PeerStatusChanged))
+        assert back.status == "online"  # type: ignore[union-attr]
+
+
+async def test_idle_links_carry_heartbeats() -> None:
+    async with open_node(Identity.generate(), config("n", presence_timeout=0.3)) as node:
+        stream = await trio.open_tcp_stream("127.0.0.1", node.port)
+        link = await perform_handshake(
+            stream,
+            initiator=True,
+            static_private=Identity.generate().private_key,
+            hello=Hello(PROTOCOL_VERSION, "listener"),
+            address="127.0.0.1",
+        )
+        with trio.fail_after(5):
+            for _ in range(3):
+                assert isinstance(await link.receive(), Heartbeat)
+                await link.send(Heartbeat())  # keep our side alive too
+        await link.close()
+
+
+async def test_a_silent_peer_goes_offline_after_the_presence_timeout() -> None:
+    async with open_node(Identity.generate(), config("n", presence_timeout=0.3)) as node:
+        events = node.subscribe()
+        mute = Identity.generate()
+        stream = await trio.open_tcp_stream("127.0.0.1", node.port)
+        link = await perform_handshake(
+            stream,
+            initiator=True,
+            static_private=mute.private_key,
+            hello=Hello(PROTOCOL_VERSION, "mute"),
+            address="127.0.0.1",
+        )
+        gone = await wait_for(events, lambda e: isinstance(e, PeerDisconnected))
+        assert gone == PeerDisconnected(mute.fingerprint, "silent for 0.3 s")
+        await link.close()
