@@ -2,7 +2,7 @@
 
 With `--stdio` requests are read from stdin and responses and event notifications
 (`{"method": "event", "params": {"type": ..., ...}}`) are written to stdout, one JSON
-object per line.  docs/api.md lists the methods.
+object per line.  docs/api.md lists the methods and notifications.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ MAX_REQUEST_BYTES = 1024 * 1024
 
 # JSON-RPC 2.0 error codes; the application's own are positive and stable.
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
+INTERNAL_ERROR = -32603
 PEER_NOT_CONNECTED, UNKNOWN_PEER, PEER_REJECTED, KEY_CHANGED, PAIRING_FAILED = 1, 2, 3, 4, 5
 
 
@@ -182,8 +183,11 @@ class RpcServer:
                 raise TypeError("params must be an object or an array")
         except RpcError as exc:
             return _error(rid, exc.code, str(exc))
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             return _error(rid, INVALID_PARAMS, str(exc))
+        except Exception as exc:  # a bad request must never take the daemon down
+            log.exception("request %r failed", method)
+            return _error(rid, INTERNAL_ERROR, f"{exc.__class__.__name__}: {exc}")
         if "id" not in request:
             return None
         return {"jsonrpc": "2.0", "id": rid, "result": result}

@@ -20,7 +20,7 @@ import trio
 from zeroconf import IPVersion, ServiceBrowser, ServiceInfo, ServiceStateChange, Zeroconf
 
 from p2pim.identity import Identity
-from p2pim.wire.messages import PROTOCOL_VERSION
+from p2pim.wire.messages import PROTOCOL_VERSION, STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ class PeerAdvertised:
     addresses: tuple[str, ...]
     port: int
     version: int
+    status: str  # as advertised: a courtesy for peers not yet connected
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +116,16 @@ def parse_service(instance: str, info: ServiceInfo) -> PeerAdvertised | None:
     addresses = tuple(a for a in info.parsed_addresses(IPVersion.V4Only))
     if not re.fullmatch(r"[0-9a-f]{64}", fp) or not addresses or not info.port:
         return None
-    return PeerAdvertised(instance, fp, _txt(info, b"nick")[:64], addresses, info.port, version)
+    status = _txt(info, b"status")
+    return PeerAdvertised(
+        instance,
+        fp,
+        _txt(info, b"nick")[:64],
+        addresses,
+        info.port,
+        version,
+        status if status in STATUSES else "online",
+    )
 
 
 class Discovery:

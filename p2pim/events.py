@@ -13,6 +13,7 @@ class PeerDiscovered:
     nick: str
     addresses: tuple[str, ...]
     port: int
+    status: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,8 @@ class Identity:
 def load_or_create(profile_dir: Path) -> Identity:
     """Load the profile's key, creating the profile and the key on first run."""
     profile_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if profile_dir.stat().st_mode & 0o077:
+        profile_dir.chmod(0o700)  # the key and history are nobody else's business
     path = profile_dir / KEY_FILE
     try:
         private = path.read_bytes()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import ipaddress
 import logging
 import math
 import os
@@ -39,6 +40,7 @@ from p2pim.wire.messages import (
     BYE_DUPLICATE,
     BYE_QUIT,
     MAX_EXCHANGED_PEERS,
+    MAX_HOST_BYTES,
     MAX_NICK_BYTES,
     MAX_STATUS_TEXT_BYTES,
     MAX_TEXT_BYTES,
@@ -112,12 +114,29 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def dialable(host: str) -> bool:
+    """Peer exchange names hosts by IPv4 address only: no DNS lookups on a peer's say-so,
+    and nothing that is not a single host."""
+    try:
+        address = ipaddress.IPv4Address(host)
+    except ValueError:
+        return False
+    return not (address.is_multicast or address.is_unspecified or address.is_reserved)
+
+
 def classify_dial_error(exc: BaseException) -> str:
     if isinstance(exc, PeerRejectedError):
         return exc.reason
     if isinstance(exc, trio.TooSlowError):
         return "timed out"
-    codes = {getattr(e, "errno", None) for e in (exc, exc.__cause__, exc.__context__)}
+    # trio's open_tcp_stream wraps the per-address errors in an ExceptionGroup cause.
+    related: list[BaseException] = [exc]
+    for linked in (exc.__cause__, exc.__context__):
+        if isinstance(linked, BaseExceptionGroup):
+            related.extend(linked.exceptions)
+        elif linked is not None:
+            related.append(linked)
+    codes = {getattr(e, "errno", None) for e in related}
     if errno.ECONNREFUSED in codes:
         return "refused"
     if codes & {errno.ETIMEDOUT}:
@@ -175,6 +194,7 @@ class Node:
             self._status.status,
             self._status.status_text,
             self.port or 0,
+            round(self.config.presence_timeout * 1000),
         )
 
     # ---- life cycle -------------------------------------------------------------------
@@ -301,7 +321,7 @@ class Node:
         """Change our presence; every connected peer hears of it at once."""
         if status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}")
-        if len(text.encode()) > MAX_STATUS_TEXT_BYTES:
+        if not isinstance(text, str) or len(text.encode()) > MAX_STATUS_TEXT_BYTES:
             raise ValueError(f"status text is longer than {MAX_STATUS_TEXT_BYTES} bytes")
         self._status = Presence(status, text)
         self._auto_away = False
@@ -359,22 +379,26 @@ class Node:
     async def _set_trust(self, record: PeerRecord, level: trust.Trust) -> None:
         assert self._store is not None
         await self._store.set_trust(record.fingerprint, level)
-        self._records[record.fingerprint] = dataclasses.replace(
-            record, trust=level, previous_fingerprint=None
-        )
+        self._records[record.fingerprint] = dataclasses.replace(record, trust=level)
         if record.fingerprint in self._session_trust:
             self._session_trust[record.fingerprint] = level
         await self._emit(events.PeerTrustChanged(record.fingerprint, level))
 
-    async def _pin(self, link: PeerLink) -> PeerRecord | None:
-        """Trust on first use; returns the record, or None when the store is full."""
+    def _can_pin(self, fp: str) -> bool:
+        if fp in self._records or len(self._records) < MAX_KNOWN_PEERS:
+            return True
+        log.warning("trust store full (%d peers): refusing %s", MAX_KNOWN_PEERS, fp[:8])
+        return False
+
+    async def _pin(self, link: PeerLink) -> PeerRecord:
+        """Trust on first use (the caller checked `_can_pin`)."""
         assert self._store is not None
         fp, nick = link.fingerprint, link.remote_nick
-        record: PeerRecord | None = self._records.get(fp)
+        record = self._records.get(fp)
         if record is not None:
             await self._store.touch_peer(fp, nick, now_ms())
             record = self._records[fp] = dataclasses.replace(record, nick=nick)
-        elif len(self._records) < MAX_KNOWN_PEERS:
+        else:
             level, previous = trust.trust_for_new_key(
                 fp, nick, self._records.values(), self._links.keys() - {fp}
             )
@@ -385,7 +409,7 @@ class Node:
             if previous is not None:
                 log.warning("KEY CHANGE: %r now presents %s (was %s)", nick, fp, previous)
                 await self._emit(events.PeerKeyChanged(fp, nick, previous))
-        if record is not None and link.paired and record.trust != trust.VERIFIED:
+        if link.paired and record.trust != trust.VERIFIED:
             await self._set_trust(record, trust.VERIFIED)
             record = self._records[fp]
         return record
@@ -418,6 +442,10 @@ class Node:
 
     async def add_peer(self, host: str, port: int) -> None:
         """Keep a session with whoever listens at host:port (remembered across restarts)."""
+        if not isinstance(host, str) or not host or len(host.encode()) > MAX_HOST_BYTES:
+            raise ValueError("host must be a name or address of at most 64 bytes")
+        if type(port) is not int or not 0 < port < 65536:
+            raise ValueError("port must be 1..65535")
         assert self._store is not None
         await self._store.add_manual_peer(host, port, now_ms())
         self._reach.add_manual(Address(host, port), trio.current_time())
@@ -510,8 +538,10 @@ class Node:
         expected_fingerprint: str | None = None,
         pairing: pake.Pairing | None = None,
     ) -> str:
+        expected = expected_fingerprint.lower() if expected_fingerprint else None
+
         def accept(remote_static: bytes) -> bool:
-            return expected_fingerprint in (None, fingerprint(remote_static))
+            return expected in (None, fingerprint(remote_static))
 
         with trio.fail_after(self.config.handshake_timeout):
             stream = await trio.open_tcp_stream(host, port)
@@ -562,8 +592,9 @@ class Node:
 
         def on_pairing_request() -> pake.Pairing | None:
             nonlocal pairing_requested
-            pairing_requested = True
-            return self._take_pairing()
+            pairing = self._take_pairing()
+            pairing_requested = pairing is not None  # a code was spent on this attempt
+            return pairing
 
         try:
             with trio.move_on_after(self.config.handshake_timeout):
@@ -606,14 +637,20 @@ class Node:
         existing = self._links.get(fp)
         if existing is not None and not existing.closed:
             same_direction = self._dialer_key(existing) == self._dialer_key(link)
-            if not same_direction and self._dialer_key(existing) < self._dialer_key(link):
-                await link.say_goodbye(BYE_DUPLICATE)
-                return False
-            self._links[fp] = link
-            self._start_keepalive(link)
-            await existing.say_goodbye(BYE_DUPLICATE)
-            return True
-        if len(self._links) >= self.config.max_sessions:
+            keep_existing = not same_direction and (
+                self._dialer_key(existing) < self._dialer_key(link)
+            )
+            if not keep_existing:
+                self._links[fp] = link
+                self._presence[fp] = Presence(link.hello.status, link.hello.status_text)
+                self._start_keepalive(link)
+            await (link if keep_existing else existing).say_goodbye(BYE_DUPLICATE)
+            if link.paired and self._can_pin(fp):  # the code was proven on this connection
+                await self._pin(link)
+            return not keep_existing
+        if len(self._links) >= self.config.max_sessions or not self._can_pin(fp):
+            # Fail closed when the trust store is full: a key we cannot pin is a key whose
+            # later change we could not detect.
             await link.say_goodbye(BYE_BUSY)
             return False
         self._links[fp] = link
@@ -621,8 +658,8 @@ class Node:
         self._reach.connected(fp, inbound=not link.initiator)
         self._start_keepalive(link)
         record = await self._pin(link)
-        self._session_trust[fp] = record.trust if record else trust.UNVERIFIED
-        if link.reach_port and record is not None:
+        self._session_trust[fp] = record.trust
+        if link.reach_port:
             assert self._store is not None
             await self._store.remember_address(fp, link.address, link.reach_port, now_ms())
             address = Address(link.address, link.reach_port)
@@ -646,7 +683,8 @@ class Node:
 
     async def _keep_alive(self, link: PeerLink) -> None:
         """Heartbeats only while the link is idle: any traffic already proves we are here."""
-        interval = self.config.presence_timeout / 3
+        # Often enough for whichever of us gives up on silence sooner.
+        interval = min(self.config.presence_timeout, link.hello.silence_timeout_ms / 1000) / 3
         while not link.closed:
             wait = link.last_sent + interval - trio.current_time()
             if wait > 0:
@@ -662,7 +700,9 @@ class Node:
         timeout = self.config.presence_timeout
         try:
             while True:
-                with trio.move_on_at(link.last_received + timeout) as silence:
+                # Silence counts only while we listen: time spent delivering events to a
+                # slow subscriber is not the peer's fault.
+                with trio.move_on_after(timeout) as silence:
                     message = await link.receive()
                 if silence.cancelled_caught:
                     reason = f"silent for {timeout:g} s"
@@ -682,10 +722,11 @@ class Node:
                 del self._links[link.fingerprint]
                 self._presence.pop(link.fingerprint, None)
                 self._session_trust.pop(link.fingerprint, None)
-                self._reach.disconnected(link.fingerprint, trio.current_time())
+                self._reach.disconnected(
+                    link.fingerprint, trio.current_time(), refused=reason == BYE_BUSY
+                )
                 self._reach_changed.set()
-                with trio.CancelScope(shield=True), trio.move_on_after(1):
-                    await self._emit(events.PeerDisconnected(link.fingerprint, reason))
+                await self._emit(events.PeerDisconnected(link.fingerprint, reason))
 
     async def _dispatch(self, link: PeerLink, message: Message) -> None:
         fp = link.fingerprint
@@ -718,9 +759,10 @@ class Node:
         error, failed_at = None, None
         for address in target.ordered_addresses():
             try:
-                fp = await self._dial(
-                    address.host, address.port, expected_fingerprint=target.fingerprint
-                )
+                # A manual address is trusted on first use like any peer: whoever answers
+                # there is checked by the trust rules, not refused for being new.
+                expected = None if target.manual else target.fingerprint
+                fp = await self._dial(address.host, address.port, expected_fingerprint=expected)
             except (OSError, trio.TooSlowError, PeerRejectedError) as exc:
                 error, failed_at = classify_dial_error(exc), address
                 log.info("dial %s failed: %s", address, error)
@@ -754,7 +796,7 @@ class Node:
             self._reach_changed.set()
             await self._emit(
                 events.PeerDiscovered(
-                    event.fingerprint_hint, event.nick, event.addresses, event.port
+                    event.fingerprint_hint, event.nick, event.addresses, event.port, event.status
                 )
             )
 
@@ -782,7 +824,7 @@ class Node:
         now = trio.current_time()
         for entry in message.peers:
             fp = fingerprint(entry.public_key)
-            if fp != self.fingerprint and fp not in self._links:
+            if fp != self.fingerprint and fp not in self._links and dialable(entry.host):
                 self._reach.learn(fp, Address(entry.host, entry.port), Source.EXCHANGE, now)
         self._reach_changed.set()
 

@@ -36,8 +36,8 @@ class Address:
 
 @dataclass(slots=True)
 class Target:
-    key: str  # the fingerprint, or "manual:host:port" until that address's identity is known
-    fingerprint: str | None
+    key: str  # the fingerprint, or "manual:host:port" for an address the user gave
+    fingerprint: str | None  # for a manual address: whoever answered there last
     addresses: dict[Address, Source] = field(default_factory=dict)
     attempts: int = 0
     due_at: float = 0.0
@@ -46,6 +46,10 @@ class Target:
     last_error_address: Address | None = None
     last_attempt_at: float | None = None
     inbound_seen: bool = False  # the peer has dialled us: it can reach us
+
+    @property
+    def manual(self) -> bool:
+        return self.key != self.fingerprint
 
     def ordered_addresses(self) -> list[Address]:
         return sorted(self.addresses, key=lambda a: self.addresses[a])
@@ -79,7 +83,7 @@ class ReachPlanner:
         """
         target = self._targets.get(fingerprint)
         if target is None:
-            if len(self._targets) >= MAX_TARGETS:
+            if len(self._targets) >= MAX_TARGETS and not self._evict_one():
                 return None
             target = self._targets[fingerprint] = Target(fingerprint, fingerprint, due_at=now)
         known = target.addresses.get(address)
@@ -95,9 +99,22 @@ class ReachPlanner:
             target.due_at = min(target.due_at, now)
         return target
 
+    def _evict_one(self) -> bool:
+        """Make room by dropping the learned target that failed most often (a flood of
+        bogus hints must not lock real peers out of a bounded table)."""
+        candidates = [
+            t
+            for t in self._targets.values()
+            if not t.manual and not t.dialing and t.attempts and not self._satisfied(t)
+        ]
+        if not candidates:
+            return False
+        del self._targets[max(candidates, key=lambda t: t.attempts).key]
+        return True
+
     def add_manual(self, address: Address, now: float) -> Target | None:
         key = f"manual:{address}"
-        if key not in self._targets and len(self._targets) >= MAX_TARGETS:
+        if key not in self._targets and len(self._targets) >= MAX_TARGETS and not self._evict_one():
             return None
         target = self._targets.setdefault(key, Target(key, None, due_at=now))
         target.addresses[address] = Source.MANUAL
@@ -110,15 +127,23 @@ class ReachPlanner:
         self._connected.add(fingerprint)
         target = self._targets.get(fingerprint)
         if target is not None:
-            target.attempts = 0
             target.inbound_seen = target.inbound_seen or inbound
 
-    def disconnected(self, fingerprint: str, now: float) -> None:
-        """The session ended: try again soon (both sides do; the tie-break keeps one)."""
+    def disconnected(self, fingerprint: str, now: float, *, refused: bool = False) -> None:
+        """The session ended: try again soon (both sides do; the tie-break keeps one).
+
+        `refused`: the peer turned the session away (it is full): back off as for a failed
+        dial, or a full node would be redialled in a tight loop.
+        """
         self._connected.discard(fingerprint)
         for target in self._targets.values():
             if target.fingerprint == fingerprint and not target.dialing:
-                target.due_at = now + self._delay(0)
+                if refused:
+                    target.last_error = "busy"
+                    target.attempts += 1
+                else:
+                    target.attempts = 0
+                target.due_at = now + self._delay(target.attempts)
 
     def forget(self, fingerprint: str) -> None:
         self._targets.pop(fingerprint, None)
@@ -161,10 +186,11 @@ class ReachPlanner:
     ) -> None:
         target.dialing = False
         if error is None:
-            target.attempts = 0
+            # Attempts are reset when a session ends normally, not here: a peer that
+            # accepts the handshake and then refuses the session must keep backing off.
             target.last_error = None
-            if target.fingerprint is None:
-                target.fingerprint = fingerprint  # a manual address now has a known identity
+            if target.manual:
+                target.fingerprint = fingerprint  # whoever answers at the address now
             return
         target.last_error, target.last_error_address = error, address
         target.due_at = now + self._delay(target.attempts)

@@ -2,7 +2,7 @@
 
 Whatever a peer can send to `finish` must end in RemoteProtocolError, never a `spake2` or
 ValueError leak; misuse by our own code ends in LocalProtocolError.  A wrong code is not
-detected by SPAKE2 itself: the PSKs differ and the Noise XXpsk3 handshake fails.
+detected by SPAKE2 itself: the PSKs differ and the Noise XXpsk2 handshake fails.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from p2pim.wire.pake import (
     normalize_code,
 )
 
-PSK_PROTOCOL = "Noise_XXpsk3_25519_AESGCM_SHA256"
+PSK_PROTOCOL = "Noise_XXpsk2_25519_AESGCM_SHA256"  # what p2pim pairs with
 # Field prime of Curve25519/Ed25519; encodings of y >= P are non-canonical.
 P = 2**255 - 19
 
@@ -232,7 +232,7 @@ def test_normalize_rejects(text: str) -> None:
         normalize_code(text)
 
 
-# --- end to end with Noise XXpsk3 -----------------------------------------------------
+# --- end to end with Noise XXpsk2 -----------------------------------------------------
 
 
 def _noise_pair(
@@ -275,12 +275,12 @@ def test_noise_handshake_completes_with_the_same_code() -> None:
 def test_noise_handshake_fails_with_a_different_code() -> None:
     hs_i, hs_r, _, _ = _noise_pair("493027", "493028")
     hs_r.read_message(hs_i.write_message(b""))
-    hs_i.read_message(hs_r.write_message(b""))
-    message3 = hs_i.write_message(b"")
+    # psk2: the PSK is mixed in at the end of message 2, so the initiator detects the wrong
+    # code there and never sends message 3 (which would carry its static key).
     with pytest.raises(RemoteProtocolError):
-        hs_r.read_message(message3)
-    assert not hs_r.complete
-    assert hs_r.remote_static is None
+        hs_i.read_message(hs_r.write_message(b""))
+    assert not hs_i.complete
+    assert hs_i.remote_static is None
 
 
 def test_noise_handshake_fails_when_the_transcript_differs() -> None:

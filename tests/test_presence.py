@@ -8,7 +8,13 @@ import pytest
 import trio
 
 from p2pim import Identity, NodeConfig, open_node
-from p2pim.events import NodeEvent, PeerConnected, PeerDisconnected, PeerStatusChanged
+from p2pim.events import (
+    MessageReceived,
+    NodeEvent,
+    PeerConnected,
+    PeerDisconnected,
+    PeerStatusChanged,
+)
 from p2pim.net.link import perform_handshake
 from p2pim.wire.messages import PROTOCOL_VERSION, Heartbeat, Hello
 
@@ -105,3 +111,25 @@ async def test_a_silent_peer_goes_offline_after_the_presence_timeout() -> None:
         gone = await wait_for(events, lambda e: isinstance(e, PeerDisconnected))
         assert gone == PeerDisconnected(mute.fingerprint, "silent for 0.3 s")
         await link.close()
+
+
+async def test_a_slow_subscriber_does_not_make_a_live_peer_look_silent() -> None:
+    async with (
+        open_node(Identity.generate(), config("a", presence_timeout=0.3)) as a,
+        open_node(Identity.generate(), config("b", presence_timeout=0.3)) as b,
+    ):
+        events = b.subscribe()
+        await a.connect("127.0.0.1", b.port, b.fingerprint)
+        count = 1100  # more than a subscriber buffers: b's reader must wait for us
+        for i in range(count):
+            await a.send_text(b.fingerprint, str(i))
+        await trio.sleep(1.0)  # the subscriber is busy elsewhere, 3x the presence timeout
+        texts = []
+        with trio.fail_after(10):
+            async for event in events:
+                assert not isinstance(event, PeerDisconnected), event
+                if isinstance(event, MessageReceived):
+                    texts.append(event.text)
+                    if len(texts) == count:
+                        break
+        assert texts == [str(i) for i in range(count)]

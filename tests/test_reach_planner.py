@@ -113,3 +113,31 @@ def test_a_manual_address_learns_its_identity() -> None:
     assert p.due(1000.0) == []  # satisfied by the session with the identity found there
     p.remove_manual(HERE)
     assert p.targets() == []
+
+
+def test_a_peer_that_refuses_sessions_is_backed_off_not_hammered() -> None:
+    p = planner(base_delay=0.5, max_delay=30.0)
+    p.learn(FP, HERE, Source.MDNS, 0.0)
+    now, delays = 0.0, []
+    for _ in range(6):  # handshake succeeds, then the peer says bye("busy")
+        [target] = p.due(now)
+        p.dial_finished(target, now, fingerprint=FP)
+        p.connected(FP, inbound=False)
+        p.disconnected(FP, now, refused=True)
+        due = p.next_due()
+        assert due is not None
+        delays.append(due - now)
+        now = due
+    assert delays[-1] > 4 * delays[0]
+    assert p.target(FP).last_error == "busy"  # type: ignore[union-attr]
+
+
+def test_a_full_table_evicts_the_most_failed_learned_target() -> None:
+    p = planner(max_concurrent=MAX_TARGETS)
+    for i in range(MAX_TARGETS):
+        p.learn(f"{i:064x}", HERE, Source.EXCHANGE, 0.0)
+    for target in p.due(0.0):  # every bogus hint fails
+        p.dial_finished(target, 0.0, error="refused")
+    real = "f" * 64
+    assert p.learn(real, HERE, Source.MDNS, 1.0) is not None
+    assert len(p.targets()) == MAX_TARGETS

@@ -139,6 +139,38 @@ async def test_pairing_without_a_code_on_the_other_side_fails() -> None:
         open_node(Identity.generate(), config("a")) as a,
         open_node(Identity.generate(), config("b")) as b,
     ):
+        b_events = b.subscribe()
         with pytest.raises(PairingError):
             await a.pair("127.0.0.1", b.port, "123456")
         assert b.peers() == []
+        # No code was spent, so there was no pairing to fail on b's side.
+        assert b_events.statistics().current_buffer_used == 0
+
+
+async def test_pairing_an_already_connected_peer_verifies_it() -> None:
+    async with (
+        open_node(Identity.generate(), config("a")) as a,
+        open_node(Identity.generate(), config("b")) as b,
+    ):
+        events = a.subscribe()
+        await a.connect("127.0.0.1", b.port, b.fingerprint)
+        await wait_for(events, lambda e: isinstance(e, PeerConnected))
+        assert trust_of(a, b.fingerprint) == UNVERIFIED
+        await a.pair("127.0.0.1", b.port, b.start_pairing())
+        await wait_for(events, lambda e: isinstance(e, PeerTrustChanged))
+        assert trust_of(a, b.fingerprint) == VERIFIED
+
+
+async def test_a_full_trust_store_refuses_new_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("p2pim.node.MAX_KNOWN_PEERS", 1)
+    async with open_node(Identity.generate(), config("a")) as a:
+        events = a.subscribe()
+        async with open_node(Identity.generate(), config("b")) as b:
+            await b.connect("127.0.0.1", a.port, a.fingerprint)
+            await wait_for(events, lambda e: isinstance(e, PeerConnected))
+        async with open_node(Identity.generate(), config("c")) as c:
+            c_events = c.subscribe()
+            await c.connect("127.0.0.1", a.port, a.fingerprint)
+            gone = await wait_for(c_events, lambda e: isinstance(e, PeerDisconnected))
+            assert gone.reason == "busy"  # type: ignore[union-attr]
+        assert [p.nick for p in a.peers()] == ["b"]

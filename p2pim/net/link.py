@@ -23,7 +23,7 @@ class LinkClosed(Exception):
 class PeerLink:
     """One established session.  `send` is safe from many tasks; one task receives.
 
-    `last_sent` / `last_received` (trio clock) drive heartbeats and silence detection.
+    `last_sent` (trio clock) tells when the link has been idle long enough for a heartbeat.
     `reach_port` is where the peer accepts connections: the port we dialled, or the one
     its hello announced (0 if neither is known).
     """
@@ -49,7 +49,7 @@ class PeerLink:
         self.address = address
         self.reach_port = dialled_port if conn.initiator else established.hello.listen_port
         self.closed = False
-        self.last_sent = self.last_received = trio.current_time()
+        self.last_sent = trio.current_time()
 
     @property
     def remote_nick(self) -> str:
@@ -90,7 +90,6 @@ class PeerLink:
                 raise LinkClosed("peer closed the connection")
             if self._conn.state is not State.ESTABLISHED:
                 raise LinkClosed("link closed while receiving")  # we said bye meanwhile
-            self.last_received = trio.current_time()
             try:
                 events = self._conn.receive_data(data)
             except RemoteProtocolError:

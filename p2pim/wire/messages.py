@@ -38,6 +38,8 @@ class Hello:
     # Where the sender accepts connections (0: nowhere), so a peer that was dialled by it
     # can dial back later and tell others where to find it.
     listen_port: int = field(default=0, metadata={"max": 65535})
+    # After this much silence the sender drops us, so we must send heartbeats well within it.
+    silence_timeout_ms: int = field(default=5000, metadata={"min": 100, "max": 3_600_000})
 
 
 @dataclass(frozen=True, slots=True)

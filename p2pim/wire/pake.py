@@ -5,7 +5,7 @@ I/O: callers move the bytes.
 
 A short one-time code (6 digits shown on one screen, typed on the other) is never used as
 a key itself: both sides run it through SPAKE2 and the shared SPAKE2 key becomes the 32-byte
-PSK of a `Noise_XXpsk3` handshake, whose prologue binds `PAIRING_MAGIC + transcript()`.  An
+PSK of a `Noise_XXpsk2` handshake, whose prologue binds `PAIRING_MAGIC + transcript()`.  An
 eavesdropper learns nothing it could test a guess against offline; a man in the middle gets
 one online guess per pairing attempt.  A wrong code does not raise here (SPAKE2 cannot
 tell): it yields a different PSK, and the Noise handshake fails.
