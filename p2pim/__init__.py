@@ -2,7 +2,8 @@
 
 from p2pim.config import NodeConfig
 from p2pim.identity import Identity, load_or_create
-from p2pim.node import Node, PeerInfo, PeerNotConnected, PeerRejectedError, open_node
+from p2pim.node import Node, PeerInfo, PeerNotConnected, open_node
+from p2pim.sessions import PeerRejectedError
 
 __all__ = [
     "Identity",

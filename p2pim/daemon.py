@@ -20,7 +20,8 @@ from typing import Any
 import trio
 
 from p2pim import events as ev
-from p2pim.node import Node, PairingError, PeerNotConnected, PeerRejectedError
+from p2pim.node import Node, PairingError, PeerNotConnected
+from p2pim.sessions import PeerRejectedError
 from p2pim.trust import PeerKeyChangedError
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,6 @@ import logging
 import math
 import os
 import time
-from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -29,16 +28,14 @@ from p2pim import discovery, events, trust
 from p2pim.config import NodeConfig
 from p2pim.events import NodeEvent
 from p2pim.identity import Identity, fingerprint, safety_number
-from p2pim.net.link import LinkClosed, PeerLink, perform_handshake
+from p2pim.net.link import LinkClosed, PeerLink
+from p2pim.presence import AutoAway
 from p2pim.reach import Address, ReachPlanner, Source, Target
+from p2pim.sessions import PeerRejectedError, SessionHooks, Sessions
 from p2pim.storage import PeerRecord, Store
 from p2pim.wire import pake
-from p2pim.wire.connection import UnexpectedPeerKey
-from p2pim.wire.errors import RemoteProtocolError
 from p2pim.wire.messages import (
     BYE_BUSY,
-    BYE_DUPLICATE,
-    BYE_QUIT,
     MAX_EXCHANGED_PEERS,
     MAX_HOST_BYTES,
     MAX_NICK_BYTES,
@@ -46,8 +43,6 @@ from p2pim.wire.messages import (
     MAX_TEXT_BYTES,
     PROTOCOL_VERSION,
     STATUSES,
-    Bye,
-    Heartbeat,
     Hello,
     Message,
     PeerAddress,
@@ -67,14 +62,6 @@ PAIRING_TIMEOUT = 300.0
 
 class PeerNotConnected(Exception):
     """The peer has no live session (offline delivery arrives with the outbox)."""
-
-
-class PeerRejectedError(Exception):
-    """A dialled peer was not who it claimed to be, or spoke nonsense."""
-
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 class PairingError(Exception):
@@ -160,7 +147,20 @@ class Node:
         self._store_path = store_path
         self._store: Store | None = None
         self._status = Presence("online", "")
-        self._links: dict[str, PeerLink] = {}
+        self._sessions = Sessions(
+            identity,
+            self.config,
+            SessionHooks(
+                hello=self._hello,
+                may_open=self._can_pin,
+                take_pairing=self._take_pairing,
+                opened=self._session_opened,
+                received=self._session_message,
+                closed=self._session_closed,
+                emit=self._emit,
+            ),
+        )
+        self._links = self._sessions.links  # the live session per peer, owned by _sessions
         self._presence: dict[str, Presence] = {}
         self._session_trust: dict[str, trust.Trust] = {}  # set once a new session is pinned
         self._records: dict[str, PeerRecord] = {}
@@ -171,13 +171,8 @@ class Node:
         )
         self._reach_changed = trio.Event()
         self._exchange_due = trio.Event()
-        self._activity = trio.Event()
-        self._activity_count = 0
-        self._last_activity = 0.0
-        self._auto_away = False
+        self._auto_away: AutoAway | None = None
         self._pairing_code: tuple[str, float] | None = None
-        self._pending_total = 0
-        self._pending_by_address: Counter[str] = Counter()
         self._subscribers: list[trio.MemorySendChannel[NodeEvent]] = []
         self._discovery: discovery.Discovery | None = None
         self._nursery: trio.Nursery | None = None
@@ -206,6 +201,7 @@ class Node:
             self._records = {r.fingerprint: r for r in await store.peers()}
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                self._sessions.start(nursery)
                 await nursery.start(self._serve)
                 await self._load_reach_hints(store)
                 if self.config.discovery:
@@ -213,12 +209,17 @@ class Node:
                 nursery.start_soon(self._reach_loop)
                 nursery.start_soon(self._exchange_loop)
                 if self.config.auto_away_after is not None:
-                    nursery.start_soon(self._auto_away_loop, self.config.auto_away_after)
+                    self._auto_away = AutoAway(
+                        self.config.auto_away_after,
+                        lambda: (self._status.status, self._status.status_text),
+                        self.set_status,
+                    )
+                    nursery.start_soon(self._auto_away.run)
                 task_status.started()
                 try:
                     await self._stopped.wait()
                 finally:
-                    await self._say_goodbye_to_all()
+                    await self._sessions.goodbye_all()
                     nursery.cancel_scope.cancel()
 
     async def stop(self) -> None:
@@ -234,7 +235,7 @@ class Node:
             self.config.listen_port, host=self.config.listen_host
         )
         self.port = listeners[0].socket.getsockname()[1]
-        await trio.serve_listeners(self._handle_inbound, listeners, task_status=task_status)
+        await trio.serve_listeners(self._sessions.accept, listeners, task_status=task_status)
 
     async def _load_reach_hints(self, store: Store) -> None:
         now = trio.current_time()
@@ -253,12 +254,6 @@ class Node:
         send, receive = trio.open_memory_channel[discovery.DiscoveryEvent](64)
         await nursery.start(self._discovery.run, send)
         nursery.start_soon(self._consume_discovery, receive)
-
-    async def _say_goodbye_to_all(self) -> None:
-        with trio.CancelScope(shield=True):
-            async with trio.open_nursery() as nursery:
-                for link in list(self._links.values()):
-                    nursery.start_soon(link.say_goodbye, BYE_QUIT)
 
     # ---- events ------------------------------------------------------------------------
 
@@ -324,7 +319,8 @@ class Node:
         if not isinstance(text, str) or len(text.encode()) > MAX_STATUS_TEXT_BYTES:
             raise ValueError(f"status text is longer than {MAX_STATUS_TEXT_BYTES} bytes")
         self._status = Presence(status, text)
-        self._auto_away = False
+        if self._auto_away is not None:
+            self._auto_away.active = False  # any explicit change ends an automatic away
         async with trio.open_nursery() as nursery:
             for link in list(self._links.values()):
                 nursery.start_soon(self._send_quietly, link, self._status)
@@ -333,31 +329,8 @@ class Node:
 
     def note_activity(self) -> None:
         """The user did something (the UI calls this): resets the auto-away clock."""
-        self._last_activity = trio.current_time()
-        self._activity_count += 1
-        self._activity.set()
-
-    async def _activity_after(self, seen: int, deadline: float = math.inf) -> bool:
-        """Wait for `note_activity()` beyond the `seen`-th call; False at the deadline."""
-        with trio.move_on_at(deadline):
-            while self._activity_count == seen:
-                self._activity = trio.Event()  # no await since the check: no lost wake-up
-                await self._activity.wait()
-            return True
-        return False
-
-    async def _auto_away_loop(self, idle_after: float) -> None:
-        self._last_activity = trio.current_time()
-        while True:
-            seen = self._activity_count
-            if await self._activity_after(seen, self._last_activity + idle_after):
-                continue  # the user was active: the idle clock restarted
-            if self._status.status == "online":
-                await self.set_status("away", self._status.status_text)
-                self._auto_away = True  # set_status clears it: only this one is automatic
-            await self._activity_after(seen)
-            if self._auto_away:
-                await self.set_status("online", self._status.status_text)
+        if self._auto_away is not None:
+            self._auto_away.note_activity()
 
     # ---- trust --------------------------------------------------------------------------
 
@@ -433,7 +406,7 @@ class Node:
         """Pair with the node at host:port showing `code`; both sides end up verified."""
         pairing = pake.Pairing(code, initiator=True)
         try:
-            return await self._dial(host, port, pairing=pairing)
+            return await self._sessions.dial(host, port, pairing=pairing)
         except PeerRejectedError as exc:
             await self._emit(events.PairingFailed(str(exc)))
             raise PairingError(f"pairing with {host}:{port} failed: wrong code?") from exc
@@ -487,8 +460,10 @@ class Node:
         """Table sizes, so operators and tests can see every bound holding."""
         return {
             "sessions": len(self._links),
-            "pending_handshakes": self._pending_total,
-            "pending_handshakes_max_per_address": max(self._pending_by_address.values(), default=0),
+            "pending_handshakes": self._sessions.pending_total,
+            "pending_handshakes_max_per_address": max(
+                self._sessions.pending_by_address.values(), default=0
+            ),
             "known_peers": len(self._records),
             "adverts": len(self._adverts),
             "reach_targets": len(self._reach.targets()),
@@ -520,143 +495,24 @@ class Node:
         with contextlib.suppress(LinkClosed):  # its reader notices and reports the loss
             await link.send(message)
 
-    # ---- sessions ----------------------------------------------------------------------
-
     async def connect(self, host: str, port: int, expected_fingerprint: str | None = None) -> str:
         """Dial `host:port` and return the authenticated peer's fingerprint.
 
         With `expected_fingerprint`, a peer holding any other key is dropped during the
         handshake, before we reveal our identity or send any data (PeerRejectedError).
         """
-        return await self._dial(host, port, expected_fingerprint=expected_fingerprint)
+        return await self._sessions.dial(host, port, expected_fingerprint=expected_fingerprint)
 
-    async def _dial(
-        self,
-        host: str,
-        port: int,
-        *,
-        expected_fingerprint: str | None = None,
-        pairing: pake.Pairing | None = None,
-    ) -> str:
-        expected = expected_fingerprint.lower() if expected_fingerprint else None
+    # ---- session hooks: what a session means to the node --------------------------------
 
-        def accept(remote_static: bytes) -> bool:
-            return expected in (None, fingerprint(remote_static))
-
-        with trio.fail_after(self.config.handshake_timeout):
-            stream = await trio.open_tcp_stream(host, port)
-            try:
-                link = await perform_handshake(
-                    stream,
-                    initiator=True,
-                    static_private=self.identity.private_key,
-                    hello=self._hello(),
-                    address=host,
-                    port=port,
-                    accept_remote=accept,
-                    pairing=pairing,
-                )
-            except UnexpectedPeerKey as exc:
-                actual = fingerprint(exc.remote_static)
-                await self._emit(
-                    events.PeerRejected(host, "key does not match", expected_fingerprint, actual)
-                )
-                raise PeerRejectedError(
-                    f"{host}:{port} is not {expected_fingerprint}", "key mismatch"
-                ) from exc
-            except (RemoteProtocolError, LinkClosed) as exc:
-                await self._emit(events.PeerRejected(host, f"handshake failed: {exc}"))
-                raise PeerRejectedError(
-                    f"handshake with {host}:{port} failed: {exc}", "handshake failed"
-                ) from exc
-        if link.remote_static == self.identity.public_key:
-            await link.close()
-            raise PeerRejectedError(f"{host}:{port} is this node itself", "self")
-        if await self._adopt(link):
-            assert self._nursery is not None
-            self._nursery.start_soon(self._read_link, link)
-        return link.fingerprint
-
-    async def _handle_inbound(self, stream: trio.SocketStream) -> None:
-        address = str(stream.socket.getpeername()[0])
-        if (
-            self._pending_total >= self.config.max_pending_handshakes
-            or self._pending_by_address[address] >= self.config.max_pending_per_address
-        ):
-            await trio.aclose_forcefully(stream)  # pre-auth limits: refuse at once
-            return
-        self._pending_total += 1
-        self._pending_by_address[address] += 1
-        link = None
-        pairing_requested = False
-
-        def on_pairing_request() -> pake.Pairing | None:
-            nonlocal pairing_requested
-            pairing = self._take_pairing()
-            pairing_requested = pairing is not None  # a code was spent on this attempt
-            return pairing
-
-        try:
-            with trio.move_on_after(self.config.handshake_timeout):
-                link = await perform_handshake(
-                    stream,
-                    initiator=False,
-                    static_private=self.identity.private_key,
-                    hello=self._hello(),
-                    address=address,
-                    on_pairing_request=on_pairing_request,
-                )
-        except (RemoteProtocolError, LinkClosed) as exc:
-            log.info("inbound handshake from %s failed: %s", address, exc)
-        finally:
-            self._pending_total -= 1
-            self._pending_by_address[address] -= 1
-            if not self._pending_by_address[address]:
-                del self._pending_by_address[address]
-        if pairing_requested and link is None:
-            await self._emit(events.PairingFailed(f"pairing attempt from {address} failed"))
-        if link is not None and link.remote_static != self.identity.public_key:
-            if await self._adopt(link):
-                await self._read_link(link)
-        elif link is not None:
-            await link.close()  # we dialled ourselves
-
-    def _dialer_key(self, link: PeerLink) -> bytes:
-        return self.identity.public_key if link.initiator else link.remote_static
-
-    async def _adopt(self, link: PeerLink) -> bool:
-        """Make `link` the peer's session unless an existing one wins the tie-break.
-
-        Both ends apply the same rule, so they agree without talking: between links
-        dialled in the same direction the newer wins (the older is probably dead); between
-        links dialled from opposite ends, the one dialled by the lower key wins.  The
-        decision and the table update happen before any await, so two links of one peer
-        adopted concurrently cannot both win.
-        """
+    async def _session_opened(self, link: PeerLink, replaced: bool) -> None:
         fp = link.fingerprint
-        existing = self._links.get(fp)
-        if existing is not None and not existing.closed:
-            same_direction = self._dialer_key(existing) == self._dialer_key(link)
-            keep_existing = not same_direction and (
-                self._dialer_key(existing) < self._dialer_key(link)
-            )
-            if not keep_existing:
-                self._links[fp] = link
-                self._presence[fp] = Presence(link.hello.status, link.hello.status_text)
-                self._start_keepalive(link)
-            await (link if keep_existing else existing).say_goodbye(BYE_DUPLICATE)
+        self._presence[fp] = Presence(link.hello.status, link.hello.status_text)
+        if replaced:
             if link.paired and self._can_pin(fp):  # the code was proven on this connection
                 await self._pin(link)
-            return not keep_existing
-        if len(self._links) >= self.config.max_sessions or not self._can_pin(fp):
-            # Fail closed when the trust store is full: a key we cannot pin is a key whose
-            # later change we could not detect.
-            await link.say_goodbye(BYE_BUSY)
-            return False
-        self._links[fp] = link
-        self._presence[fp] = Presence(link.hello.status, link.hello.status_text)
+            return
         self._reach.connected(fp, inbound=not link.initiator)
-        self._start_keepalive(link)
         record = await self._pin(link)
         self._session_trust[fp] = record.trust
         if link.reach_port:
@@ -672,63 +528,11 @@ class Node:
                 link.address,
                 link.hello.status,
                 link.hello.status_text,
-                self._session_trust[fp],
+                record.trust,
             )
         )
-        return True
 
-    def _start_keepalive(self, link: PeerLink) -> None:
-        assert self._nursery is not None
-        self._nursery.start_soon(self._keep_alive, link)
-
-    async def _keep_alive(self, link: PeerLink) -> None:
-        """Heartbeats only while the link is idle: any traffic already proves we are here."""
-        # Often enough for whichever of us gives up on silence sooner.
-        interval = min(self.config.presence_timeout, link.hello.silence_timeout_ms / 1000) / 3
-        while not link.closed:
-            wait = link.last_sent + interval - trio.current_time()
-            if wait > 0:
-                await trio.sleep(wait)
-                continue
-            try:
-                await link.send(Heartbeat())
-            except LinkClosed:
-                return
-
-    async def _read_link(self, link: PeerLink) -> None:
-        reason = "closed"
-        timeout = self.config.presence_timeout
-        try:
-            while True:
-                # Silence counts only while we listen: time spent delivering events to a
-                # slow subscriber is not the peer's fault.
-                with trio.move_on_after(timeout) as silence:
-                    message = await link.receive()
-                if silence.cancelled_caught:
-                    reason = f"silent for {timeout:g} s"
-                    break
-                if isinstance(message, Bye):
-                    reason = message.reason
-                    break
-                await self._dispatch(link, message)
-        except LinkClosed as exc:
-            reason = str(exc)
-        except RemoteProtocolError as exc:
-            reason = f"protocol error: {exc}"
-            log.warning("closing session with %s: %s", link.fingerprint[:8], exc)
-        finally:
-            await link.close()
-            if self._links.get(link.fingerprint) is link:
-                del self._links[link.fingerprint]
-                self._presence.pop(link.fingerprint, None)
-                self._session_trust.pop(link.fingerprint, None)
-                self._reach.disconnected(
-                    link.fingerprint, trio.current_time(), refused=reason == BYE_BUSY
-                )
-                self._reach_changed.set()
-                await self._emit(events.PeerDisconnected(link.fingerprint, reason))
-
-    async def _dispatch(self, link: PeerLink, message: Message) -> None:
+    async def _session_message(self, link: PeerLink, message: Message) -> None:
         fp = link.fingerprint
         if isinstance(message, Text):
             await self._emit(
@@ -741,7 +545,14 @@ class Node:
             await self._emit(events.PeerStatusChanged(fp, message.status, message.status_text))
         elif isinstance(message, PeerList):
             self._learn_exchanged(message)
-        # Heartbeat: receiving it already moved the silence deadline.
+
+    async def _session_closed(self, link: PeerLink, reason: str) -> None:
+        fp = link.fingerprint
+        self._presence.pop(fp, None)
+        self._session_trust.pop(fp, None)
+        self._reach.disconnected(fp, trio.current_time(), refused=reason == BYE_BUSY)
+        self._reach_changed.set()
+        await self._emit(events.PeerDisconnected(fp, reason))
 
     # ---- reaching peers -----------------------------------------------------------------
 
@@ -762,7 +573,9 @@ class Node:
                 # A manual address is trusted on first use like any peer: whoever answers
                 # there is checked by the trust rules, not refused for being new.
                 expected = None if target.manual else target.fingerprint
-                fp = await self._dial(address.host, address.port, expected_fingerprint=expected)
+                fp = await self._sessions.dial(
+                    address.host, address.port, expected_fingerprint=expected
+                )
             except (OSError, trio.TooSlowError, PeerRejectedError) as exc:
                 error, failed_at = classify_dial_error(exc), address
                 log.info("dial %s failed: %s", address, error)

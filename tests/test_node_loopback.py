@@ -142,7 +142,7 @@ async def test_pending_handshake_cap_per_address_spares_other_addresses() -> Non
         extra = await trio.open_tcp_stream("127.0.0.1", node.port)
         with trio.fail_after(5):
             assert await extra.receive_some(100) == b""  # over the cap: closed at once
-        assert node._pending_total == 3
+        assert node.stats()["pending_handshakes"] == 3
         # A legitimate peer from another address still gets in.
         async with open_node(Identity.generate(), config("friend")) as friend:
             stream = await trio.open_tcp_stream("127.0.0.1", node.port, local_address="127.0.0.2")

@@ -1,0 +1,248 @@
+"""Sessions: at most one authenticated link per peer identity.
+
+Accepts connections under the pre-authentication limits, dials, runs the handshake under
+a deadline, applies the tie-break when two links to one peer exist, keeps idle links
+alive with heartbeats and ends a link whose peer falls silent.  What a session *means*
+(trust, presence, messages) is the node's business, reached through `SessionHooks`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import trio
+
+from p2pim import events
+from p2pim.config import NodeConfig
+from p2pim.identity import Identity, fingerprint
+from p2pim.net.link import LinkClosed, PeerLink, perform_handshake
+from p2pim.wire import pake
+from p2pim.wire.connection import UnexpectedPeerKey
+from p2pim.wire.errors import RemoteProtocolError
+from p2pim.wire.messages import BYE_BUSY, BYE_DUPLICATE, BYE_QUIT, Bye, Heartbeat, Hello, Message
+
+log = logging.getLogger(__name__)
+
+
+class PeerRejectedError(Exception):
+    """A dialled peer was not who it claimed to be, or spoke nonsense."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason  # "key mismatch", "handshake failed" or "self"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionHooks:
+    """How sessions reach the node that gives them meaning."""
+
+    hello: Callable[[], Hello]  # what we tell a peer about ourselves
+    may_open: Callable[[str], bool]  # may a session with this new identity start?
+    take_pairing: Callable[[], pake.Pairing | None]  # the offered pairing (spends the code)
+    # `link` is now the peer's session; `replaced`: it took over from another link.
+    opened: Callable[[PeerLink, bool], Awaitable[None]]
+    received: Callable[[PeerLink, Message], Awaitable[None]]
+    # The peer's session ended (never called for a link that lost a tie-break).
+    closed: Callable[[PeerLink, str], Awaitable[None]]
+    emit: Callable[[events.NodeEvent], Awaitable[None]]
+
+
+class Sessions:
+    def __init__(self, identity: Identity, config: NodeConfig, hooks: SessionHooks) -> None:
+        self.identity = identity
+        self.config = config
+        self.links: dict[str, PeerLink] = {}
+        self.pending_total = 0
+        self.pending_by_address: Counter[str] = Counter()
+        self._hooks = hooks
+        self._nursery: trio.Nursery | None = None
+
+    def start(self, nursery: trio.Nursery) -> None:
+        """Link tasks (readers, heartbeats) run in `nursery`."""
+        self._nursery = nursery
+
+    async def goodbye_all(self) -> None:
+        with trio.CancelScope(shield=True):
+            async with trio.open_nursery() as nursery:
+                for link in list(self.links.values()):
+                    nursery.start_soon(link.say_goodbye, BYE_QUIT)
+
+    # ---- opening ------------------------------------------------------------------------
+
+    async def dial(
+        self,
+        host: str,
+        port: int,
+        *,
+        expected_fingerprint: str | None = None,
+        pairing: pake.Pairing | None = None,
+    ) -> str:
+        """Dial, authenticate and adopt; returns the peer's fingerprint.
+
+        With `expected_fingerprint`, a peer holding any other key is dropped during the
+        handshake, before we reveal our identity or send any data (PeerRejectedError).
+        """
+        expected = expected_fingerprint.lower() if expected_fingerprint else None
+
+        def accept(remote_static: bytes) -> bool:
+            return expected in (None, fingerprint(remote_static))
+
+        with trio.fail_after(self.config.handshake_timeout):
+            stream = await trio.open_tcp_stream(host, port)
+            try:
+                link = await perform_handshake(
+                    stream,
+                    initiator=True,
+                    static_private=self.identity.private_key,
+                    hello=self._hooks.hello(),
+                    address=host,
+                    port=port,
+                    accept_remote=accept,
+                    pairing=pairing,
+                )
+            except UnexpectedPeerKey as exc:
+                actual = fingerprint(exc.remote_static)
+                await self._hooks.emit(
+                    events.PeerRejected(host, "key does not match", expected, actual)
+                )
+                raise PeerRejectedError(f"{host}:{port} is not {expected}", "key mismatch") from exc
+            except (RemoteProtocolError, LinkClosed) as exc:
+                await self._hooks.emit(events.PeerRejected(host, f"handshake failed: {exc}"))
+                raise PeerRejectedError(
+                    f"handshake with {host}:{port} failed: {exc}", "handshake failed"
+                ) from exc
+        if link.remote_static == self.identity.public_key:
+            await link.close()
+            raise PeerRejectedError(f"{host}:{port} is this node itself", "self")
+        if await self._adopt(link):
+            assert self._nursery is not None
+            self._nursery.start_soon(self._read, link)
+        return link.fingerprint
+
+    async def accept(self, stream: trio.SocketStream) -> None:
+        """Serve one inbound connection (the listener's handler)."""
+        address = str(stream.socket.getpeername()[0])
+        if (
+            self.pending_total >= self.config.max_pending_handshakes
+            or self.pending_by_address[address] >= self.config.max_pending_per_address
+        ):
+            await trio.aclose_forcefully(stream)  # pre-auth limits: refuse at once
+            return
+        self.pending_total += 1
+        self.pending_by_address[address] += 1
+        link = None
+        code_spent = False
+
+        def on_pairing_request() -> pake.Pairing | None:
+            nonlocal code_spent
+            pairing = self._hooks.take_pairing()
+            code_spent = pairing is not None
+            return pairing
+
+        try:
+            with trio.move_on_after(self.config.handshake_timeout):
+                link = await perform_handshake(
+                    stream,
+                    initiator=False,
+                    static_private=self.identity.private_key,
+                    hello=self._hooks.hello(),
+                    address=address,
+                    on_pairing_request=on_pairing_request,
+                )
+        except (RemoteProtocolError, LinkClosed) as exc:
+            log.info("inbound handshake from %s failed: %s", address, exc)
+        finally:
+            self.pending_total -= 1
+            self.pending_by_address[address] -= 1
+            if not self.pending_by_address[address]:
+                del self.pending_by_address[address]
+        if code_spent and link is None:
+            await self._hooks.emit(events.PairingFailed(f"pairing attempt from {address} failed"))
+        if link is not None and link.remote_static == self.identity.public_key:
+            await link.close()  # we dialled ourselves
+        elif link is not None and await self._adopt(link):
+            await self._read(link)
+
+    def _dialer_key(self, link: PeerLink) -> bytes:
+        return self.identity.public_key if link.initiator else link.remote_static
+
+    async def _adopt(self, link: PeerLink) -> bool:
+        """Make `link` the peer's session unless an existing one wins the tie-break.
+
+        Both ends apply the same rule, so they agree without talking: between links
+        dialled in the same direction the newer wins (the older is probably dead); between
+        links dialled from opposite ends, the one dialled by the lower key wins.  The
+        decision and the table update happen before any await, so two links of one peer
+        adopted concurrently cannot both win.
+        """
+        fp = link.fingerprint
+        existing = self.links.get(fp)
+        if existing is not None and not existing.closed:
+            same_direction = self._dialer_key(existing) == self._dialer_key(link)
+            keep_existing = not same_direction and (
+                self._dialer_key(existing) < self._dialer_key(link)
+            )
+            if not keep_existing:
+                self.links[fp] = link
+                self._start_keepalive(link)
+            await (link if keep_existing else existing).say_goodbye(BYE_DUPLICATE)
+            await self._hooks.opened(link, True)
+            return not keep_existing
+        if len(self.links) >= self.config.max_sessions or not self._hooks.may_open(fp):
+            await link.say_goodbye(BYE_BUSY)
+            return False
+        self.links[fp] = link
+        self._start_keepalive(link)
+        await self._hooks.opened(link, False)
+        return True
+
+    # ---- running ------------------------------------------------------------------------
+
+    def _start_keepalive(self, link: PeerLink) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(self._keep_alive, link)
+
+    async def _keep_alive(self, link: PeerLink) -> None:
+        """Heartbeats only while the link is idle: any traffic already proves we are here."""
+        # Often enough for whichever of us gives up on silence sooner.
+        interval = min(self.config.presence_timeout, link.hello.silence_timeout_ms / 1000) / 3
+        while not link.closed:
+            wait = link.last_sent + interval - trio.current_time()
+            if wait > 0:
+                await trio.sleep(wait)
+                continue
+            try:
+                await link.send(Heartbeat())
+            except LinkClosed:
+                return
+
+    async def _read(self, link: PeerLink) -> None:
+        reason = "closed"
+        timeout = self.config.presence_timeout
+        try:
+            while True:
+                # Silence counts only while we listen: time spent delivering events to a
+                # slow subscriber is not the peer's fault.
+                with trio.move_on_after(timeout) as silence:
+                    message = await link.receive()
+                if silence.cancelled_caught:
+                    reason = f"silent for {timeout:g} s"
+                    break
+                if isinstance(message, Bye):
+                    reason = message.reason
+                    break
+                if not isinstance(message, Heartbeat):  # its arrival was the point
+                    await self._hooks.received(link, message)
+        except LinkClosed as exc:
+            reason = str(exc)
+        except RemoteProtocolError as exc:
+            reason = f"protocol error: {exc}"
+            log.warning("closing session with %s: %s", link.fingerprint[:8], exc)
+        finally:
+            await link.close()
+            if self.links.get(link.fingerprint) is link:
+                del self.links[link.fingerprint]
+                await self._hooks.closed(link, reason)
