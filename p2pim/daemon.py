@@ -52,23 +52,27 @@ def event_to_json(event: ev.NodeEvent) -> dict[str, Any]:
 class RpcServer:
     """Maps JSON-RPC requests onto `Node` methods.  Transport-agnostic: lines in, lines out."""
 
+    METHODS = (
+        "identity",
+        "peers",
+        "connect",
+        "send",
+        "set_status",
+        "add_peer",
+        "remove_peer",
+        "reachability",
+        "safety_number",
+        "verify",
+        "start_pairing",
+        "pair",
+        "stats",
+        "shutdown",
+    )
+
     def __init__(self, node: Node) -> None:
         self.node = node
         self.methods: dict[str, Callable[..., Awaitable[Any]]] = {
-            "identity": self.identity,
-            "peers": self.peers,
-            "connect": self.connect,
-            "send": self.send,
-            "set_status": self.set_status,
-            "add_peer": self.add_peer,
-            "remove_peer": self.remove_peer,
-            "reachability": self.reachability,
-            "safety_number": self.safety_number,
-            "verify": self.verify,
-            "start_pairing": self.start_pairing,
-            "pair": self.pair,
-            "stats": self.stats,
-            "shutdown": self.shutdown,
+            name: getattr(self, name) for name in self.METHODS
         }
 
     async def identity(self) -> dict[str, Any]:
@@ -198,6 +202,35 @@ def _error(rid: Any, code: int, message: str) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}}
 
 
+class LineSplitter:
+    """Splits a byte stream into lines of at most `limit` bytes, holding no more than that.
+    A longer line is reported once, as None, and skipped up to its end."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._buffer = bytearray()
+        self._skipping = False
+
+    def feed(self, data: bytes) -> list[bytes | None]:
+        lines: list[bytes | None] = []
+        self._buffer += data
+        start = 0
+        while (end := self._buffer.find(b"\n", start)) != -1:
+            if self._skipping:
+                self._skipping = False
+            else:
+                too_long = end - start > self.limit
+                lines.append(None if too_long else bytes(self._buffer[start:end]))
+            start = end + 1
+        del self._buffer[:start]
+        if len(self._buffer) > self.limit:
+            if not self._skipping:
+                lines.append(None)
+            self._skipping = True
+            self._buffer.clear()
+        return lines
+
+
 class JsonLineWriter:
     def __init__(self, stream: trio.abc.SendStream) -> None:
         self._stream = stream
@@ -222,22 +255,18 @@ async def serve_stdio(server: RpcServer, events: trio.MemoryReceiveChannel[ev.No
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(forward_events)
-        buffer = bytearray()
-        while True:
-            chunk = await stdin.receive_some(65536)
-            if not chunk:
-                break
-            buffer += chunk
-            while b"\n" in buffer:
-                line, _, rest = bytes(buffer).partition(b"\n")
-                buffer[:] = rest
-                if line.strip():
+        lines = LineSplitter(MAX_REQUEST_BYTES)
+        while chunk := await stdin.receive_some(65536):
+            for line in lines.feed(chunk):
+                response: dict[str, Any] | None
+                if line is None:
+                    response = _error(None, INVALID_REQUEST, "request line too long")
+                elif line.strip():
                     response = await server.handle_line(line)
-                    if response is not None:
-                        await writer.write(response)
-            if len(buffer) > MAX_REQUEST_BYTES:
-                await writer.write(_error(None, INVALID_REQUEST, "request line too long"))
-                buffer.clear()
+                else:
+                    continue
+                if response is not None:
+                    await writer.write(response)
         nursery.cancel_scope.cancel()
 
 
