@@ -512,14 +512,15 @@ class Node:
             if link.paired and self._can_pin(fp):  # the code was proven on this connection
                 await self._pin(link)
             return
+        if link.reach_port:
+            address = Address(link.address, link.reach_port)
+            self._reach.learn(fp, address, Source.REMEMBERED, trio.current_time())
         self._reach.connected(fp, inbound=not link.initiator)
         record = await self._pin(link)
         self._session_trust[fp] = record.trust
         if link.reach_port:
             assert self._store is not None
             await self._store.remember_address(fp, link.address, link.reach_port, now_ms())
-            address = Address(link.address, link.reach_port)
-            self._reach.learn(fp, address, Source.REMEMBERED, trio.current_time())
         self._exchange_due.set()
         await self._emit(
             events.PeerConnected(
@@ -567,27 +568,31 @@ class Node:
                 await self._reach_changed.wait()
 
     async def _dial_target(self, target: Target) -> None:
-        error, failed_at = None, None
+        """Try the target's addresses in order until one answers; record the outcome
+        before reporting failures, so a listener sees `reachability()` already updated."""
+        # A manual address is trusted on first use like any peer: whoever answers there
+        # is checked by the trust rules, not refused for being new.
+        expected = None if target.manual else target.fingerprint
+        failures: list[tuple[Address, str]] = []
+        fp = None
         for address in target.ordered_addresses():
             try:
-                # A manual address is trusted on first use like any peer: whoever answers
-                # there is checked by the trust rules, not refused for being new.
-                expected = None if target.manual else target.fingerprint
                 fp = await self._sessions.dial(
                     address.host, address.port, expected_fingerprint=expected
                 )
+                break
             except (OSError, trio.TooSlowError, PeerRejectedError) as exc:
-                error, failed_at = classify_dial_error(exc), address
-                log.info("dial %s failed: %s", address, error)
-                await self._emit(events.DialFailed(target.fingerprint, str(address), error))
-                continue
-            self._reach.dial_finished(target, trio.current_time(), fingerprint=fp)
-            break
+                failures.append((address, classify_dial_error(exc)))
+                log.info("dial %s failed: %s", address, failures[-1][1])
+        now = trio.current_time()
+        if fp is not None:
+            self._reach.dial_finished(target, now, fingerprint=fp)
         else:
-            self._reach.dial_finished(
-                target, trio.current_time(), error=error or "no address", address=failed_at
-            )
+            failed_at, error = failures[-1] if failures else (None, "no address")
+            self._reach.dial_finished(target, now, error=error, address=failed_at)
         self._reach_changed.set()
+        for address, reason in failures:
+            await self._emit(events.DialFailed(target.fingerprint, str(address), reason))
 
     async def _consume_discovery(
         self, adverts: trio.MemoryReceiveChannel[discovery.DiscoveryEvent]

@@ -73,3 +73,30 @@ async def test_three_hosts_discover_each_other_and_exchange_encrypted_text(
         for daemon in daemons:
             assert await daemon.stop() == 0
     print(f"all peers discovered {discovery_time:.2f} s after the last daemon was launched")
+
+
+async def test_a_multi_homed_peer_is_one_peer(vlan3: VirtualLan, tmp_path: Path) -> None:
+    h0, h1, _ = vlan3.hosts
+    second = h1.address.rsplit(".", 1)[0] + ".110"
+    h1.run(["ip", "addr", "add", f"{second}/24", "dev", h1.interface], check=True)
+    # 0.0.0.0 inside h1's own namespace: both of h1's addresses, nothing else.
+    argv = daemon_argv(
+        tmp_path / "h1", "h1", h1.address, listen="0.0.0.0:0", interfaces=[h1.address, second]
+    )
+    async with trio.open_nursery() as nursery:
+        a = await start_daemon(nursery, h0.command(daemon_argv(tmp_path / "h0", "h0", h0.address)))
+        b = await start_daemon(nursery, h1.command(argv))
+        fb = (await b.call("identity"))["fingerprint"]
+        with trio.fail_after(10):
+            await a.wait_event(
+                lambda e: e["type"] == "peer_discovered" and len(e["addresses"]) == 2
+            )
+            await a.wait_event(connected_to(fb))
+        [peer] = await a.call("peers")
+        assert peer["fingerprint"] == fb and sorted(peer["addresses"]) == sorted(
+            [h1.address, second]
+        )
+        assert (await a.call("stats"))["sessions"] == 1
+        assert len([e for e in a.events if e["type"] == "peer_connected"]) == 1
+        for daemon in (a, b):
+            assert await daemon.stop() == 0

@@ -11,6 +11,7 @@ import trio.testing
 
 from p2pim import Identity, Node, NodeConfig, PeerRejectedError, open_node
 from p2pim.events import (
+    DialFailed,
     MessageReceived,
     NodeEvent,
     PeerConnected,
@@ -207,3 +208,23 @@ async def test_graceful_stop_says_goodbye() -> None:
         with trio.fail_after(5):
             gone = await next_event(events, lambda e: isinstance(e, PeerDisconnected))
         assert gone == PeerDisconnected(a_identity.fingerprint, "quit")
+
+
+async def test_one_way_visibility_is_diagnosed() -> None:
+    cfg = config("a", reconnect_base_delay=0.05, reconnect_max_delay=0.2)
+    async with open_node(Identity.generate(), cfg) as a:
+        events = a.subscribe()
+        async with open_node(Identity.generate(), config("b")) as b:
+            await b.connect("127.0.0.1", a.port, a.fingerprint)  # b reaches a
+            with trio.fail_after(5):
+                await next_event(events, lambda e: isinstance(e, PeerConnected))
+        # b is gone: a tries the address b announced in its hello, and is refused.
+        with trio.fail_after(5):
+            failed = await next_event(
+                events, lambda e: isinstance(e, DialFailed) and e.fingerprint == b.fingerprint
+            )
+        assert failed.reason == "refused"  # type: ignore[union-attr]
+        [report] = [r for r in a.reachability() if r.fingerprint == b.fingerprint]
+        assert report.they_reached_us and not report.connected
+        assert report.last_error == "refused"
+        assert report.diagnosis.startswith("one-way: the peer reached us")

@@ -46,11 +46,8 @@ def since(daemon: DaemonProcess, predicate: Predicate) -> Predicate:
 
 def argv_for(host: Host, profile: Path, port: int = 0) -> list[str]:
     """A daemon on `host` with its profile in `profile`, listening on `port` (0: any)."""
-    argv = daemon_argv(profile, host.name, host.address, *FLAGS)
-    listen = argv.index("--listen") + 1
-    assert argv[listen] == f"{host.address}:0"
-    argv[listen] = f"{host.address}:{port}"
-    return host.command(argv)
+    listen = f"{host.address}:{port}"
+    return host.command(daemon_argv(profile, host.name, host.address, *FLAGS, listen=listen))
 
 
 async def launch_all(

@@ -21,24 +21,21 @@ class RpcFailed(Exception):
         self.code = error.get("code")
 
 
-def daemon_argv(profile: Path, nick: str, address: str, *extra: str) -> list[str]:
-    """The command line of a daemon that listens and runs mDNS on `address` only."""
-    return [
-        sys.executable,
-        "-m",
-        "p2pim",
-        "--profile",
-        str(profile),
-        "daemon",
-        "--stdio",
-        "--nick",
-        nick,
-        "--listen",
-        f"{address}:0",
-        "--interface",
-        address,
-        *extra,
-    ]
+def daemon_argv(
+    profile: Path,
+    nick: str,
+    address: str,
+    *extra: str,
+    listen: str | None = None,
+    interfaces: Sequence[str] = (),
+) -> list[str]:
+    """The command line of a daemon that listens (any port) and runs mDNS on `address`
+    only, unless `listen` (HOST:PORT) or `interfaces` say otherwise."""
+    argv = [sys.executable, "-m", "p2pim", "--profile", str(profile), "daemon", "--stdio"]
+    argv += ["--nick", nick, "--listen", listen or f"{address}:0"]
+    for interface in interfaces or [address]:
+        argv += ["--interface", interface]
+    return argv + list(extra)
 
 
 class DaemonProcess:
