@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
 import trio
 import trio.testing
+from nodes import loopback_config, next_event, raw_session
 
-from p2pim import Identity, Node, NodeConfig, PeerRejectedError, open_node
+from p2pim import Identity, Node, PeerRejectedError, open_node
 from p2pim.events import (
     DialFailed,
     MessageReceived,
-    NodeEvent,
     PeerConnected,
     PeerDisconnected,
     PeerRejected,
@@ -22,9 +22,7 @@ from p2pim.net.link import perform_handshake
 from p2pim.wire.framing import encode_frame
 from p2pim.wire.messages import PROTOCOL_VERSION, Hello
 
-
-def config(nick: str, **overrides: object) -> NodeConfig:
-    return NodeConfig(nick=nick, listen_host="127.0.0.1", discovery=False, **overrides)  # type: ignore[arg-type]
+config = loopback_config
 
 
 @asynccontextmanager
@@ -34,15 +32,6 @@ async def two_nodes(**overrides: object) -> AsyncIterator[tuple[Node, Node]]:
         open_node(Identity.generate(), config("bob", **overrides)) as b,
     ):
         yield a, b
-
-
-async def next_event(
-    events: trio.MemoryReceiveChannel[NodeEvent], predicate: Callable[[NodeEvent], bool]
-) -> NodeEvent:
-    async for event in events:
-        if predicate(event):
-            return event
-    raise AssertionError("event stream ended")
 
 
 async def test_text_arrives_with_authenticated_sender() -> None:
@@ -146,15 +135,7 @@ async def test_pending_handshake_cap_per_address_spares_other_addresses() -> Non
         assert node.stats()["pending_handshakes"] == 3
         # A legitimate peer from another address still gets in.
         async with open_node(Identity.generate(), config("friend")) as friend:
-            stream = await trio.open_tcp_stream("127.0.0.1", node.port, local_address="127.0.0.2")
-            with trio.fail_after(5):
-                link = await perform_handshake(
-                    stream,
-                    initiator=True,
-                    static_private=friend.identity.private_key,
-                    hello=Hello(PROTOCOL_VERSION, "friend"),
-                    address="127.0.0.1",
-                )
+            link = await raw_session(node.port, friend.identity, local_address="127.0.0.2")
             assert link.fingerprint == node.fingerprint
             await link.close()
         for s in stalled:
@@ -166,7 +147,7 @@ async def test_malformed_frame_closes_only_that_session() -> None:
         b_events = b.subscribe()
         await a.connect("127.0.0.1", b.port, b.fingerprint)
         rogue_identity = Identity.generate()
-        stream = await trio.open_tcp_stream("127.0.0.1", b.port)
+        stream = await trio.open_tcp_stream("127.0.0.1", b.port)  # kept: we write raw bytes
         with trio.fail_after(5):
             rogue = await perform_handshake(
                 stream,

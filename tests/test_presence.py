@@ -2,38 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 import trio
+from nodes import loopback_config, next_event, raw_session
 
-from p2pim import Identity, NodeConfig, open_node
+from p2pim import Identity, open_node
 from p2pim.events import (
     MessageReceived,
-    NodeEvent,
     PeerConnected,
     PeerDisconnected,
     PeerStatusChanged,
 )
-from p2pim.net.link import perform_handshake
-from p2pim.wire.messages import PROTOCOL_VERSION, Heartbeat, Hello
+from p2pim.wire.messages import Heartbeat
 
-
-def config(nick: str, **overrides: object) -> NodeConfig:
-    cfg = NodeConfig(nick=nick, listen_host="127.0.0.1", discovery=False)
-    for name, value in overrides.items():
-        setattr(cfg, name, value)
-    return cfg
-
-
-async def wait_for(
-    events: trio.MemoryReceiveChannel[NodeEvent], predicate: Callable[[NodeEvent], bool]
-) -> NodeEvent:
-    with trio.fail_after(5):
-        async for event in events:
-            if predicate(event):
-                return event
-    raise AssertionError("event stream ended")
+config = loopback_config
+wait_for = next_event
 
 
 async def test_status_changes_reach_peers_and_new_sessions_start_with_them() -> None:
@@ -81,14 +64,7 @@ async def test_auto_away_after_idle_and_back_on_activity() -> None:
 
 async def test_idle_links_carry_heartbeats() -> None:
     async with open_node(Identity.generate(), config("n", presence_timeout=0.3)) as node:
-        stream = await trio.open_tcp_stream("127.0.0.1", node.port)
-        link = await perform_handshake(
-            stream,
-            initiator=True,
-            static_private=Identity.generate().private_key,
-            hello=Hello(PROTOCOL_VERSION, "listener"),
-            address="127.0.0.1",
-        )
+        link = await raw_session(node.port, Identity.generate(), "listener")
         with trio.fail_after(5):
             for _ in range(3):
                 assert isinstance(await link.receive(), Heartbeat)
@@ -100,14 +76,7 @@ async def test_a_silent_peer_goes_offline_after_the_presence_timeout() -> None:
     async with open_node(Identity.generate(), config("n", presence_timeout=0.3)) as node:
         events = node.subscribe()
         mute = Identity.generate()
-        stream = await trio.open_tcp_stream("127.0.0.1", node.port)
-        link = await perform_handshake(
-            stream,
-            initiator=True,
-            static_private=mute.private_key,
-            hello=Hello(PROTOCOL_VERSION, "mute"),
-            address="127.0.0.1",
-        )
+        link = await raw_session(node.port, mute, "mute")
         gone = await wait_for(events, lambda e: isinstance(e, PeerDisconnected))
         assert gone == PeerDisconnected(mute.fingerprint, "silent for 0.3 s")
         await link.close()

@@ -3,16 +3,14 @@ loopback TCP with real SQLite stores."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import trio
+from nodes import loopback_config, next_event
 
-from p2pim import Identity, NodeConfig, open_node
+from p2pim import Identity, open_node
 from p2pim.events import (
-    NodeEvent,
     PairingFailed,
     PeerConnected,
     PeerDisconnected,
@@ -22,19 +20,8 @@ from p2pim.events import (
 from p2pim.node import Node, PairingError
 from p2pim.trust import KEY_CHANGED, UNVERIFIED, VERIFIED, PeerKeyChangedError, trust_for_new_key
 
-
-def config(nick: str) -> NodeConfig:
-    return NodeConfig(nick=nick, listen_host="127.0.0.1", discovery=False)
-
-
-async def wait_for(
-    events: trio.MemoryReceiveChannel[NodeEvent], predicate: Callable[[NodeEvent], bool]
-) -> NodeEvent:
-    with trio.fail_after(5):
-        async for event in events:
-            if predicate(event):
-                return event
-    raise AssertionError("event stream ended")
+config = loopback_config
+wait_for = next_event
 
 
 def trust_of(node: Node, fp: str) -> str | None:
