@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
-import ipaddress
 import logging
 import math
 import os
@@ -30,8 +28,8 @@ from p2pim.events import NodeEvent
 from p2pim.identity import Identity, fingerprint, safety_number
 from p2pim.net.link import LinkClosed, PeerLink
 from p2pim.presence import AutoAway
-from p2pim.reach import Address, ReachPlanner, Source, Target
-from p2pim.sessions import PeerRejectedError, SessionHooks, Sessions
+from p2pim.reach import Address, ReachPlanner, Source, Target, dialable
+from p2pim.sessions import PeerRejectedError, SessionHooks, Sessions, classify_dial_error
 from p2pim.storage import PeerRecord, Store
 from p2pim.wire import pake
 from p2pim.wire.messages import (
@@ -99,36 +97,6 @@ def new_message_id() -> bytes:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def dialable(host: str) -> bool:
-    """Peer exchange names hosts by IPv4 address only: no DNS lookups on a peer's say-so,
-    and nothing that is not a single host."""
-    try:
-        address = ipaddress.IPv4Address(host)
-    except ValueError:
-        return False
-    return not (address.is_multicast or address.is_unspecified or address.is_reserved)
-
-
-def classify_dial_error(exc: BaseException) -> str:
-    if isinstance(exc, PeerRejectedError):
-        return exc.reason
-    if isinstance(exc, trio.TooSlowError):
-        return "timed out"
-    # trio's open_tcp_stream wraps the per-address errors in an ExceptionGroup cause.
-    related: list[BaseException] = [exc]
-    for linked in (exc.__cause__, exc.__context__):
-        if isinstance(linked, BaseExceptionGroup):
-            related.extend(linked.exceptions)
-        elif linked is not None:
-            related.append(linked)
-    codes = {getattr(e, "errno", None) for e in related}
-    if errno.ECONNREFUSED in codes:
-        return "refused"
-    if codes & {errno.ETIMEDOUT}:
-        return "timed out"
-    return f"unreachable ({exc})"
 
 
 class Node:

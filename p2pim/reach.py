@@ -9,11 +9,22 @@ outcome is kept so the node can explain one-way visibility.  Everything is bound
 from __future__ import annotations
 
 import enum
+import ipaddress
 import random
 from dataclasses import dataclass, field
 
 MAX_TARGETS = 1024
 MAX_ADDRESSES_PER_TARGET = 8
+
+
+def dialable(host: str) -> bool:
+    """Peer exchange names hosts by IPv4 address only: no DNS lookups on a peer's say-so,
+    and nothing that is not a single host."""
+    try:
+        address = ipaddress.IPv4Address(host)
+    except ValueError:
+        return False
+    return not (address.is_multicast or address.is_unspecified or address.is_reserved)
 
 
 class Source(enum.IntEnum):

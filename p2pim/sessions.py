@@ -8,6 +8,7 @@ alive with heartbeats and ends a link whose peer falls silent.  What a session *
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,26 @@ class PeerRejectedError(Exception):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason  # "key mismatch", "handshake failed" or "self"
+
+
+def classify_dial_error(exc: BaseException) -> str:
+    if isinstance(exc, PeerRejectedError):
+        return exc.reason
+    if isinstance(exc, trio.TooSlowError):
+        return "timed out"
+    # trio's open_tcp_stream wraps the per-address errors in an ExceptionGroup cause.
+    related: list[BaseException] = [exc]
+    for linked in (exc.__cause__, exc.__context__):
+        if isinstance(linked, BaseExceptionGroup):
+            related.extend(linked.exceptions)
+        elif linked is not None:
+            related.append(linked)
+    codes = {getattr(e, "errno", None) for e in related}
+    if errno.ECONNREFUSED in codes:
+        return "refused"
+    if codes & {errno.ETIMEDOUT}:
+        return "timed out"
+    return f"unreachable ({exc})"
 
 
 @dataclass(frozen=True, slots=True)
