@@ -15,15 +15,18 @@ from p2pim.config import NodeConfig, default_nick, default_profile_dir
 
 
 def parse_host_port(text: str, default_port: int | None = None) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
+    """HOST:PORT, or HOST alone when there is a `default_port` (0: any port, listen only)."""
+    host, sep, port_text = text.rpartition(":")
     if not sep:
-        if default_port is None:
-            raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
-        return text, default_port
+        host, port_text = text, "" if default_port is None else str(default_port)
     try:
-        return host, int(port)
+        port = int(port_text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT") from None
+    lowest = 0 if default_port is not None else 1
+    if not host or not lowest <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: a host and a port {lowest}..65535")
+    return host, port
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,7 +20,7 @@ from typing import Any
 import trio
 
 from p2pim import events as ev
-from p2pim.node import Node, PairingError, PeerNotConnected
+from p2pim.node import Node, PairingError, PeerNotConnected, PeerUnknown
 from p2pim.sessions import PeerRejectedError
 from p2pim.trust import PeerKeyChangedError
 
@@ -124,13 +124,13 @@ class RpcServer:
     async def safety_number(self, peer: str) -> dict[str, str]:
         try:
             return {"safety_number": self.node.safety_number(self.resolve_peer(peer))}
-        except PeerNotConnected as exc:
+        except PeerUnknown as exc:
             raise RpcError(UNKNOWN_PEER, str(exc)) from exc
 
     async def verify(self, peer: str) -> None:
         try:
             await self.node.verify(self.resolve_peer(peer))
-        except PeerNotConnected as exc:
+        except PeerUnknown as exc:
             raise RpcError(UNKNOWN_PEER, str(exc)) from exc
 
     async def start_pairing(self) -> dict[str, str]:
@@ -187,15 +187,15 @@ class RpcServer:
             else:
                 raise TypeError("params must be an object or an array")
         except RpcError as exc:
-            return _error(rid, exc.code, str(exc))
+            response = _error(rid, exc.code, str(exc))
         except (TypeError, ValueError) as exc:
-            return _error(rid, INVALID_PARAMS, str(exc))
+            response = _error(rid, INVALID_PARAMS, str(exc))
         except Exception as exc:  # a bad request must never take the daemon down
             log.exception("request %r failed", method)
-            return _error(rid, INTERNAL_ERROR, f"{exc.__class__.__name__}: {exc}")
-        if "id" not in request:
-            return None
-        return {"jsonrpc": "2.0", "id": rid, "result": result}
+            response = _error(rid, INTERNAL_ERROR, f"{exc.__class__.__name__}: {exc}")
+        else:
+            response = {"jsonrpc": "2.0", "id": rid, "result": result}
+        return response if "id" in request else None  # notifications get no reply
 
 
 def _error(rid: Any, code: int, message: str) -> dict[str, Any]:

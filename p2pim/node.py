@@ -62,6 +62,10 @@ class PeerNotConnected(Exception):
     """The peer has no live session (offline delivery arrives with the outbox)."""
 
 
+class PeerUnknown(Exception):
+    """No key is known for that peer (it never had a session with us)."""
+
+
 class PairingError(Exception):
     """Pairing failed: wrong code, no pairing in progress on the other side, or timeout."""
 
@@ -111,6 +115,8 @@ class Node:
         self.config = config or NodeConfig()
         if not 0 < len(self.config.nick.encode()) <= MAX_NICK_BYTES:
             raise ValueError(f"a nick is 1 to {MAX_NICK_BYTES} UTF-8 bytes long")
+        if not 0.1 <= self.config.presence_timeout <= 3600:
+            raise ValueError("the presence timeout is 0.1 to 3600 seconds")
         self.port: int | None = None
         self._store_path = store_path
         self._store: Store | None = None
@@ -306,7 +312,7 @@ class Node:
         """60 digits to compare out of band; identical on both sides."""
         record = self._records.get(peer)
         if record is None:
-            raise PeerNotConnected(f"no key is known for {peer}")
+            raise PeerUnknown(f"no key is known for {peer}")
         return safety_number(self.identity.public_key, record.public_key)
 
     async def verify(self, peer: str) -> None:
@@ -314,7 +320,7 @@ class Node:
         block."""
         record = self._records.get(peer)
         if record is None:
-            raise PeerNotConnected(f"no key is known for {peer}")
+            raise PeerUnknown(f"no key is known for {peer}")
         await self._set_trust(record, trust.VERIFIED)
 
     async def _set_trust(self, record: PeerRecord, level: trust.Trust) -> None:
@@ -407,7 +413,7 @@ class Node:
             elif connected or target.inbound_seen:
                 diagnosis = (
                     f"one-way: the peer reached us, we cannot reach it ({target.last_error}); "
-                    "its firewall or listening address is the likely cause"
+                    "if it is online, its firewall or listening address is the likely cause"
                 )
             else:
                 diagnosis = f"cannot reach the peer: {target.last_error}"
@@ -442,8 +448,10 @@ class Node:
 
     async def send_text(self, peer: str, text: str) -> str:
         """Send `text` to the peer with fingerprint `peer`; returns the message id (hex)."""
-        if len(text.encode("utf-8")) > MAX_TEXT_BYTES:
-            raise ValueError(f"text is longer than {MAX_TEXT_BYTES} bytes; send it as a file")
+        if not isinstance(text, str) or len(text.encode("utf-8")) > MAX_TEXT_BYTES:
+            raise ValueError(
+                f"text is a string of at most {MAX_TEXT_BYTES} bytes; send files as files"
+            )
         link = self._links.get(peer)
         level = self._session_trust.get(peer)
         if link is None or level is None:  # no session, or one still being set up
@@ -596,7 +604,7 @@ class Node:
             entries = [
                 PeerAddress(link.remote_static, link.address, link.reach_port)
                 for link in self._links.values()
-                if link.reach_port and len(link.address.encode()) <= 64
+                if link.reach_port and dialable(link.address)
             ]
             async with trio.open_nursery() as nursery:
                 for link in list(self._links.values()):

@@ -8,6 +8,7 @@ alive with heartbeats and ends a link whose peer falls silent.  What a session *
 
 from __future__ import annotations
 
+import enum
 import errno
 import logging
 from collections import Counter
@@ -54,6 +55,12 @@ def classify_dial_error(exc: BaseException) -> str:
     if codes & {errno.ETIMEDOUT}:
         return "timed out"
     return f"unreachable ({exc})"
+
+
+class Adoption(enum.Enum):
+    ADOPTED = "adopted"  # the link is now the peer's session
+    DUPLICATE = "duplicate"  # another link to the peer won the tie-break
+    REFUSED = "refused"  # no room: session cap or trust store full
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +145,10 @@ class Sessions:
         if link.remote_static == self.identity.public_key:
             await link.close()
             raise PeerRejectedError(f"{host}:{port} is this node itself", "self")
-        if await self._adopt(link):
+        outcome = await self._adopt(link)
+        if outcome is Adoption.REFUSED:  # we are full: a failure, so the dialler backs off
+            raise PeerRejectedError(f"no room for a session with {host}:{port}", "local limit")
+        if outcome is Adoption.ADOPTED:
             assert self._nursery is not None
             self._nursery.start_soon(self._read, link)
         return link.fingerprint
@@ -184,13 +194,13 @@ class Sessions:
             await self._hooks.emit(events.PairingFailed(f"pairing attempt from {address} failed"))
         if link is not None and link.remote_static == self.identity.public_key:
             await link.close()  # we dialled ourselves
-        elif link is not None and await self._adopt(link):
+        elif link is not None and await self._adopt(link) is Adoption.ADOPTED:
             await self._read(link)
 
     def _dialer_key(self, link: PeerLink) -> bytes:
         return self.identity.public_key if link.initiator else link.remote_static
 
-    async def _adopt(self, link: PeerLink) -> bool:
+    async def _adopt(self, link: PeerLink) -> Adoption:
         """Make `link` the peer's session unless an existing one wins the tie-break.
 
         Both ends apply the same rule, so they agree without talking: between links
@@ -211,14 +221,14 @@ class Sessions:
                 self._start_keepalive(link)
             await (link if keep_existing else existing).say_goodbye(BYE_DUPLICATE)
             await self._hooks.opened(link, True)
-            return not keep_existing
+            return Adoption.DUPLICATE if keep_existing else Adoption.ADOPTED
         if len(self.links) >= self.config.max_sessions or not self._hooks.may_open(fp):
             await link.say_goodbye(BYE_BUSY)
-            return False
+            return Adoption.REFUSED
         self.links[fp] = link
         self._start_keepalive(link)
         await self._hooks.opened(link, False)
-        return True
+        return Adoption.ADOPTED
 
     # ---- running ------------------------------------------------------------------------
 
@@ -258,7 +268,7 @@ class Sessions:
                 if not isinstance(message, Heartbeat):  # its arrival was the point
                     await self._hooks.received(link, message)
         except LinkClosed as exc:
-            reason = str(exc)
+            reason = link.goodbye_reason or str(exc)  # ours, if we were the ones leaving
         except RemoteProtocolError as exc:
             reason = f"protocol error: {exc}"
             log.warning("closing session with %s: %s", link.fingerprint[:8], exc)

@@ -92,3 +92,8 @@ def test_line_splitter_bounds_lines_and_skips_overlong_ones() -> None:
     assert splitter.feed(b"x" * 25) == [None]  # reported once, nothing held
     assert splitter.feed(b"x" * 25 + b"tail\nnext\n") == [b"next"]
     assert splitter.feed(b"y" * 11 + b"\n") == [None]
+
+
+async def test_failed_notifications_get_no_reply_either(server: RpcServer) -> None:
+    body = {"jsonrpc": "2.0", "method": "send", "params": {"peer": "nobody", "text": "x"}}
+    assert await server.handle_line(json.dumps(body).encode()) is None

@@ -209,3 +209,17 @@ async def test_one_way_visibility_is_diagnosed() -> None:
         assert report.they_reached_us and not report.connected
         assert report.last_error == "refused"
         assert report.diagnosis.startswith("one-way: the peer reached us")
+
+
+async def test_a_full_node_backs_off_its_own_dials() -> None:
+    async with open_node(Identity.generate(), config("a", max_sessions=0)) as a:
+        events = a.subscribe()
+        async with open_node(Identity.generate(), config("b")) as b:
+            await a.add_peer("127.0.0.1", b.port)
+            with trio.fail_after(5):
+                failed = await next_event(events, lambda e: isinstance(e, DialFailed))
+            assert failed.reason == "local limit"  # type: ignore[union-attr]
+            [report] = a.reachability()
+            assert report.last_error == "local limit"
+            assert a._reach.next_due() is not None  # backing off, not redialling at once
+            assert a._reach.next_due() > trio.current_time()  # type: ignore[operator]

@@ -49,6 +49,7 @@ class PeerLink:
         self.address = address
         self.reach_port = dialled_port if conn.initiator else established.hello.listen_port
         self.closed = False
+        self.goodbye_reason: str | None = None  # set when we end the session
         self.last_sent = trio.current_time()
 
     @property
@@ -100,6 +101,7 @@ class PeerLink:
 
     async def say_goodbye(self, reason: str, timeout: float = 1.0) -> None:
         """Send Bye (best effort, bounded in time) and close."""
+        self.goodbye_reason = self.goodbye_reason or reason
         with trio.move_on_after(timeout) as scope:
             scope.shield = True
             try:
