@@ -21,7 +21,7 @@ import pytest
 import trio
 
 from p2pim import storage
-from p2pim.storage import Database, SchemaTooNew, StorageError, Store, UnknownPeer
+from p2pim.storage import Database, SchemaTooNew, StorageError, Store, UnknownPeer, schema
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -244,11 +244,12 @@ def test_version_0_database_is_migrated(path: Path) -> None:
     with closing(sqlite3.connect(path)) as raw:  # an existing, empty, version-0 database
         assert raw.execute("PRAGMA user_version").fetchone() == (0,)
     with Database.open(path) as db:
-        assert db.settings()["user_version"] == storage.SCHEMA_VERSION == 1
+        assert db.settings()["user_version"] == storage.SCHEMA_VERSION == 2
         pin(db, 1)
     with closing(sqlite3.connect(path)) as raw:
         tables = {name for (name,) in raw.execute("SELECT name FROM sqlite_schema")}
         assert {"peers", "peer_addresses", "manual_peers"} <= tables
+        assert {"meta", "messages", "applied_ops", "outbox", "messages_fts"} <= tables
 
 
 def test_newer_schema_is_refused_untouched(path: Path) -> None:
@@ -263,7 +264,7 @@ def test_newer_schema_is_refused_untouched(path: Path) -> None:
         assert raw.execute("PRAGMA journal_mode").fetchone() == ("delete",)
 
 
-V2 = """
+LATER = """
     -- A later version: a table and a trigger whose body holds ';' (it must not be split).
     CREATE TABLE nick_history (fingerprint TEXT NOT NULL, nick TEXT NOT NULL);
     CREATE TRIGGER peers_nick AFTER UPDATE OF nick ON peers BEGIN
@@ -275,9 +276,9 @@ V2 = """
 def test_old_version_gets_the_newer_migrations(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with Database.open(path) as db:
         pin(db, 1, "alice")
-    monkeypatch.setattr(storage, "MIGRATIONS", (*storage.MIGRATIONS, V2))
+    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, LATER))
     with Database.open(path) as db:
-        assert db.settings()["user_version"] == 2
+        assert db.settings()["user_version"] == storage.SCHEMA_VERSION + 1
         db.touch_peer(fp(key(1)), "alice2", 2000)
     with closing(sqlite3.connect(path)) as raw:
         assert raw.execute("SELECT * FROM nick_history").fetchall() == [(fp(key(1)), "alice")]
@@ -287,13 +288,23 @@ def test_a_failing_migration_changes_nothing(path: Path, monkeypatch: pytest.Mon
     with Database.open(path) as db:
         pin(db, 1)
     broken = "CREATE TABLE half_done (x INTEGER); INSERT INTO no_such_table VALUES (1);"
-    monkeypatch.setattr(storage, "MIGRATIONS", (*storage.MIGRATIONS, broken))
+    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, broken))
     with pytest.raises(StorageError, match="no_such_table"):
         Database.open(path)
     with closing(sqlite3.connect(path)) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone() == (1,)
+        assert raw.execute("PRAGMA user_version").fetchone() == (storage.SCHEMA_VERSION,)
         names = {name for (name,) in raw.execute("SELECT name FROM sqlite_schema")}
         assert "half_done" not in names
+
+
+def test_a_missing_sqlite_module_is_named(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As if this Python's SQLite had been built without FTS5: the error says what is missing.
+    absent = tuple(m.replace("USING fts5", "USING fts5_absent") for m in schema.MIGRATIONS)
+    monkeypatch.setattr(schema, "MIGRATIONS", absent)
+    with pytest.raises(StorageError, match=r"version 2 needs SQLite's 'fts5_absent' module"):
+        Database.open(path)
+    with closing(sqlite3.connect(path)) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone() == (1,)  # v1 stands, v2 undone
 
 
 # -- the async Store -------------------------------------------------------------------------
@@ -394,7 +405,11 @@ CHILD = textwrap.dedent(
         fingerprint = hashlib.sha256(public).hexdigest()
         db.pin_peer(public, fingerprint, f"peer{n}", n)
         db.remember_address(fingerprint, "10.0.0.1", 7000, n)
-        print(fingerprint, flush=True)  # only after both commits returned
+        message_id = hashlib.sha256(public).digest()[:16]
+        lamport = db.tick_lamport()
+        body = f"message number {n} word{n}"
+        db.queue_message(message_id, fingerprint, "me", n, lamport, body, b"wire" + public, n)
+        print(fingerprint, message_id.hex(), flush=True)  # only after every commit returned
     """
 )
 
@@ -411,16 +426,16 @@ def test_sigkill_mid_write_loses_no_committed_row(path: Path) -> None:
         text=True,
         env=env,
     )
-    committed: list[str] = []
+    lines: list[str] = []
     try:
         assert child.stdout is not None
-        while len(committed) < 50:
+        while len(lines) < 50:
             line = child.stdout.readline()
             assert line, f"child exited early: {child.wait()} {child.stderr.read()!r}"  # type: ignore[union-attr]
-            committed.append(line.strip())
+            lines.append(line)
         child.send_signal(signal.SIGKILL)
-        # Lines already in the pipe were committed too.
-        committed.extend(line.strip() for line in child.stdout if line.endswith("\n"))
+        # Lines already in the pipe were committed too; a torn last line was not printed.
+        lines.extend(line for line in child.stdout if line.endswith("\n"))
     finally:
         child.kill()
         child.wait()
@@ -428,13 +443,24 @@ def test_sigkill_mid_write_loses_no_committed_row(path: Path) -> None:
         child.stdout.close()
         child.stderr.close()
     assert child.returncode == -signal.SIGKILL
+    committed = [line.split() for line in lines]
 
     # Look with plain sqlite3 first (it recovers the WAL), then through Database.
     with closing(sqlite3.connect(path)) as raw:
         assert raw.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        raw.execute("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
+        messages = {id for (id,) in raw.execute("SELECT id FROM messages")}
+        outbox = {id for (id,) in raw.execute("SELECT id FROM outbox")}
     with Database.open(path) as db:
         assert db.integrity_check() == "ok"
         stored = {p.fingerprint for p in db.peers()}
-        assert set(committed) <= stored
-        assert all(db.addresses(f) == [("10.0.0.1", 7000)] for f in committed)
+        assert {fingerprint for fingerprint, _ in committed} <= stored
         assert len(stored) >= len(committed) >= 50
+        for n, (fingerprint, message_hex) in enumerate(committed):
+            message_id = bytes.fromhex(message_hex)
+            assert message_id in messages and message_id in outbox
+            assert db.addresses(fingerprint) == [("10.0.0.1", 7000)]
+            assert db.outbox(fingerprint) == [(n + 1, message_id, b"wire" + key(n))]
+            assert db.history(fingerprint)[0].lamport == n + 1
+        last = len(committed) - 1
+        assert [m.id.hex() for m in db.search(f"word{last}")] == [committed[last][1]]

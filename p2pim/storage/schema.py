@@ -1,0 +1,110 @@
+"""What is on disk: the ordered schema migrations.
+
+MIGRATIONS[i] takes a database from version i to i + 1 (`PRAGMA user_version`).  Never edit a
+released entry; append a new one.  Each runs in one transaction with the version bump, so a
+database is always at exactly one version.  `core._migrate` reads `MIGRATIONS` from this
+module at call time, so a test can substitute its own list.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # v1: peers pinned by key (trust on first use), their last-known addresses, manual peers.
+    """
+    CREATE TABLE peers (
+        fingerprint TEXT PRIMARY KEY,
+        public_key BLOB NOT NULL
+            CHECK (typeof(public_key) = 'blob' AND length(public_key) = 32),
+        nick TEXT NOT NULL,
+        trust TEXT NOT NULL CHECK (trust IN ('unverified', 'verified', 'key_changed')),
+        previous_fingerprint TEXT NULL,
+        first_seen INTEGER NOT NULL,  -- ms since the epoch
+        last_seen INTEGER NOT NULL    -- ms since the epoch
+    );
+    CREATE TABLE peer_addresses (
+        fingerprint TEXT NOT NULL REFERENCES peers ON DELETE CASCADE,
+        host TEXT NOT NULL,
+        port INTEGER NOT NULL CHECK (port BETWEEN 1 AND 65535),
+        last_ok INTEGER NOT NULL,     -- ms since the epoch
+        PRIMARY KEY (fingerprint, host, port)
+    );
+    CREATE TABLE manual_peers (
+        host TEXT NOT NULL,
+        port INTEGER NOT NULL CHECK (port BETWEEN 1 AND 65535),
+        added INTEGER NOT NULL,       -- ms since the epoch
+        PRIMARY KEY (host, port)
+    );
+    """,
+    # v2: durable direct messages, exactly-once operations, the outbox, one Lamport clock,
+    # and full-text search.  Times are ms since the epoch; ids are 16 random bytes.
+    """
+    -- Small named values.  'lamport' is the node's single Lamport clock, shared by every
+    -- conversation: one counter is simpler than one per peer and orders messages the same.
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value NOT NULL
+    );
+    INSERT INTO meta (key, value) VALUES ('lamport', 0);
+
+    -- One row per direct message, sent or received.  `seq` is the rowid made explicit: the
+    -- full-text index refers to rows by it, and only an INTEGER PRIMARY KEY rowid is
+    -- guaranteed to survive VACUUM.  `id` is the message's global identity.
+    CREATE TABLE messages (
+        seq INTEGER PRIMARY KEY,
+        id BLOB NOT NULL UNIQUE CHECK (typeof(id) = 'blob' AND length(id) = 16),
+        peer TEXT NOT NULL,                -- the conversation: the other party's fingerprint
+        author TEXT NOT NULL,              -- who wrote it: us or the peer
+        outgoing INTEGER NOT NULL CHECK (outgoing IN (0, 1)),
+        sent_at INTEGER NOT NULL,          -- the author's clock
+        lamport INTEGER NOT NULL CHECK (lamport >= 0),
+        stored_at INTEGER NOT NULL,        -- our clock
+        body TEXT NOT NULL,                -- '' once deleted
+        edited_at INTEGER NULL,            -- the author's clock, at the last edit
+        deleted INTEGER NOT NULL DEFAULT 0 CHECK (deleted IN (0, 1)),
+        delivered_at INTEGER NULL,         -- outgoing: when the peer acked storing it
+        read_at INTEGER NULL               -- outgoing: the peer read it; incoming: we did
+    );
+    CREATE INDEX messages_by_conversation ON messages (peer, lamport, id);
+    -- What we have not read yet, per conversation (mark_read_locally uses these terms).
+    CREATE INDEX messages_unread ON messages (peer, lamport, id)
+        WHERE outgoing = 0 AND read_at IS NULL;
+
+    -- Edits, deletes and read receipts already applied: a re-delivered one is a no-op.
+    CREATE TABLE applied_ops (
+        id BLOB PRIMARY KEY CHECK (typeof(id) = 'blob' AND length(id) = 16),
+        applied_at INTEGER NOT NULL
+    );
+
+    -- What still has to reach each peer, in order.  The payload is the encoded wire
+    -- message, opaque here; the peer acks `id` and the entry goes.
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id BLOB NOT NULL UNIQUE CHECK (typeof(id) = 'blob' AND length(id) = 16),
+        peer TEXT NOT NULL,
+        payload BLOB NOT NULL CHECK (typeof(payload) = 'blob'),
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX outbox_by_peer ON outbox (peer, seq);
+
+    -- Full-text index over bodies.  External content: the text lives only in `messages`,
+    -- and the triggers keep the index in step.  A delete empties the body, so a deleted
+    -- message cannot be found.  remove_diacritics 2 lets "cafe" find "café".
+    CREATE VIRTUAL TABLE messages_fts USING fts5 (
+        body,
+        content = 'messages',
+        content_rowid = 'seq',
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, body) VALUES (new.seq, new.body);
+    END;
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.seq, old.body);
+    END;
+    CREATE TRIGGER messages_fts_update AFTER UPDATE OF seq, body ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.seq, old.body);
+        INSERT INTO messages_fts (rowid, body) VALUES (new.seq, new.body);
+    END;
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,234 @@
+"""`Store`: the async face of `Database` for trio."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TypeVar, TypeVarTuple
+
+import trio
+
+from p2pim.storage.database import Database
+from p2pim.storage.messages import StoredMessage
+from p2pim.storage.peers import PeerRecord
+from p2pim.trust import Trust
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+
+class Store:
+    """The async face of `Database` for trio.  Each call runs in a worker thread under a
+    `CapacityLimiter(1)`: one call at a time, in the order the calls arrived (trio's
+    limiter is fair), and the trio thread never blocks on the disk.
+
+    Cancelling a caller never interrupts a transaction: the thread call is not abandoned,
+    so a write has either committed or not by the time the cancellation is delivered."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+        self._limiter = trio.CapacityLimiter(1)
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, path: str | os.PathLike[str]) -> AsyncIterator[Store]:
+        """`async with Store.open(path) as store:` opens, migrates, and closes on exit."""
+        store = cls(await trio.to_thread.run_sync(Database.open, path))
+        try:
+            yield store
+        finally:
+            # Shielded: the file is closed cleanly even when the caller was cancelled.
+            with trio.CancelScope(shield=True):
+                await store.aclose()
+
+    @property
+    def path(self) -> Path:
+        return self._db.path
+
+    async def _run(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
+        return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+
+    async def aclose(self) -> None:
+        await self._run(self._db.close)
+
+    async def get_peer(self, fingerprint: str) -> PeerRecord | None:
+        return await self._run(self._db.get_peer, fingerprint)
+
+    async def peers(self) -> list[PeerRecord]:
+        return await self._run(self._db.peers)
+
+    async def peers_with_nick(self, nick: str) -> list[PeerRecord]:
+        return await self._run(self._db.peers_with_nick, nick)
+
+    async def count_peers(self) -> int:
+        return await self._run(self._db.count_peers)
+
+    async def pin_peer(
+        self,
+        public_key: bytes,
+        fingerprint: str,
+        nick: str,
+        now_ms: int,
+        trust: Trust = "unverified",
+        previous_fingerprint: str | None = None,
+    ) -> PeerRecord:
+        return await self._run(
+            self._db.pin_peer, public_key, fingerprint, nick, now_ms, trust, previous_fingerprint
+        )
+
+    async def set_trust(
+        self, fingerprint: str, trust: Trust, previous_fingerprint: str | None = None
+    ) -> None:
+        await self._run(self._db.set_trust, fingerprint, trust, previous_fingerprint)
+
+    async def touch_peer(self, fingerprint: str, nick: str, now_ms: int) -> None:
+        await self._run(self._db.touch_peer, fingerprint, nick, now_ms)
+
+    async def delete_peer(self, fingerprint: str) -> bool:
+        return await self._run(self._db.delete_peer, fingerprint)
+
+    async def remember_address(self, fingerprint: str, host: str, port: int, now_ms: int) -> None:
+        await self._run(self._db.remember_address, fingerprint, host, port, now_ms)
+
+    async def addresses(self, fingerprint: str) -> list[tuple[str, int]]:
+        return await self._run(self._db.addresses, fingerprint)
+
+    async def all_addresses(self) -> dict[str, list[tuple[str, int]]]:
+        return await self._run(self._db.all_addresses)
+
+    async def add_manual_peer(self, host: str, port: int, now_ms: int) -> None:
+        await self._run(self._db.add_manual_peer, host, port, now_ms)
+
+    async def remove_manual_peer(self, host: str, port: int) -> bool:
+        return await self._run(self._db.remove_manual_peer, host, port)
+
+    async def manual_peers(self) -> list[tuple[str, int]]:
+        return await self._run(self._db.manual_peers)
+
+    async def integrity_check(self) -> str:
+        return await self._run(self._db.integrity_check)
+
+    async def settings(self) -> dict[str, object]:
+        return await self._run(self._db.settings)
+
+    # -- messages ------------------------------------------------------------------------
+
+    async def tick_lamport(self, observed: int = 0) -> int:
+        return await self._run(self._db.tick_lamport, observed)
+
+    async def observe_lamport(self, observed: int) -> None:
+        await self._run(self._db.observe_lamport, observed)
+
+    async def queue_message(
+        self,
+        id: bytes,
+        peer: str,
+        author: str,
+        sent_at: int,
+        lamport: int,
+        body: str,
+        payload: bytes,
+        now_ms: int,
+    ) -> StoredMessage:
+        return await self._run(
+            self._db.queue_message, id, peer, author, sent_at, lamport, body, payload, now_ms
+        )
+
+    async def queue_operation(self, op_id: bytes, peer: str, payload: bytes, now_ms: int) -> None:
+        await self._run(self._db.queue_operation, op_id, peer, payload, now_ms)
+
+    async def edit_own(
+        self,
+        op_id: bytes,
+        target_id: bytes,
+        me: str,
+        body: str,
+        edited_at: int,
+        payload: bytes,
+        peer: str,
+        now_ms: int,
+    ) -> StoredMessage:
+        return await self._run(
+            self._db.edit_own, op_id, target_id, me, body, edited_at, payload, peer, now_ms
+        )
+
+    async def delete_own(
+        self, op_id: bytes, target_id: bytes, me: str, payload: bytes, peer: str, now_ms: int
+    ) -> StoredMessage:
+        return await self._run(self._db.delete_own, op_id, target_id, me, payload, peer, now_ms)
+
+    async def store_incoming(
+        self,
+        id: bytes,
+        peer: str,
+        author: str,
+        sent_at: int,
+        lamport: int,
+        body: str,
+        now_ms: int,
+    ) -> StoredMessage | None:
+        return await self._run(
+            self._db.store_incoming, id, peer, author, sent_at, lamport, body, now_ms
+        )
+
+    async def apply_edit(
+        self,
+        op_id: bytes,
+        target_id: bytes,
+        author: str,
+        body: str,
+        edited_at: int,
+        now_ms: int,
+    ) -> StoredMessage | None:
+        return await self._run(
+            self._db.apply_edit, op_id, target_id, author, body, edited_at, now_ms
+        )
+
+    async def apply_delete(
+        self, op_id: bytes, target_id: bytes, author: str, now_ms: int
+    ) -> StoredMessage | None:
+        return await self._run(self._db.apply_delete, op_id, target_id, author, now_ms)
+
+    async def mark_delivered(self, ids: Sequence[bytes], now_ms: int) -> list[bytes]:
+        return await self._run(self._db.mark_delivered, ids, now_ms)
+
+    async def mark_read_by_peer(
+        self, op_id: bytes, ids: Sequence[bytes], peer: str, now_ms: int
+    ) -> list[bytes]:
+        return await self._run(self._db.mark_read_by_peer, op_id, ids, peer, now_ms)
+
+    async def mark_read_locally(
+        self,
+        peer: str,
+        up_to_id: bytes | None,
+        now_ms: int,
+        receipts: Callable[[list[bytes]], list[tuple[bytes, bytes]]] | None = None,
+    ) -> list[bytes]:
+        return await self._run(self._db.mark_read_locally, peer, up_to_id, now_ms, receipts)
+
+    async def outbox(
+        self, peer: str, after_seq: int = 0, limit: int = 256
+    ) -> list[tuple[int, bytes, bytes]]:
+        return await self._run(self._db.outbox, peer, after_seq, limit)
+
+    async def outbox_peers(self) -> list[str]:
+        return await self._run(self._db.outbox_peers)
+
+    async def outbox_size(self, peer: str) -> int:
+        return await self._run(self._db.outbox_size, peer)
+
+    async def get_message(self, id: bytes) -> StoredMessage | None:
+        return await self._run(self._db.get_message, id)
+
+    async def history(
+        self, peer: str, *, before: bytes | None = None, limit: int = 50
+    ) -> list[StoredMessage]:
+        return await self._run(lambda: self._db.history(peer, before=before, limit=limit))
+
+    async def conversation(self, peer: str) -> list[StoredMessage]:
+        return await self._run(self._db.conversation, peer)
+
+    async def search(self, query: str, *, limit: int = 50) -> list[StoredMessage]:
+        return await self._run(lambda: self._db.search(query, limit=limit))
