@@ -2,7 +2,7 @@
 
 from p2pim.config import NodeConfig
 from p2pim.identity import Identity, load_or_create
-from p2pim.node import Node, PeerInfo, PeerNotConnected, open_node
+from p2pim.node import Node, PeerInfo, PeerUnknown, open_node
 from p2pim.sessions import PeerRejectedError
 
 __all__ = [
@@ -10,8 +10,8 @@ __all__ = [
     "Node",
     "NodeConfig",
     "PeerInfo",
-    "PeerNotConnected",
     "PeerRejectedError",
+    "PeerUnknown",
     "load_or_create",
     "open_node",
 ]

@@ -84,7 +84,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="longest wait between attempts to reach a known peer (default 30)",
     )
+    export = sub.add_parser("export", help="write one conversation as JSON Lines or Markdown")
+    export.add_argument("peer", help="fingerprint, fingerprint prefix or nick")
+    export.add_argument("--format", choices=("jsonl", "markdown"), default="jsonl")
+    export.add_argument("--output", type=Path, default=None, help="file (default: stdout)")
     return parser
+
+
+def export_conversation(profile: Path, peer: str, fmt: str) -> str:
+    """Read straight from the profile's database (a running node may keep writing: WAL)."""
+    from p2pim.export import export
+    from p2pim.names import resolve_peer
+    from p2pim.storage import Database, database_path
+
+    me = ident.load_or_create(profile)
+    with Database.open(database_path(profile)) as db:
+        nicks = {record.fingerprint: record.nick for record in db.peers()}
+        fingerprint = resolve_peer(peer, nicks.items())
+        nicks[me.fingerprint] = "me"
+        return export(db.conversation(fingerprint), nicks, fingerprint, fmt)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,6 +139,16 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             parser.error(str(exc))
         trio.run(functools.partial(run_daemon, node, stdio=args.stdio, peers=args.peer))
+        return 0
+    if args.command == "export":
+        try:
+            text = export_conversation(profile, args.peer, args.format)
+        except ValueError as exc:  # unknown or ambiguous peer
+            parser.error(str(exc))
+        if args.output is None:
+            sys.stdout.write(text)
+        else:
+            args.output.write_text(text, encoding="utf-8")
         return 0
     parser.print_help()
     print("\nThe terminal UI is not built yet; `p2pim daemon` runs a node.", file=sys.stderr)

@@ -20,8 +20,10 @@ from typing import Any
 import trio
 
 from p2pim import events as ev
-from p2pim.node import Node, PairingError, PeerNotConnected, PeerUnknown
+from p2pim.names import PeerNameError, resolve_peer
+from p2pim.node import Node, PairingError, PeerUnknown
 from p2pim.sessions import PeerRejectedError
+from p2pim.storage import NotYourMessage, StoredMessage, UnknownMessage
 from p2pim.trust import PeerKeyChangedError
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ MAX_REQUEST_BYTES = 1024 * 1024
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
 INTERNAL_ERROR = -32603
 PEER_NOT_CONNECTED, UNKNOWN_PEER, PEER_REJECTED, KEY_CHANGED, PAIRING_FAILED = 1, 2, 3, 4, 5
+BAD_MESSAGE = 6  # no such message, or not ours to edit or delete
 
 
 class RpcError(Exception):
@@ -57,6 +60,12 @@ class RpcServer:
         "peers",
         "connect",
         "send",
+        "edit",
+        "delete",
+        "mark_read",
+        "set_typing",
+        "history",
+        "search",
         "set_status",
         "add_peer",
         "remove_peer",
@@ -96,15 +105,39 @@ class RpcServer:
         except (OSError, trio.TooSlowError) as exc:
             raise RpcError(PEER_NOT_CONNECTED, f"cannot reach {host}:{port}: {exc}") from exc
 
-    async def send(self, peer: str, text: str) -> dict[str, str]:
-        try:
-            return {"id": await self.node.send_text(self.resolve_peer(peer), text)}
-        except PeerNotConnected as exc:
-            raise RpcError(PEER_NOT_CONNECTED, f"peer {peer} is not connected") from exc
-        except PeerKeyChangedError as exc:
-            raise RpcError(KEY_CHANGED, str(exc)) from exc
-        except ValueError as exc:
-            raise RpcError(INVALID_PARAMS, str(exc)) from exc
+    async def send(self, peer: str, text: str) -> dict[str, Any]:
+        fp = self.resolve_peer(peer)
+        message_id = await self.node.send_text(fp, text)
+        return {"id": message_id, "queued": not self.node.is_connected(fp)}
+
+    async def edit(self, peer: str, id: str, text: str) -> None:
+        await self.node.edit(self.resolve_peer(peer), _hex_id(id), text)
+
+    async def delete(self, peer: str, id: str) -> None:
+        await self.node.delete(self.resolve_peer(peer), _hex_id(id))
+
+    async def mark_read(self, peer: str, up_to: str | None = None) -> dict[str, list[str]]:
+        up_to = _hex_id(up_to) if up_to is not None else None
+        return {"read": await self.node.mark_read(self.resolve_peer(peer), up_to)}
+
+    async def set_typing(self, peer: str, typing: bool = True) -> None:
+        if not isinstance(typing, bool):
+            raise ValueError("typing is true or false")
+        await self.node.set_typing(self.resolve_peer(peer), typing)
+
+    async def history(
+        self, peer: str, before: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        before = _hex_id(before) if before is not None else None
+        if type(limit) is not int:
+            raise ValueError("limit is an integer")
+        found = await self.node.history(self.resolve_peer(peer), before=before, limit=limit)
+        return [message_to_json(m) for m in found]
+
+    async def search(self, query: str, limit: int = 50) -> list[dict[str, Any]]:
+        if not isinstance(query, str) or type(limit) is not int:
+            raise ValueError("query is a string and limit an integer")
+        return [message_to_json(m) for m in await self.node.search(query, limit=limit)]
 
     async def set_status(self, status: str, text: str = "") -> None:
         try:
@@ -122,16 +155,10 @@ class RpcServer:
         return [dataclasses.asdict(r) for r in self.node.reachability()]
 
     async def safety_number(self, peer: str) -> dict[str, str]:
-        try:
-            return {"safety_number": self.node.safety_number(self.resolve_peer(peer))}
-        except PeerUnknown as exc:
-            raise RpcError(UNKNOWN_PEER, str(exc)) from exc
+        return {"safety_number": self.node.safety_number(self.resolve_peer(peer))}
 
     async def verify(self, peer: str) -> None:
-        try:
-            await self.node.verify(self.resolve_peer(peer))
-        except PeerUnknown as exc:
-            raise RpcError(UNKNOWN_PEER, str(exc)) from exc
+        await self.node.verify(self.resolve_peer(peer))
 
     async def start_pairing(self) -> dict[str, str]:
         return {"code": self.node.start_pairing()}
@@ -154,15 +181,10 @@ class RpcServer:
 
     def resolve_peer(self, name: str) -> str:
         """A peer by full fingerprint, unique fingerprint prefix, or unique nick."""
-        peers = self.node.peers()
-        matches = [p for p in peers if p.fingerprint == name]
-        matches = matches or [p for p in peers if p.nick == name]
-        matches = matches or [p for p in peers if len(name) >= 4 and p.fingerprint.startswith(name)]
-        if len(matches) == 1:
-            return matches[0].fingerprint
-        if not matches:
-            raise RpcError(UNKNOWN_PEER, f"no peer named {name!r}")
-        raise RpcError(UNKNOWN_PEER, f"{name!r} is ambiguous: {len(matches)} peers match")
+        try:
+            return resolve_peer(name, ((p.fingerprint, p.nick) for p in self.node.peers()))
+        except PeerNameError as exc:
+            raise RpcError(UNKNOWN_PEER, str(exc)) from exc
 
     async def handle_line(self, line: bytes) -> dict[str, Any] | None:
         """One request line in, one response out (None for notifications)."""
@@ -188,6 +210,12 @@ class RpcServer:
                 raise TypeError("params must be an object or an array")
         except RpcError as exc:
             response = _error(rid, exc.code, str(exc))
+        except PeerUnknown as exc:
+            response = _error(rid, UNKNOWN_PEER, str(exc))
+        except PeerKeyChangedError as exc:
+            response = _error(rid, KEY_CHANGED, str(exc))
+        except (UnknownMessage, NotYourMessage) as exc:
+            response = _error(rid, BAD_MESSAGE, str(exc))
         except (TypeError, ValueError) as exc:
             response = _error(rid, INVALID_PARAMS, str(exc))
         except Exception as exc:  # a bad request must never take the daemon down
@@ -196,6 +224,19 @@ class RpcServer:
         else:
             response = {"jsonrpc": "2.0", "id": rid, "result": result}
         return response if "id" in request else None  # notifications get no reply
+
+
+def _hex_id(text: object) -> str:
+    if not isinstance(text, str) or len(text) != 32:
+        raise ValueError("a message id is 32 hex digits")
+    bytes.fromhex(text)  # ValueError if not hex
+    return text.lower()
+
+
+def message_to_json(message: StoredMessage) -> dict[str, Any]:
+    fields = dataclasses.asdict(message)
+    fields["id"] = message.id.hex()
+    return fields
 
 
 def _error(rid: Any, code: int, message: str) -> dict[str, Any]:

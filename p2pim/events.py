@@ -94,6 +94,43 @@ class MessageReceived:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class MessageEdited:
+    peer: str  # the conversation (the author's fingerprint)
+    message_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDeleted:
+    peer: str
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDelivered:
+    """The peer's node has durably stored our message."""
+
+    peer: str
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRead:
+    """The peer's user has seen our message."""
+
+    peer: str
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TypingChanged:
+    """The peer started or stopped typing to us (a stale indicator expires by itself)."""
+
+    peer: str
+    typing: bool
+
+
 NodeEvent = (
     PeerDiscovered
     | PeerConnected
@@ -105,4 +142,9 @@ NodeEvent = (
     | DialFailed
     | PairingFailed
     | MessageReceived
+    | MessageEdited
+    | MessageDeleted
+    | MessageDelivered
+    | MessageRead
+    | TypingChanged
 )

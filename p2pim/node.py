@@ -13,8 +13,6 @@ import contextlib
 import dataclasses
 import logging
 import math
-import os
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,11 +24,12 @@ from p2pim import discovery, events, trust
 from p2pim.config import NodeConfig
 from p2pim.events import NodeEvent
 from p2pim.identity import Identity, fingerprint, safety_number
+from p2pim.messaging import Messenger, now_ms
 from p2pim.net.link import LinkClosed, PeerLink
 from p2pim.presence import AutoAway
 from p2pim.reach import Address, ReachPlanner, Source, Target, dialable
 from p2pim.sessions import PeerRejectedError, SessionHooks, Sessions, classify_dial_error
-from p2pim.storage import PeerRecord, Store
+from p2pim.storage import PeerRecord, Store, StoredMessage
 from p2pim.wire import pake
 from p2pim.wire.messages import (
     BYE_BUSY,
@@ -38,7 +37,6 @@ from p2pim.wire.messages import (
     MAX_HOST_BYTES,
     MAX_NICK_BYTES,
     MAX_STATUS_TEXT_BYTES,
-    MAX_TEXT_BYTES,
     PROTOCOL_VERSION,
     STATUSES,
     Hello,
@@ -46,7 +44,6 @@ from p2pim.wire.messages import (
     PeerAddress,
     PeerList,
     Presence,
-    Text,
 )
 
 log = logging.getLogger(__name__)
@@ -56,10 +53,6 @@ MAX_KNOWN_PEERS = 4096
 SUBSCRIBER_BUFFER = 1024
 EXCHANGE_MIN_INTERVAL = 1.0  # peer lists are coalesced: at most one round per second
 PAIRING_TIMEOUT = 300.0
-
-
-class PeerNotConnected(Exception):
-    """The peer has no live session (offline delivery arrives with the outbox)."""
 
 
 class PeerUnknown(Exception):
@@ -92,15 +85,6 @@ class Reachability:
     last_error_address: str | None
     addresses: tuple[str, ...]
     diagnosis: str
-
-
-def new_message_id() -> bytes:
-    """16 bytes: 48-bit milliseconds then 80 random bits, so ids sort by creation time."""
-    return (time.time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class Node:
@@ -136,7 +120,6 @@ class Node:
         )
         self._links = self._sessions.links  # the live session per peer, owned by _sessions
         self._presence: dict[str, Presence] = {}
-        self._session_trust: dict[str, trust.Trust] = {}  # set once a new session is pinned
         self._records: dict[str, PeerRecord] = {}
         self._adverts: dict[str, discovery.PeerAdvertised] = {}
         self._reach = ReachPlanner(
@@ -173,9 +156,11 @@ class Node:
         async with Store.open(self._store_path or ":memory:") as store:
             self._store = store
             self._records = {r.fingerprint: r for r in await store.peers()}
+            self._messenger = Messenger(self.fingerprint, store, self._links, self._emit)
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 self._sessions.start(nursery)
+                self._messenger.start(nursery)
                 await nursery.start(self._serve)
                 await self._load_reach_hints(store)
                 if self.config.discovery:
@@ -327,8 +312,6 @@ class Node:
         assert self._store is not None
         await self._store.set_trust(record.fingerprint, level)
         self._records[record.fingerprint] = dataclasses.replace(record, trust=level)
-        if record.fingerprint in self._session_trust:
-            self._session_trust[record.fingerprint] = level
         await self._emit(events.PeerTrustChanged(record.fingerprint, level))
 
     def _can_pin(self, fp: str) -> bool:
@@ -446,26 +429,57 @@ class Node:
 
     # ---- sending ------------------------------------------------------------------------
 
-    async def send_text(self, peer: str, text: str) -> str:
-        """Send `text` to the peer with fingerprint `peer`; returns the message id (hex)."""
-        if not isinstance(text, str) or len(text.encode("utf-8")) > MAX_TEXT_BYTES:
-            raise ValueError(
-                f"text is a string of at most {MAX_TEXT_BYTES} bytes; send files as files"
-            )
-        link = self._links.get(peer)
-        level = self._session_trust.get(peer)
-        if link is None or level is None:  # no session, or one still being set up
-            raise PeerNotConnected(peer)
-        if level == trust.KEY_CHANGED:
+    def _sendable(self, peer: str) -> None:
+        """Messages go to identities we know; never to a key that changed unverified."""
+        record = self._records.get(peer)
+        if record is None:
+            raise PeerUnknown(f"no peer with fingerprint {peer} is known")
+        if record.trust == trust.KEY_CHANGED:
             raise trust.PeerKeyChangedError(
-                f"{link.remote_nick}'s key changed: verify it before sending (safety number)"
+                f"{record.nick}'s key changed: verify it before sending (safety number)"
             )
-        message = Text(id=new_message_id(), sent_at=now_ms(), body=text)
-        try:
-            await link.send(message)
-        except LinkClosed as exc:
-            raise PeerNotConnected(peer) from exc
-        return message.id.hex()
+
+    async def send_text(self, peer: str, text: str) -> str:
+        """Send `text` to the peer with fingerprint `peer`; returns the message id (hex).
+
+        On return the message is on disk and queued: it is delivered (and acknowledged,
+        see `MessageDelivered`) as soon as the peer is reachable, even after restarts.
+        """
+        self._sendable(peer)
+        return (await self._messenger.send_text(peer, text)).hex()
+
+    def is_connected(self, peer: str) -> bool:
+        return peer in self._links
+
+    async def edit(self, peer: str, message_id: str, text: str) -> None:
+        """Replace the text of one of our messages to `peer` (propagates like a message)."""
+        self._sendable(peer)
+        await self._messenger.edit(peer, bytes.fromhex(message_id), text)
+
+    async def delete(self, peer: str, message_id: str) -> None:
+        self._sendable(peer)
+        await self._messenger.delete(peer, bytes.fromhex(message_id))
+
+    async def mark_read(self, peer: str, up_to: str | None = None) -> list[str]:
+        """The user has seen the conversation (up to a message): tell the peer, durably."""
+        ids = await self._messenger.mark_read(peer, bytes.fromhex(up_to) if up_to else None)
+        return [i.hex() for i in ids]
+
+    async def set_typing(self, peer: str, active: bool = True) -> None:
+        await self._messenger.set_typing(peer, active)
+
+    async def history(
+        self, peer: str, *, before: str | None = None, limit: int = 50
+    ) -> list[StoredMessage]:
+        """The conversation's `limit` messages before `before` (newest if None), oldest first."""
+        assert self._store is not None
+        anchor = bytes.fromhex(before) if before else None
+        return await self._store.history(peer, before=anchor, limit=max(1, min(limit, 1000)))
+
+    async def search(self, query: str, *, limit: int = 50) -> list[StoredMessage]:
+        """Full-text search across every conversation, best match first."""
+        assert self._store is not None
+        return await self._store.search(query, limit=max(1, min(limit, 1000)))
 
     async def _send_quietly(self, link: PeerLink, message: Message) -> None:
         with contextlib.suppress(LinkClosed):  # its reader notices and reports the loss
@@ -484,6 +498,8 @@ class Node:
     async def _session_opened(self, link: PeerLink, replaced: bool) -> None:
         fp = link.fingerprint
         self._presence[fp] = Presence(link.hello.status, link.hello.status_text)
+        if self._links.get(fp) is link:
+            self._messenger.session_started(link)  # drain the outbox on this session
         if replaced:
             if link.paired and self._can_pin(fp):  # the code was proven on this connection
                 await self._pin(link)
@@ -493,7 +509,6 @@ class Node:
             self._reach.learn(fp, address, Source.REMEMBERED, trio.current_time())
         self._reach.connected(fp, inbound=not link.initiator)
         record = await self._pin(link)
-        self._session_trust[fp] = record.trust
         if link.reach_port:
             assert self._store is not None
             await self._store.remember_address(fp, link.address, link.reach_port, now_ms())
@@ -511,13 +526,9 @@ class Node:
 
     async def _session_message(self, link: PeerLink, message: Message) -> None:
         fp = link.fingerprint
-        if isinstance(message, Text):
-            await self._emit(
-                events.MessageReceived(
-                    fp, link.remote_nick, message.id.hex(), message.sent_at, message.body
-                )
-            )
-        elif isinstance(message, Presence):
+        if await self._messenger.received(link, message):
+            return
+        if isinstance(message, Presence):
             self._presence[fp] = message
             await self._emit(events.PeerStatusChanged(fp, message.status, message.status_text))
         elif isinstance(message, PeerList):
@@ -526,7 +537,7 @@ class Node:
     async def _session_closed(self, link: PeerLink, reason: str) -> None:
         fp = link.fingerprint
         self._presence.pop(fp, None)
-        self._session_trust.pop(fp, None)
+        self._messenger.session_ended(fp)
         self._reach.disconnected(fp, trio.current_time(), refused=reason == BYE_BUSY)
         self._reach_changed.set()
         await self._emit(events.PeerDisconnected(fp, reason))

@@ -272,6 +272,9 @@ class Sessions:
         except RemoteProtocolError as exc:
             reason = f"protocol error: {exc}"
             log.warning("closing session with %s: %s", link.fingerprint[:8], exc)
+        except Exception as exc:  # e.g. the disk is full: lose this session, not the node
+            reason = f"local error: {exc.__class__.__name__}: {exc}"
+            log.exception("closing session with %s", link.fingerprint[:8])
         finally:
             await link.close()
             if self.links.get(link.fingerprint) is link:

@@ -212,6 +212,8 @@ def boundary_value(kind: object, meta: Mapping[str, Any], high: bool) -> object:
         return meta["max"] if high else meta.get("min", 0)
     if kind is bool:
         return high
+    if typing.get_origin(kind) is tuple and typing.get_args(kind)[0] is bytes:
+        return (b"\xff" * meta["item_size"],) * meta["max"] if high else ()
     if typing.get_origin(kind) is tuple:
         record = typing.get_args(kind)[0]
         return tuple(boundary_instance(record, high) for _ in range(meta["max"])) if high else ()
@@ -259,7 +261,7 @@ def test_every_type_rejects_an_extra_key(cls: type[Message]) -> None:
 
 def test_encoding_is_a_msgpack_map_with_type_tag() -> None:
     obj = msgpack.unpackb(codec.encode(Text(id=MSG_ID, sent_at=7, body="b")), raw=False)
-    assert obj == {"t": "text", "id": MSG_ID, "sent_at": 7, "body": "b"}
+    assert obj == {"t": "text", "id": MSG_ID, "sent_at": 7, "body": "b", "lamport": 0}
 
 
 # --------------------------------------------------------------------------------------
@@ -276,7 +278,7 @@ def hello_map(**over: object) -> dict[object, object]:
 
 
 def text_map(**over: object) -> dict[object, object]:
-    return {"t": "text", "id": MSG_ID, "sent_at": 123, "body": "hi", **over}
+    return {"t": "text", "id": MSG_ID, "sent_at": 123, "body": "hi", "lamport": 0, **over}
 
 
 def bye_map(**over: object) -> dict[object, object]:

@@ -63,7 +63,7 @@ async def test_dialer_rejects_host_advertising_another_peers_fingerprint(
         outcomes = [r["event"] for r in reports if r["event"] != "listening"]
         assert outcomes and set(outcomes) == {"handshake_failed"}
         assert not [e for e in dialer.events if e["type"] == "peer_connected"]
-        with pytest.raises(RpcFailed, match="not connected"):
+        with pytest.raises(RpcFailed, match="no peer with fingerprint"):  # never pinned
             await dialer.call("send", peer=victim.fingerprint, text="secret")
 
         assert await dialer.stop() == 0

@@ -132,6 +132,9 @@ def near_bounds(kind: object, meta: Mapping[str, Any]) -> st.SearchStrategy[obje
         ).filter(lambda v: -(2**63) <= v < 2**64)
     if kind is bool:
         return st.booleans()
+    if typing.get_origin(kind) is tuple and typing.get_args(kind)[0] is bytes:
+        size = meta["item_size"]
+        return st.lists(st.binary(min_size=size - 1, max_size=size + 1), max_size=4)
     if typing.get_origin(kind) is tuple:
         record = typing.get_args(kind)[0]
         maps = st.fixed_dictionaries(
@@ -155,6 +158,10 @@ def valid_values(kind: object, meta: Mapping[str, Any]) -> st.SearchStrategy[Any
         return st.integers(meta.get("min", 0), meta["max"])
     if kind is bool:
         return st.booleans()
+    if typing.get_origin(kind) is tuple and typing.get_args(kind)[0] is bytes:
+        size = meta["item_size"]
+        ids = st.binary(min_size=size, max_size=size)
+        return st.lists(ids, max_size=min(meta["max"], 4)).map(tuple)
     if typing.get_origin(kind) is tuple:
         record = typing.get_args(kind)[0]
         return st.lists(valid_instances(record), max_size=min(meta["max"], 4)).map(tuple)

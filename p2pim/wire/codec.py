@@ -65,8 +65,20 @@ def _converter(kind: object, meta: Mapping[str, Any]) -> Converter:
     if kind is bool:
         return _scalar(lambda v: type(v) is bool)
     if typing.get_origin(kind) is tuple:
-        record_type, _ = typing.get_args(kind)
-        record, limit = _record_converter(record_type), meta["max"]
+        item_type, _ = typing.get_args(kind)
+        limit = meta["max"]
+        if item_type is bytes:  # a list of fixed-size ids
+            size = meta["item_size"]
+
+            def convert_ids(value: object) -> object:
+                if not isinstance(value, list) or len(value) > limit:
+                    raise _Invalid
+                if not all(type(i) is bytes and len(i) == size for i in value):
+                    raise _Invalid
+                return tuple(value)
+
+            return convert_ids
+        record = _record_converter(item_type)
 
         def convert_list(value: object) -> object:
             if type(value) is not list or len(value) > limit:

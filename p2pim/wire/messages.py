@@ -17,10 +17,12 @@ MAX_NICK_BYTES = 64
 MAX_TEXT_BYTES = 32 * 1024  # longer content travels as a file
 MESSAGE_ID_SIZE = 16
 MAX_TIMESTAMP_MS = 2**63 - 1
+MAX_LAMPORT = 2**48 - 1
 MAX_STATUS_TEXT_BYTES = 128
 MAX_HOST_BYTES = 64
 MAX_EXCHANGED_PEERS = 32
 KEY_SIZE = 32
+MAX_ACKED_IDS = 1024
 
 # Presence a user chooses; "offline" is never sent, it is what silence means.
 STATUSES = ("online", "away", "busy")
@@ -44,12 +46,61 @@ class Hello:
 
 @dataclass(frozen=True, slots=True)
 class Text:
-    """A direct text message.  `id` is globally unique, so receivers can deduplicate."""
+    """A direct text message.  `id` is globally unique, so receivers can deduplicate;
+    `lamport` orders a conversation the same way on both sides."""
 
     TYPE: ClassVar[str] = "text"
     id: bytes = field(metadata={"size": MESSAGE_ID_SIZE})
     sent_at: int = field(metadata={"min": 0, "max": MAX_TIMESTAMP_MS})  # sender clock, ms
     body: str = field(metadata={"max": MAX_TEXT_BYTES})
+    # Bounded well below 2**63 so no peer can push our clock to exhaustion.
+    lamport: int = field(default=0, metadata={"max": MAX_LAMPORT})
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """The author replaces the body of its message `target`; `id` names this operation."""
+
+    TYPE: ClassVar[str] = "edit"
+    id: bytes = field(metadata={"size": MESSAGE_ID_SIZE})
+    target: bytes = field(metadata={"size": MESSAGE_ID_SIZE})
+    sent_at: int = field(metadata={"min": 0, "max": MAX_TIMESTAMP_MS})
+    body: str = field(metadata={"max": MAX_TEXT_BYTES})
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """The author withdraws its message `target`; `id` names this operation."""
+
+    TYPE: ClassVar[str] = "delete"
+    id: bytes = field(metadata={"size": MESSAGE_ID_SIZE})
+    target: bytes = field(metadata={"size": MESSAGE_ID_SIZE})
+    sent_at: int = field(metadata={"min": 0, "max": MAX_TIMESTAMP_MS})
+
+
+@dataclass(frozen=True, slots=True)
+class ReadReceipt:
+    """The sender's user has seen these messages of ours; `id` names this receipt."""
+
+    TYPE: ClassVar[str] = "read"
+    id: bytes = field(metadata={"size": MESSAGE_ID_SIZE})
+    ids: tuple[bytes, ...] = field(metadata={"max": MAX_ACKED_IDS, "item_size": MESSAGE_ID_SIZE})
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The sender has durably stored (or already had) these messages or operations."""
+
+    TYPE: ClassVar[str] = "ack"
+    ids: tuple[bytes, ...] = field(metadata={"max": MAX_ACKED_IDS, "item_size": MESSAGE_ID_SIZE})
+
+
+@dataclass(frozen=True, slots=True)
+class Typing:
+    """The sender's user is (or stopped) typing to us; receivers expire it on their own."""
+
+    TYPE: ClassVar[str] = "typing"
+    active: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +145,22 @@ class PeerList:
     peers: tuple[PeerAddress, ...] = field(metadata={"max": MAX_EXCHANGED_PEERS})
 
 
-Message = Hello | Text | Bye | Heartbeat | Presence | PeerList
-MESSAGE_TYPES: tuple[type[Message], ...] = (Hello, Text, Bye, Heartbeat, Presence, PeerList)
+Message = (
+    Hello
+    | Text
+    | Bye
+    | Heartbeat
+    | Presence
+    | PeerList
+    | Edit
+    | Delete
+    | ReadReceipt
+    | Ack
+    | Typing
+)
+MESSAGE_TYPES: tuple[type[Message], ...] = (
+    Hello, Text, Bye, Heartbeat, Presence, PeerList, Edit, Delete, ReadReceipt, Ack, Typing,
+)  # fmt: skip
 
 # Well-known Bye reasons.
 BYE_QUIT = "quit"

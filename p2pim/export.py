@@ -1,0 +1,52 @@
+"""A conversation as JSON Lines (for programs) or Markdown (for people)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+
+from p2pim.storage import StoredMessage
+
+FORMATS = ("jsonl", "markdown")
+
+
+def to_jsonl(messages: list[StoredMessage], nicks: dict[str, str]) -> Iterator[str]:
+    for m in messages:
+        yield json.dumps(
+            {
+                "id": m.id.hex(),
+                "author": m.author,
+                "author_nick": nicks.get(m.author, ""),
+                "outgoing": m.outgoing,
+                "sent_at": m.sent_at,
+                "lamport": m.lamport,
+                "body": m.body,
+                "edited_at": m.edited_at,
+                "deleted": m.deleted,
+                "delivered_at": m.delivered_at,
+                "read_at": m.read_at,
+            },
+            ensure_ascii=False,
+        )
+
+
+def to_markdown(messages: list[StoredMessage], nicks: dict[str, str], peer: str) -> Iterator[str]:
+    yield f"# Conversation with {nicks.get(peer) or peer[:8]} ({peer[:8]})"
+    day = None
+    for m in messages:
+        sent = datetime.fromtimestamp(m.sent_at / 1000).astimezone()
+        if sent.date() != day:
+            day = sent.date()
+            yield f"\n## {day.isoformat()}\n"
+        who = nicks.get(m.author) or m.author[:8]
+        body = "*(deleted)*" if m.deleted else m.body.replace("\n", "  \n")
+        edited = " *(edited)*" if m.edited_at is not None and not m.deleted else ""
+        yield f"**{who}** {sent:%H:%M}: {body}{edited}"
+
+
+def export(messages: list[StoredMessage], nicks: dict[str, str], peer: str, fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise ValueError(f"format is one of {', '.join(FORMATS)}")
+    lines = to_jsonl(messages, nicks) if fmt == "jsonl" else to_markdown(messages, nicks, peer)
+    return "".join(f"{line}\n" for line in lines)

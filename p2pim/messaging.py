@@ -1,0 +1,263 @@
+"""Direct messages that lose nothing: durable before acknowledged, delivered at least once
+on the wire, shown exactly once.
+
+Sending commits the message and its outbox entry in one transaction; a pump per session
+drains the peer's outbox in order and the entry leaves the outbox only when the peer acks
+it.  A new session resends whatever is still unacknowledged, so the receiver deduplicates
+by id.  Edits, deletes and read receipts are operations with ids of their own, queued and
+acknowledged the same way.  Typing indicators are ephemeral and expire on their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from p2pim import events
+from p2pim.net.link import LinkClosed, PeerLink
+from p2pim.storage import Store
+from p2pim.wire import codec
+from p2pim.wire.messages import (
+    MAX_ACKED_IDS,
+    MAX_TEXT_BYTES,
+    Ack,
+    Delete,
+    Edit,
+    Message,
+    ReadReceipt,
+    Text,
+    Typing,
+)
+
+OUTBOX_BATCH = 256
+MAX_IN_FLIGHT = 1024  # unacknowledged sends per session: memory stays bounded
+TYPING_TTL = 6.0  # a typing indicator not refreshed within this is over
+
+
+def new_message_id() -> bytes:
+    """16 bytes: 48-bit milliseconds then 80 random bits, so ids sort by creation time."""
+    return now_ms().to_bytes(6, "big") + os.urandom(10)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def check_text(text: object) -> str:
+    if not isinstance(text, str) or len(text.encode("utf-8")) > MAX_TEXT_BYTES:
+        raise ValueError(f"text is a string of at most {MAX_TEXT_BYTES} bytes (files go as files)")
+    return text
+
+
+class Signal:
+    """A versioned wake-up: waiters say which version they saw, so none is ever lost."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self._event = trio.Event()
+
+    def fire(self) -> None:
+        self.version += 1
+        self._event.set()
+        self._event = trio.Event()
+
+    async def wait_past(self, version: int) -> None:
+        while self.version == version:
+            await self._event.wait()
+
+
+class Messenger:
+    def __init__(
+        self,
+        me: str,
+        store: Store,
+        links: dict[str, PeerLink],
+        emit: Callable[[events.NodeEvent], Awaitable[None]],
+    ) -> None:
+        self.me = me
+        self._store = store
+        self._links = links
+        self._emit = emit
+        self._queued: dict[str, Signal] = {}  # per peer: its outbox grew
+        self._acked: dict[str, Signal] = {}  # per peer: in-flight room opened
+        self._in_flight: dict[str, set[bytes]] = {}
+        self._pumps: dict[str, trio.CancelScope] = {}
+        self._typing_until: dict[str, float] = {}
+        self._nursery: trio.Nursery | None = None
+
+    def start(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+
+    # ---- sessions ---------------------------------------------------------------------
+
+    def session_started(self, link: PeerLink) -> None:
+        assert self._nursery is not None
+        old = self._pumps.pop(link.fingerprint, None)
+        if old is not None:
+            old.cancel()
+        scope = self._pumps[link.fingerprint] = trio.CancelScope()
+        self._nursery.start_soon(self._pump, link, scope)
+
+    def session_ended(self, fp: str) -> None:
+        scope = self._pumps.pop(fp, None)
+        if scope is not None:
+            scope.cancel()
+        self._in_flight.pop(fp, None)
+        self._typing_until.pop(fp, None)
+
+    async def _pump(self, link: PeerLink, scope: trio.CancelScope) -> None:
+        """Send the peer's outbox in order, at most MAX_IN_FLIGHT unacknowledged."""
+        fp = link.fingerprint
+        queued = self._queued.setdefault(fp, Signal())
+        acked = self._acked.setdefault(fp, Signal())
+        in_flight = self._in_flight[fp] = set()
+        after = 0  # a new session starts from the top: everything unacked is resent
+        with scope, contextlib.suppress(LinkClosed):
+            while True:
+                seen = queued.version
+                batch = await self._store.outbox(fp, after_seq=after, limit=OUTBOX_BATCH)
+                if not batch:
+                    await queued.wait_past(seen)
+                    continue
+                for seq, op_id, payload in batch:
+                    while len(in_flight) >= MAX_IN_FLIGHT:
+                        await acked.wait_past(acked.version)
+                    in_flight.add(op_id)
+                    await link.send(codec.decode(payload))
+                    after = seq
+
+    def _wake(self, peer: str) -> None:
+        self._queued.setdefault(peer, Signal()).fire()
+
+    # ---- sending ------------------------------------------------------------------------
+
+    async def send_text(self, peer: str, text: str) -> bytes:
+        """Accepted ⇒ committed: returns once the message and its outbox entry are on disk."""
+        check_text(text)
+        message = Text(
+            id=new_message_id(),
+            sent_at=now_ms(),
+            body=text,
+            lamport=await self._store.tick_lamport(),
+        )
+        await self._store.queue_message(
+            message.id,
+            peer,
+            self.me,
+            message.sent_at,
+            message.lamport,
+            text,
+            codec.encode(message),
+            message.sent_at,
+        )
+        self._wake(peer)
+        return message.id
+
+    async def edit(self, peer: str, target: bytes, text: str) -> None:
+        check_text(text)
+        op = Edit(id=new_message_id(), target=target, sent_at=now_ms(), body=text)
+        await self._store.edit_own(
+            op.id, target, self.me, text, op.sent_at, codec.encode(op), peer, op.sent_at
+        )
+        self._wake(peer)
+
+    async def delete(self, peer: str, target: bytes) -> None:
+        op = Delete(id=new_message_id(), target=target, sent_at=now_ms())
+        await self._store.delete_own(op.id, target, self.me, codec.encode(op), peer, op.sent_at)
+        self._wake(peer)
+
+    async def mark_read(self, peer: str, up_to: bytes | None = None) -> list[bytes]:
+        """Mark the conversation read (up to a message) and tell the peer, durably."""
+
+        def receipts(ids: list[bytes]) -> list[tuple[bytes, bytes]]:
+            chunks = (tuple(ids[i : i + MAX_ACKED_IDS]) for i in range(0, len(ids), MAX_ACKED_IDS))
+            receipts = [ReadReceipt(id=new_message_id(), ids=chunk) for chunk in chunks]
+            return [(r.id, codec.encode(r)) for r in receipts]
+
+        ids = await self._store.mark_read_locally(peer, up_to, now_ms(), receipts)
+        if ids:
+            self._wake(peer)
+        return ids
+
+    async def set_typing(self, peer: str, active: bool) -> None:
+        link = self._links.get(peer)
+        if link is not None:
+            with contextlib.suppress(LinkClosed):
+                await link.send(Typing(active))
+
+    # ---- receiving ----------------------------------------------------------------------
+
+    async def received(self, link: PeerLink, message: Message) -> bool:
+        """Handle a messaging message; False if it is not one."""
+        fp = link.fingerprint
+        if isinstance(message, Text):
+            stored = await self._store.store_incoming(
+                message.id, fp, fp, message.sent_at, message.lamport, message.body, now_ms()
+            )
+            await self._ack(link, message.id)
+            if stored is not None:  # a resend of what we already have is acked, not shown
+                await self._emit(
+                    events.MessageReceived(
+                        fp, link.remote_nick, message.id.hex(), message.sent_at, message.body
+                    )
+                )
+        elif isinstance(message, Edit):
+            edited = await self._store.apply_edit(
+                message.id, message.target, fp, message.body, message.sent_at, now_ms()
+            )
+            await self._ack(link, message.id)
+            if edited is not None:
+                await self._emit(events.MessageEdited(fp, message.target.hex(), message.body))
+        elif isinstance(message, Delete):
+            deleted = await self._store.apply_delete(message.id, message.target, fp, now_ms())
+            await self._ack(link, message.id)
+            if deleted is not None:
+                await self._emit(events.MessageDeleted(fp, message.target.hex()))
+        elif isinstance(message, ReadReceipt):
+            read = await self._store.mark_read_by_peer(message.id, message.ids, fp, now_ms())
+            await self._ack(link, message.id)
+            for message_id in read:
+                await self._emit(events.MessageRead(fp, message_id.hex()))
+        elif isinstance(message, Ack):
+            await self._on_ack(fp, message.ids)
+        elif isinstance(message, Typing):
+            await self._on_typing(fp, message.active)
+        else:
+            return False
+        return True
+
+    async def _ack(self, link: PeerLink, op_id: bytes) -> None:
+        with contextlib.suppress(LinkClosed):  # unacked means resent on the next session
+            await link.send(Ack((op_id,)))
+
+    async def _on_ack(self, fp: str, ids: tuple[bytes, ...]) -> None:
+        in_flight = self._in_flight.get(fp)
+        if in_flight is not None:
+            in_flight.difference_update(ids)
+            self._acked.setdefault(fp, Signal()).fire()
+        for message_id in await self._store.mark_delivered(ids, now_ms()):
+            await self._emit(events.MessageDelivered(fp, message_id.hex()))
+
+    async def _on_typing(self, fp: str, active: bool) -> None:
+        was_typing = fp in self._typing_until
+        if active:
+            self._typing_until[fp] = trio.current_time() + TYPING_TTL
+            if not was_typing:
+                assert self._nursery is not None
+                self._nursery.start_soon(self._expire_typing, fp)
+        else:
+            self._typing_until.pop(fp, None)
+        if active != was_typing:
+            await self._emit(events.TypingChanged(fp, active))
+
+    async def _expire_typing(self, fp: str) -> None:
+        while (until := self._typing_until.get(fp)) is not None:
+            if trio.current_time() >= until:
+                del self._typing_until[fp]
+                await self._emit(events.TypingChanged(fp, False))
+                return
+            await trio.sleep_until(until)
