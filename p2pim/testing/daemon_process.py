@@ -48,6 +48,7 @@ class DaemonProcess:
         self._stdin = process.stdin
         self._stdout = process.stdout
         self._ids = itertools.count(1)
+        self._write_lock = trio.Lock()
         self._responses: dict[int, trio.MemorySendChannel[dict[str, Any]]] = {}
         self.events: list[Event] = []
         self._new_event = trio.Event()
@@ -82,7 +83,8 @@ class DaemonProcess:
         send, receive = trio.open_memory_channel[dict[str, Any]](1)
         self._responses[rid] = send
         request = {"jsonrpc": "2.0", "id": rid, "method": method, "params": params}
-        await self._stdin.send_all(json.dumps(request).encode() + b"\n")
+        async with self._write_lock:  # calls may come from many tasks at once
+            await self._stdin.send_all(json.dumps(request).encode() + b"\n")
         try:
             response = await receive.receive()
         except trio.EndOfChannel:
