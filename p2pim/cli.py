@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -147,8 +148,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(exc))
         if args.output is None:
             sys.stdout.write(text)
-        else:
-            args.output.write_text(text, encoding="utf-8")
+        else:  # a conversation is private: owner-only, like the database it came from
+            fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
         return 0
     parser.print_help()
     print("\nThe terminal UI is not built yet; `p2pim daemon` runs a node.", file=sys.stderr)

@@ -29,6 +29,7 @@ from p2pim.trust import PeerKeyChangedError
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 1024 * 1024
+HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 # JSON-RPC 2.0 error codes; the application's own are positive and stable.
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
@@ -227,9 +228,8 @@ class RpcServer:
 
 
 def _hex_id(text: object) -> str:
-    if not isinstance(text, str) or len(text) != 32:
+    if not isinstance(text, str) or len(text) != 32 or not all(c in HEX_DIGITS for c in text):
         raise ValueError("a message id is 32 hex digits")
-    bytes.fromhex(text)  # ValueError if not hex
     return text.lower()
 
 

@@ -42,7 +42,7 @@ def to_markdown(messages: list[StoredMessage], nicks: dict[str, str], peer: str)
         who = nicks.get(m.author) or m.author[:8]
         body = "*(deleted)*" if m.deleted else m.body.replace("\n", "  \n")
         edited = " *(edited)*" if m.edited_at is not None and not m.deleted else ""
-        yield f"**{who}** {sent:%H:%M}: {body}{edited}"
+        yield f"**{who}** {sent:%H:%M}: {body}{edited}\n"  # a paragraph per message
 
 
 def export(messages: list[StoredMessage], nicks: dict[str, str], peer: str, fmt: str) -> str:

@@ -11,6 +11,7 @@ acknowledged the same way.  Typing indicators are ephemeral and expire on their 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,8 @@ from p2pim.wire.messages import (
     Text,
     Typing,
 )
+
+log = logging.getLogger(__name__)
 
 OUTBOX_BATCH = 256
 MAX_IN_FLIGHT = 1024  # unacknowledged sends per session: memory stays bounded
@@ -102,12 +105,13 @@ class Messenger:
         scope = self._pumps[link.fingerprint] = trio.CancelScope()
         self._nursery.start_soon(self._pump, link, scope)
 
-    def session_ended(self, fp: str) -> None:
+    async def session_ended(self, fp: str) -> None:
         scope = self._pumps.pop(fp, None)
         if scope is not None:
             scope.cancel()
         self._in_flight.pop(fp, None)
-        self._typing_until.pop(fp, None)
+        if self._typing_until.pop(fp, None) is not None:
+            await self._emit(events.TypingChanged(fp, False))  # a gone peer types no more
 
     async def _pump(self, link: PeerLink, scope: trio.CancelScope) -> None:
         """Send the peer's outbox in order, at most MAX_IN_FLIGHT unacknowledged."""
@@ -115,20 +119,32 @@ class Messenger:
         queued = self._queued.setdefault(fp, Signal())
         acked = self._acked.setdefault(fp, Signal())
         in_flight = self._in_flight[fp] = set()
-        after = 0  # a new session starts from the top: everything unacked is resent
-        with scope, contextlib.suppress(LinkClosed):
-            while True:
-                seen = queued.version
-                batch = await self._store.outbox(fp, after_seq=after, limit=OUTBOX_BATCH)
-                if not batch:
-                    await queued.wait_past(seen)
-                    continue
-                for seq, op_id, payload in batch:
-                    while len(in_flight) >= MAX_IN_FLIGHT:
-                        await acked.wait_past(acked.version)
-                    in_flight.add(op_id)
-                    await link.send(codec.decode(payload))
-                    after = seq
+        # A new session starts from the top of the outbox: everything unacked is resent.
+        with scope:
+            try:
+                await self._drain(link, queued, acked, in_flight)
+            except LinkClosed:
+                pass  # the session's reader reports the end
+            except Exception:  # e.g. the disk failed: drop this session, keep the node
+                log.exception("outbox for %s failed; closing the session", fp[:8])
+                await link.close()
+
+    async def _drain(
+        self, link: PeerLink, queued: Signal, acked: Signal, in_flight: set[bytes]
+    ) -> None:
+        fp, after = link.fingerprint, 0
+        while True:
+            seen = queued.version
+            batch = await self._store.outbox(fp, after_seq=after, limit=OUTBOX_BATCH)
+            if not batch:
+                await queued.wait_past(seen)
+                continue
+            for seq, op_id, payload in batch:
+                while len(in_flight) >= MAX_IN_FLIGHT:
+                    await acked.wait_past(acked.version)
+                in_flight.add(op_id)
+                await link.send(codec.decode(payload))
+                after = seq
 
     def _wake(self, peer: str) -> None:
         self._queued.setdefault(peer, Signal()).fire()
@@ -239,7 +255,7 @@ class Messenger:
         if in_flight is not None:
             in_flight.difference_update(ids)
             self._acked.setdefault(fp, Signal()).fire()
-        for message_id in await self._store.mark_delivered(ids, now_ms()):
+        for message_id in await self._store.mark_delivered(fp, ids, now_ms()):
             await self._emit(events.MessageDelivered(fp, message_id.hex()))
 
     async def _on_typing(self, fp: str, active: bool) -> None:

@@ -537,7 +537,7 @@ class Node:
     async def _session_closed(self, link: PeerLink, reason: str) -> None:
         fp = link.fingerprint
         self._presence.pop(fp, None)
-        self._messenger.session_ended(fp)
+        await self._messenger.session_ended(fp)
         self._reach.disconnected(fp, trio.current_time(), refused=reason == BYE_BUSY)
         self._reach_changed.set()
         await self._emit(events.PeerDisconnected(fp, reason))

@@ -181,19 +181,22 @@ class MessageTables(OutboxTables):
 
     # -- acknowledgements and read receipts --------------------------------------------------
 
-    def mark_delivered(self, ids: Sequence[bytes], now_ms: int) -> list[bytes]:
-        """The peer acked `ids` (messages or operations): they leave the outbox.  Returns
-        the ids of our messages delivered for the first time, one "delivered" event each."""
+    def mark_delivered(self, peer: str, ids: Sequence[bytes], now_ms: int) -> list[bytes]:
+        """`peer` acked `ids` (messages or operations): they leave its outbox.  Returns the
+        ids of our messages to it delivered for the first time, one "delivered" event each.
+        Ids queued for anyone else are untouched: a peer acks only what was sent to it."""
         ids = _id_list(ids)
         with self._transaction(write=True) as conn:
-            conn.executemany("DELETE FROM outbox WHERE id = ?", [(id,) for id in ids])
+            conn.executemany(
+                "DELETE FROM outbox WHERE id = ? AND peer = ?", [(id, peer) for id in ids]
+            )
             return [
                 id
                 for id in ids
                 if conn.execute(
                     "UPDATE messages SET delivered_at = ?"
-                    " WHERE id = ? AND outgoing = 1 AND delivered_at IS NULL",
-                    (now_ms, id),
+                    " WHERE id = ? AND peer = ? AND outgoing = 1 AND delivered_at IS NULL",
+                    (now_ms, id, peer),
                 ).rowcount
             ]
 

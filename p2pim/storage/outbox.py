@@ -16,6 +16,7 @@ from p2pim.storage.core import Connection, StorageError
 ID_LEN = 16
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what an SQLite INTEGER holds
 MAX_LAMPORT = INT64_MAX
+MAX_CLOCK_JUMP = 2**32
 
 
 class OutboxTables(Connection):
@@ -71,6 +72,9 @@ class OutboxTables(Connection):
 
 def advance_clock(conn: sqlite3.Connection, observed: int, *, tick: bool) -> int:
     (clock,) = conn.execute("SELECT value FROM meta WHERE key = 'lamport'").fetchone()
+    # A peer's value moves us forward by at most MAX_CLOCK_JUMP: no message, however
+    # hostile, can run our clock out (2**32 per message would take 2**31 messages).
+    observed = min(observed, cast(int, clock) + MAX_CLOCK_JUMP)
     value = max(cast(int, clock), observed) + int(tick)
     if value > MAX_LAMPORT:
         raise StorageError("the Lamport clock is exhausted")

@@ -191,8 +191,8 @@ class Store:
     ) -> StoredMessage | None:
         return await self._run(self._db.apply_delete, op_id, target_id, author, now_ms)
 
-    async def mark_delivered(self, ids: Sequence[bytes], now_ms: int) -> list[bytes]:
-        return await self._run(self._db.mark_delivered, ids, now_ms)
+    async def mark_delivered(self, peer: str, ids: Sequence[bytes], now_ms: int) -> list[bytes]:
+        return await self._run(self._db.mark_delivered, peer, ids, now_ms)
 
     async def mark_read_by_peer(
         self, op_id: bytes, ids: Sequence[bytes], peer: str, now_ms: int

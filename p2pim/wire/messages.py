@@ -17,7 +17,7 @@ MAX_NICK_BYTES = 64
 MAX_TEXT_BYTES = 32 * 1024  # longer content travels as a file
 MESSAGE_ID_SIZE = 16
 MAX_TIMESTAMP_MS = 2**63 - 1
-MAX_LAMPORT = 2**48 - 1
+MAX_WIRE_LAMPORT = 2**62  # receivers cap how far one value moves their clock
 MAX_STATUS_TEXT_BYTES = 128
 MAX_HOST_BYTES = 64
 MAX_EXCHANGED_PEERS = 32
@@ -53,8 +53,7 @@ class Text:
     id: bytes = field(metadata={"size": MESSAGE_ID_SIZE})
     sent_at: int = field(metadata={"min": 0, "max": MAX_TIMESTAMP_MS})  # sender clock, ms
     body: str = field(metadata={"max": MAX_TEXT_BYTES})
-    # Bounded well below 2**63 so no peer can push our clock to exhaustion.
-    lamport: int = field(default=0, metadata={"max": MAX_LAMPORT})
+    lamport: int = field(default=0, metadata={"max": MAX_WIRE_LAMPORT})
 
 
 @dataclass(frozen=True, slots=True)
