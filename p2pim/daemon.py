@@ -283,32 +283,28 @@ class JsonLineWriter:
             await self._stream.send_all(data)
 
 
-async def serve_stdio(server: RpcServer, events: trio.MemoryReceiveChannel[ev.NodeEvent]) -> None:
-    """Serve JSON-RPC on stdin/stdout until stdin closes; forward `events` as notifications."""
+async def forward_events(
+    events: trio.MemoryReceiveChannel[ev.NodeEvent], writer: JsonLineWriter
+) -> None:
+    async for event in events:
+        await writer.write({"jsonrpc": "2.0", "method": "event", "params": event_to_json(event)})
+
+
+async def serve_requests(server: RpcServer, writer: JsonLineWriter) -> None:
+    """Answer JSON-RPC requests from stdin until it closes."""
     stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
-    writer = JsonLineWriter(trio.lowlevel.FdStream(os.dup(sys.stdout.fileno())))
-
-    async def forward_events() -> None:
-        async for event in events:
-            await writer.write(
-                {"jsonrpc": "2.0", "method": "event", "params": event_to_json(event)}
-            )
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(forward_events)
-        lines = LineSplitter(MAX_REQUEST_BYTES)
-        while chunk := await stdin.receive_some(65536):
-            for line in lines.feed(chunk):
-                response: dict[str, Any] | None
-                if line is None:
-                    response = _error(None, INVALID_REQUEST, "request line too long")
-                elif line.strip():
-                    response = await server.handle_line(line)
-                else:
-                    continue
-                if response is not None:
-                    await writer.write(response)
-        nursery.cancel_scope.cancel()
+    lines = LineSplitter(MAX_REQUEST_BYTES)
+    while chunk := await stdin.receive_some(65536):
+        for line in lines.feed(chunk):
+            response: dict[str, Any] | None
+            if line is None:
+                response = _error(None, INVALID_REQUEST, "request line too long")
+            elif line.strip():
+                response = await server.handle_line(line)
+            else:
+                continue
+            if response is not None:
+                await writer.write(response)
 
 
 async def log_events(events: trio.MemoryReceiveChannel[ev.NodeEvent]) -> None:
@@ -317,15 +313,24 @@ async def log_events(events: trio.MemoryReceiveChannel[ev.NodeEvent]) -> None:
 
 
 async def run_daemon(node: Node, *, stdio: bool, peers: list[tuple[str, int]]) -> None:
-    """Run `node` until it stops (signal, `shutdown` request, or end of stdin)."""
-    events = node.subscribe()  # before the node starts, so no event is missed
+    """Run `node` until it stops (signal, `shutdown` request, or end of stdin).
+
+    Events are forwarded from before the node starts, so none waits in memory while the
+    node already stores messages (a crash could otherwise swallow it).
+    """
+    events = node.subscribe()
     async with trio.open_nursery() as nursery:
+        if stdio:
+            writer = JsonLineWriter(trio.lowlevel.FdStream(os.dup(sys.stdout.fileno())))
+            nursery.start_soon(forward_events, events, writer)
+        else:
+            nursery.start_soon(log_events, events)
         await nursery.start(_run_node, node, nursery.cancel_scope)
         nursery.start_soon(_stop_on_signals, node)
         for host, port in peers:
             await node.add_peer(host, port)  # remembered, and redialled until it answers
         if stdio:
-            await serve_stdio(RpcServer(node), events)
+            await serve_requests(RpcServer(node), writer)
             await node.stop()
         else:
             print(
@@ -333,7 +338,6 @@ async def run_daemon(node: Node, *, stdio: bool, peers: list[tuple[str, int]]) -
                 f"{node.config.listen_host}:{node.port}; Ctrl-C quits",
                 file=sys.stderr,
             )
-            nursery.start_soon(log_events, events)
 
 
 async def _run_node(
