@@ -7,24 +7,19 @@ from pathlib import Path
 import pytest
 import trio
 
-from p2pim.testing.daemon_process import DaemonProcess, daemon_argv, start_daemon
+from p2pim.testing.daemon_process import (
+    DaemonProcess,
+    connected_to,
+    daemon_argv,
+    discovered,
+    start_daemon,
+    text_from,
+)
 from p2pim.testing.vlan import VirtualLan
 
 pytestmark = pytest.mark.netns
 
 DISCOVERY_DEADLINE = 3.0
-
-
-def connected_to(fp: str):
-    return lambda e: e["type"] == "peer_connected" and e["fingerprint"] == fp
-
-
-def discovered(fp: str):
-    return lambda e: e["type"] == "peer_discovered" and e["fingerprint_hint"] == fp
-
-
-def text_from(fp: str, text: str):
-    return lambda e: e["type"] == "message_received" and e["sender"] == fp and e["text"] == text
 
 
 async def test_three_hosts_discover_each_other_and_exchange_encrypted_text(

@@ -18,7 +18,7 @@ import os
 import random
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,12 @@ from p2pim.storage import Database, database_path
 from p2pim.testing.daemon_process import (
     DaemonProcess,
     Event,
+    Predicate,
     RpcFailed,
+    connected_to,
     daemon_argv,
+    disconnected_from,
+    since,
     start_daemon,
 )
 from p2pim.testing.vlan import Host, VirtualLan
@@ -45,28 +49,12 @@ DELIVERY = 20.0  # a batch of queued messages reaches a peer that is back
 TYPING_TTL = 6.0  # p2pim.messaging.TYPING_TTL: an unrefreshed indicator expires
 BAD_MESSAGE = 6  # p2pim.daemon.BAD_MESSAGE: no such message, or not ours
 
-Predicate = Callable[[Event], bool]
-
 
 # ---- helpers ------------------------------------------------------------------------------
 
 
-def connected_to(fp: str) -> Predicate:
-    return lambda e: e["type"] == "peer_connected" and e["fingerprint"] == fp
-
-
-def disconnected_from(fp: str) -> Predicate:
-    return lambda e: e["type"] == "peer_disconnected" and e["fingerprint"] == fp
-
-
 def typing_from(fp: str, typing: bool) -> Predicate:
     return lambda e: e["type"] == "typing_changed" and e["peer"] == fp and e["typing"] is typing
-
-
-def since(daemon: DaemonProcess, predicate: Predicate) -> Predicate:
-    """`predicate`, restricted to events the daemon emits from now on."""
-    old = {id(e) for e in daemon.events}
-    return lambda e: id(e) not in old and predicate(e)
 
 
 def received(daemon: DaemonProcess, sender: str) -> list[Event]:

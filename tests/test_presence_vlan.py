@@ -7,13 +7,20 @@ bounded by `trio.fail_after`, which is also the timing requirement under test.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trio
 
-from p2pim.testing.daemon_process import DaemonProcess, Event, daemon_argv, start_daemon
+from p2pim.testing.daemon_process import (
+    DaemonProcess,
+    connected_to,
+    daemon_argv,
+    disconnected_from,
+    since,
+    start_daemon,
+    text_from,
+)
 from p2pim.testing.vlan import Host, VirtualLan
 
 pytestmark = pytest.mark.netns
@@ -23,26 +30,6 @@ FLAGS = ("--presence-timeout", f"{PRESENCE_TIMEOUT:g}", "--reconnect-max-delay",
 STARTUP = 20.0  # a daemon answers `identity` (python start-up included)
 MESH = 15.0  # daemons on one switch find each other by mDNS and connect
 RECONNECT = 15.0  # after the cable is back, both sides reconnect without help
-
-Predicate = Callable[[Event], bool]
-
-
-def connected_to(fp: str) -> Predicate:
-    return lambda e: e["type"] == "peer_connected" and e["fingerprint"] == fp
-
-
-def disconnected_from(fp: str) -> Predicate:
-    return lambda e: e["type"] == "peer_disconnected" and e["fingerprint"] == fp
-
-
-def text_from(fp: str, text: str) -> Predicate:
-    return lambda e: e["type"] == "message_received" and e["sender"] == fp and e["text"] == text
-
-
-def since(daemon: DaemonProcess, predicate: Predicate) -> Predicate:
-    """`predicate`, restricted to events the daemon emits from now on."""
-    old = {id(e) for e in daemon.events}
-    return lambda e: id(e) not in old and predicate(e)
 
 
 async def launch(

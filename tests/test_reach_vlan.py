@@ -7,13 +7,20 @@ addresses and the reachability report must do the rest.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trio
 
-from p2pim.testing.daemon_process import DaemonProcess, Event, daemon_argv, start_daemon
+from p2pim.testing.daemon_process import (
+    DaemonProcess,
+    connected_to,
+    daemon_argv,
+    disconnected_from,
+    discovered,
+    since,
+    start_daemon,
+)
 from p2pim.testing.vlan import Host, RoutedLans
 
 pytestmark = pytest.mark.netns
@@ -22,26 +29,6 @@ FLAGS = ("--presence-timeout", "2", "--reconnect-max-delay", "2")
 STARTUP = 20.0  # a daemon answers `identity` (python start-up included)
 CONNECT = 15.0  # mDNS discovery, a manual dial, or a peer exchange round, then a handshake
 UNUSED_PORT = 9  # nothing listens on h2 while test 3 runs: any port is refused
-
-Predicate = Callable[[Event], bool]
-
-
-def connected_to(fp: str) -> Predicate:
-    return lambda e: e["type"] == "peer_connected" and e["fingerprint"] == fp
-
-
-def disconnected_from(fp: str) -> Predicate:
-    return lambda e: e["type"] == "peer_disconnected" and e["fingerprint"] == fp
-
-
-def discovered(fp: str) -> Predicate:
-    return lambda e: e["type"] == "peer_discovered" and e["fingerprint_hint"] == fp
-
-
-def since(daemon: DaemonProcess, predicate: Predicate) -> Predicate:
-    """`predicate`, restricted to events the daemon emits from now on."""
-    old = {id(e) for e in daemon.events}
-    return lambda e: id(e) not in old and predicate(e)
 
 
 def argv_for(host: Host, profile: Path, port: int = 0) -> list[str]:

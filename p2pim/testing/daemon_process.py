@@ -128,3 +128,30 @@ async def start_daemon(nursery: trio.Nursery, argv: Sequence[str]) -> DaemonProc
     daemon = DaemonProcess(process)
     nursery.start_soon(daemon.read_loop)
     return daemon
+
+
+# ---- event predicates for `DaemonProcess.wait_event` -------------------------------------
+
+Predicate = Callable[[Event], bool]
+
+
+def connected_to(fp: str) -> Predicate:
+    return lambda e: e["type"] == "peer_connected" and e["fingerprint"] == fp
+
+
+def disconnected_from(fp: str) -> Predicate:
+    return lambda e: e["type"] == "peer_disconnected" and e["fingerprint"] == fp
+
+
+def discovered(fp: str) -> Predicate:
+    return lambda e: e["type"] == "peer_discovered" and e["fingerprint_hint"] == fp
+
+
+def text_from(fp: str, text: str) -> Predicate:
+    return lambda e: e["type"] == "message_received" and e["sender"] == fp and e["text"] == text
+
+
+def since(daemon: DaemonProcess, predicate: Predicate) -> Predicate:
+    """`predicate`, restricted to events the daemon emits from now on."""
+    old = {id(e) for e in daemon.events}
+    return lambda e: id(e) not in old and predicate(e)
