@@ -73,7 +73,8 @@ class PeerRejected:
 @dataclass(frozen=True, slots=True)
 class DialFailed:
     """We could not reach a peer at an address; `reason` is refused, timed out,
-    unreachable, key mismatch or handshake failed.  See `Node.reachability()`."""
+    unreachable (...), key mismatch, handshake failed, self, local limit or local error.  See
+    `Node.reachability()`."""
 
     fingerprint: str | None
     address: str

@@ -35,7 +35,7 @@ def to_markdown(messages: list[StoredMessage], nicks: dict[str, str], peer: str)
     yield f"# Conversation with {nicks.get(peer) or peer[:8]} ({peer[:8]})"
     day = None
     for m in messages:
-        sent = datetime.fromtimestamp(m.sent_at / 1000).astimezone()
+        sent = _local_time(m.sent_at, m.stored_at)
         if sent.date() != day:
             day = sent.date()
             yield f"\n## {day.isoformat()}\n"
@@ -43,6 +43,14 @@ def to_markdown(messages: list[StoredMessage], nicks: dict[str, str], peer: str)
         body = "*(deleted)*" if m.deleted else m.body.replace("\n", "  \n")
         edited = " *(edited)*" if m.edited_at is not None and not m.deleted else ""
         yield f"**{who}** {sent:%H:%M}: {body}{edited}\n"  # a paragraph per message
+
+
+def _local_time(sent_at: int, stored_at: int) -> datetime:
+    """The author's clock, unless it is absurd (a peer chooses it): then ours."""
+    try:
+        return datetime.fromtimestamp(sent_at / 1000).astimezone()
+    except (OverflowError, OSError, ValueError):
+        return datetime.fromtimestamp(stored_at / 1000).astimezone()
 
 
 def export(messages: list[StoredMessage], nicks: dict[str, str], peer: str, fmt: str) -> str:

@@ -60,8 +60,11 @@ def load_or_create(profile_dir: Path) -> Identity:
         private = path.read_bytes()
     except FileNotFoundError:
         identity = Identity.generate()
-        _write_private(path, identity.private_key)
-        return identity
+        try:
+            _write_private(path, identity.private_key)
+            return identity
+        except FileExistsError:  # another process created the profile first: use its key
+            private = path.read_bytes()
     if len(private) != 32:
         raise ValueError(f"{path} is not a p2pim identity key (expected 32 bytes)")
     return Identity.from_private(private)
@@ -70,7 +73,8 @@ def load_or_create(profile_dir: Path) -> Identity:
 def _write_private(path: Path, private: bytes) -> None:
     # Write to a temporary name with owner-only permissions from the start, fsync, then
     # link into place: a crash never leaves a half-written key, and a racing second
-    # process cannot replace the first one's key (link fails if the name exists).
+    # process cannot replace the first one's key (link fails if the name exists; the
+    # caller then loads the winner's key).
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

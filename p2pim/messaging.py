@@ -88,8 +88,12 @@ class Messenger:
         self._queued: dict[str, Signal] = {}  # per peer: its outbox grew
         self._acked: dict[str, Signal] = {}  # per peer: in-flight room opened
         self._in_flight: dict[str, set[bytes]] = {}
+        self._withdrawn: dict[str, set[bytes]] = {}  # deleted while a pump may hold a copy
+        self._to_ack: dict[str, list[bytes]] = {}
+        self._ack_due: dict[str, Signal] = {}
         self._pumps: dict[str, trio.CancelScope] = {}
         self._typing_until: dict[str, float] = {}
+        self._typing_watched: set[str] = set()  # peers with an expiry task running
         self._nursery: trio.Nursery | None = None
 
     def start(self, nursery: trio.Nursery) -> None:
@@ -103,34 +107,63 @@ class Messenger:
         if old is not None:
             old.cancel()
         scope = self._pumps[link.fingerprint] = trio.CancelScope()
-        self._nursery.start_soon(self._pump, link, scope)
+        self._to_ack[link.fingerprint] = []  # now: the reader may ack before the task runs
+        self._nursery.start_soon(self._serve_session, link, scope)
 
     async def session_ended(self, fp: str) -> None:
         scope = self._pumps.pop(fp, None)
         if scope is not None:
             scope.cancel()
         self._in_flight.pop(fp, None)
+        self._to_ack.pop(fp, None)
         if self._typing_until.pop(fp, None) is not None:
             await self._emit(events.TypingChanged(fp, False))  # a gone peer types no more
 
-    async def _pump(self, link: PeerLink, scope: trio.CancelScope) -> None:
-        """Send the peer's outbox in order, at most MAX_IN_FLIGHT unacknowledged."""
+    async def _serve_session(self, link: PeerLink, scope: trio.CancelScope) -> None:
+        """The session's writers: the outbox pump and the acknowledger.  Acks are sent
+        from a task of their own, never from the reader: a reader waiting for the send lock
+        stops reading, and two peers sending hard at once would then deadlock."""
+        fp = link.fingerprint
+        with scope:
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._send_acks, link)
+                    await self._pump(link)
+            except* LinkClosed:
+                pass  # the session's reader reports the end
+            except* Exception:  # e.g. the disk failed: drop this session, keep the node
+                log.exception("sending to %s failed; closing the session", fp[:8])
+                await link.close()
+
+    async def _send_acks(self, link: PeerLink) -> None:
+        fp = link.fingerprint
+        due = self._ack_due.setdefault(fp, Signal())
+        while True:
+            seen = due.version
+            pending = self._to_ack[fp]
+            if not pending:
+                await due.wait_past(seen)
+                continue
+            batch, self._to_ack[fp] = pending[:MAX_ACKED_IDS], pending[MAX_ACKED_IDS:]
+            await link.send(Ack(tuple(batch)))
+
+    async def _pump(self, link: PeerLink) -> None:
+        """Send the peer's outbox in order, at most MAX_IN_FLIGHT unacknowledged.  A new
+        session starts from the top: everything unacknowledged is sent again."""
         fp = link.fingerprint
         queued = self._queued.setdefault(fp, Signal())
         acked = self._acked.setdefault(fp, Signal())
         in_flight = self._in_flight[fp] = set()
-        # A new session starts from the top of the outbox: everything unacked is resent.
-        with scope:
-            try:
-                await self._drain(link, queued, acked, in_flight)
-            except LinkClosed:
-                pass  # the session's reader reports the end
-            except Exception:  # e.g. the disk failed: drop this session, keep the node
-                log.exception("outbox for %s failed; closing the session", fp[:8])
-                await link.close()
+        withdrawn = self._withdrawn.setdefault(fp, set())
+        await self._drain(link, queued, acked, in_flight, withdrawn)
 
     async def _drain(
-        self, link: PeerLink, queued: Signal, acked: Signal, in_flight: set[bytes]
+        self,
+        link: PeerLink,
+        queued: Signal,
+        acked: Signal,
+        in_flight: set[bytes],
+        withdrawn: set[bytes],
     ) -> None:
         fp, after = link.fingerprint, 0
         while True:
@@ -142,9 +175,11 @@ class Messenger:
             for seq, op_id, payload in batch:
                 while len(in_flight) >= MAX_IN_FLIGHT:
                     await acked.wait_past(acked.version)
+                after = seq
+                if op_id in withdrawn:  # deleted after this batch was read: never send it
+                    continue
                 in_flight.add(op_id)
                 await link.send(codec.decode(payload))
-                after = seq
 
     def _wake(self, peer: str) -> None:
         self._queued.setdefault(peer, Signal()).fire()
@@ -184,6 +219,10 @@ class Messenger:
     async def delete(self, peer: str, target: bytes) -> None:
         op = Delete(id=new_message_id(), target=target, sent_at=now_ms())
         await self._store.delete_own(op.id, target, self.me, codec.encode(op), peer, op.sent_at)
+        withdrawn = self._withdrawn.setdefault(peer, set())
+        if len(withdrawn) >= MAX_IN_FLIGHT:  # bounded: only a pump's batch can hold a copy
+            withdrawn.clear()
+        withdrawn.add(target)
         self._wake(peer)
 
     async def mark_read(self, peer: str, up_to: bytes | None = None) -> list[bytes]:
@@ -199,10 +238,11 @@ class Messenger:
             self._wake(peer)
         return ids
 
-    async def set_typing(self, peer: str, active: bool) -> None:
+    async def set_typing(self, peer: str, active: bool, timeout: float) -> None:
+        """Best effort: a peer that does not take it within `timeout` loses the session."""
         link = self._links.get(peer)
         if link is not None:
-            with contextlib.suppress(LinkClosed):
+            with contextlib.suppress(LinkClosed), trio.move_on_after(timeout):
                 await link.send(Typing(active))
 
     # ---- receiving ----------------------------------------------------------------------
@@ -247,8 +287,11 @@ class Messenger:
         return True
 
     async def _ack(self, link: PeerLink, op_id: bytes) -> None:
-        with contextlib.suppress(LinkClosed):  # unacked means resent on the next session
-            await link.send(Ack((op_id,)))
+        """Queue an ack for the session's acknowledger (unacked means resent next session)."""
+        pending = self._to_ack.get(link.fingerprint)
+        if pending is not None:
+            pending.append(op_id)
+            self._ack_due.setdefault(link.fingerprint, Signal()).fire()
 
     async def _on_ack(self, fp: str, ids: tuple[bytes, ...]) -> None:
         in_flight = self._in_flight.get(fp)
@@ -262,7 +305,8 @@ class Messenger:
         was_typing = fp in self._typing_until
         if active:
             self._typing_until[fp] = trio.current_time() + TYPING_TTL
-            if not was_typing:
+            if fp not in self._typing_watched:  # one expiry task per peer, however chatty
+                self._typing_watched.add(fp)
                 assert self._nursery is not None
                 self._nursery.start_soon(self._expire_typing, fp)
         else:
@@ -271,9 +315,12 @@ class Messenger:
             await self._emit(events.TypingChanged(fp, active))
 
     async def _expire_typing(self, fp: str) -> None:
-        while (until := self._typing_until.get(fp)) is not None:
-            if trio.current_time() >= until:
-                del self._typing_until[fp]
-                await self._emit(events.TypingChanged(fp, False))
-                return
-            await trio.sleep_until(until)
+        try:
+            while (until := self._typing_until.get(fp)) is not None:
+                if trio.current_time() >= until:
+                    del self._typing_until[fp]
+                    await self._emit(events.TypingChanged(fp, False))
+                    return
+                await trio.sleep_until(until)
+        finally:
+            self._typing_watched.discard(fp)

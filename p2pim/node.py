@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 from collections.abc import AsyncIterator
@@ -171,7 +172,7 @@ class Node:
                     self._auto_away = AutoAway(
                         self.config.auto_away_after,
                         lambda: (self._status.status, self._status.status_text),
-                        self.set_status,
+                        functools.partial(self.set_status, automatic=True),
                     )
                     nursery.start_soon(self._auto_away.run)
                 task_status.started()
@@ -182,7 +183,8 @@ class Node:
                     nursery.cancel_scope.cancel()
 
     async def stop(self) -> None:
-        """Graceful exit: goodbye on every link, withdraw the mDNS record, stop tasks."""
+        """Ask `run` to exit gracefully (goodbye on every link, withdraw the mDNS record,
+        stop tasks); returns at once, `run` returns when that is done."""
         self._stopped.set()
 
     async def _serve(
@@ -271,15 +273,16 @@ class Node:
     def status(self) -> Presence:
         return self._status
 
-    async def set_status(self, status: str, text: str = "") -> None:
-        """Change our presence; every connected peer hears of it at once."""
+    async def set_status(self, status: str, text: str = "", *, automatic: bool = False) -> None:
+        """Change our presence; every connected peer hears of it at once.  `automatic`:
+        set by auto-away, so user activity may undo it (a user's choice stays)."""
         if status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}")
         if not isinstance(text, str) or len(text.encode()) > MAX_STATUS_TEXT_BYTES:
             raise ValueError(f"status text is longer than {MAX_STATUS_TEXT_BYTES} bytes")
         self._status = Presence(status, text)
         if self._auto_away is not None:
-            self._auto_away.active = False  # any explicit change ends an automatic away
+            self._auto_away.active = automatic  # decided before any await: no race
         async with trio.open_nursery() as nursery:
             for link in list(self._links.values()):
                 nursery.start_soon(self._send_quietly, link, self._status)
@@ -466,7 +469,7 @@ class Node:
         return [i.hex() for i in ids]
 
     async def set_typing(self, peer: str, active: bool = True) -> None:
-        await self._messenger.set_typing(peer, active)
+        await self._messenger.set_typing(peer, active, self.config.presence_timeout)
 
     async def history(
         self, peer: str, *, before: str | None = None, limit: int = 50
@@ -482,7 +485,9 @@ class Node:
         return await self._store.search(query, limit=max(1, min(limit, 1000)))
 
     async def _send_quietly(self, link: PeerLink, message: Message) -> None:
-        with contextlib.suppress(LinkClosed):  # its reader notices and reports the loss
+        """Best effort, bounded: a peer that takes nothing for `presence_timeout` loses its
+        session (the interrupted send poisons it) rather than holding this caller."""
+        with contextlib.suppress(LinkClosed), trio.move_on_after(self.config.presence_timeout):
             await link.send(message)
 
     async def connect(self, host: str, port: int, expected_fingerprint: str | None = None) -> str:
@@ -568,7 +573,7 @@ class Node:
                     address.host, address.port, expected_fingerprint=expected
                 )
                 break
-            except (OSError, trio.TooSlowError, PeerRejectedError) as exc:
+            except Exception as exc:  # any failure at one address is that address's failure
                 failures.append((address, classify_dial_error(exc)))
                 log.info("dial %s failed: %s", address, failures[-1][1])
         now = trio.current_time()

@@ -19,7 +19,7 @@ class AutoAway:
         set_status: Callable[[str, str], Awaitable[None]],
     ) -> None:
         self.idle_after = idle_after
-        self.active = False  # the current "away" is ours, not the user's
+        self.active = False  # the current "away" is ours, not the user's (set_status keeps it)
         self._get_status = get_status
         self._set_status = set_status
         self._activity = trio.Event()
@@ -47,8 +47,7 @@ class AutoAway:
                 continue  # the user was active: the idle clock restarted
             status, text = self._get_status()
             if status == "online":
-                await self._set_status("away", text)
-                self.active = True
+                await self._set_status("away", text)  # marks itself automatic
             await self._activity_after(seen)
             if self.active:
                 await self._set_status("online", self._get_status()[1])

@@ -34,7 +34,8 @@ class PeerRejectedError(Exception):
 
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
-        self.reason = reason  # "key mismatch", "handshake failed" or "self"
+        # "key mismatch", "handshake failed", "self", "local limit" or "local error"
+        self.reason = reason
 
 
 def classify_dial_error(exc: BaseException) -> str:
@@ -61,6 +62,7 @@ class Adoption(enum.Enum):
     ADOPTED = "adopted"  # the link is now the peer's session
     DUPLICATE = "duplicate"  # another link to the peer won the tie-break
     REFUSED = "refused"  # no room: session cap or trust store full
+    FAILED = "failed"  # we could not record the session (a local error, e.g. the disk)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +72,8 @@ class SessionHooks:
     hello: Callable[[], Hello]  # what we tell a peer about ourselves
     may_open: Callable[[str], bool]  # may a session with this new identity start?
     take_pairing: Callable[[], pake.Pairing | None]  # the offered pairing (spends the code)
-    # `link` is now the peer's session; `replaced`: it took over from another link.
+    # A session was adopted (`replaced` False), or a second link to a peer with a session
+    # was resolved by the tie-break (`replaced` True; `link` may be the loser, now closed).
     opened: Callable[[PeerLink, bool], Awaitable[None]]
     received: Callable[[PeerLink, Message], Awaitable[None]]
     # The peer's session ended (never called for a link that lost a tie-break).
@@ -118,9 +121,9 @@ class Sessions:
         def accept(remote_static: bytes) -> bool:
             return expected in (None, fingerprint(remote_static))
 
-        with trio.fail_after(self.config.handshake_timeout):
-            stream = await trio.open_tcp_stream(host, port)
-            try:
+        try:
+            with trio.fail_after(self.config.handshake_timeout):
+                stream = await trio.open_tcp_stream(host, port)
                 link = await perform_handshake(
                     stream,
                     initiator=True,
@@ -131,23 +134,25 @@ class Sessions:
                     accept_remote=accept,
                     pairing=pairing,
                 )
-            except UnexpectedPeerKey as exc:
-                actual = fingerprint(exc.remote_static)
-                await self._hooks.emit(
-                    events.PeerRejected(host, "key does not match", expected, actual)
-                )
-                raise PeerRejectedError(f"{host}:{port} is not {expected}", "key mismatch") from exc
-            except (RemoteProtocolError, LinkClosed) as exc:
-                await self._hooks.emit(events.PeerRejected(host, f"handshake failed: {exc}"))
-                raise PeerRejectedError(
-                    f"handshake with {host}:{port} failed: {exc}", "handshake failed"
-                ) from exc
+        except UnexpectedPeerKey as exc:  # reported outside the deadline: it is not the peer's
+            actual = fingerprint(exc.remote_static)
+            await self._hooks.emit(
+                events.PeerRejected(host, "key does not match", expected, actual)
+            )
+            raise PeerRejectedError(f"{host}:{port} is not {expected}", "key mismatch") from exc
+        except (RemoteProtocolError, LinkClosed) as exc:
+            await self._hooks.emit(events.PeerRejected(host, f"handshake failed: {exc}"))
+            raise PeerRejectedError(
+                f"handshake with {host}:{port} failed: {exc}", "handshake failed"
+            ) from exc
         if link.remote_static == self.identity.public_key:
             await link.close()
             raise PeerRejectedError(f"{host}:{port} is this node itself", "self")
         outcome = await self._adopt(link)
         if outcome is Adoption.REFUSED:  # we are full: a failure, so the dialler backs off
             raise PeerRejectedError(f"no room for a session with {host}:{port}", "local limit")
+        if outcome is Adoption.FAILED:
+            raise PeerRejectedError(f"could not open a session with {host}:{port}", "local error")
         if outcome is Adoption.ADOPTED:
             assert self._nursery is not None
             self._nursery.start_soon(self._read, link)
@@ -155,7 +160,11 @@ class Sessions:
 
     async def accept(self, stream: trio.SocketStream) -> None:
         """Serve one inbound connection (the listener's handler)."""
-        address = str(stream.socket.getpeername()[0])
+        try:
+            address = str(stream.socket.getpeername()[0])
+        except OSError:  # reset between the kernel's accept and now: nothing to serve
+            await trio.aclose_forcefully(stream)
+            return
         if (
             self.pending_total >= self.config.max_pending_handshakes
             or self.pending_by_address[address] >= self.config.max_pending_per_address
@@ -220,15 +229,26 @@ class Sessions:
                 self.links[fp] = link
                 self._start_keepalive(link)
             await (link if keep_existing else existing).say_goodbye(BYE_DUPLICATE)
-            await self._hooks.opened(link, True)
-            return Adoption.DUPLICATE if keep_existing else Adoption.ADOPTED
+            outcome = Adoption.DUPLICATE if keep_existing else Adoption.ADOPTED
+            return await self._opened(link, outcome, replaced=True)
         if len(self.links) >= self.config.max_sessions or not self._hooks.may_open(fp):
             await link.say_goodbye(BYE_BUSY)
             return Adoption.REFUSED
         self.links[fp] = link
         self._start_keepalive(link)
-        await self._hooks.opened(link, False)
-        return Adoption.ADOPTED
+        return await self._opened(link, Adoption.ADOPTED, replaced=False)
+
+    async def _opened(self, link: PeerLink, outcome: Adoption, *, replaced: bool) -> Adoption:
+        """Tell the node; if that fails (say the disk is full), drop this session only."""
+        try:
+            await self._hooks.opened(link, replaced)
+        except Exception:
+            log.exception("could not open a session with %s", link.fingerprint[:8])
+            if self.links.get(link.fingerprint) is link:
+                del self.links[link.fingerprint]
+            await link.close()
+            return Adoption.FAILED
+        return outcome
 
     # ---- running ------------------------------------------------------------------------
 

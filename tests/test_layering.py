@@ -15,7 +15,7 @@ HOMES = {
     "msgpack": {"wire/codec.py"},
     "zeroconf": {"discovery.py"},
     "ifaddr": {"discovery.py"},
-    "sqlite3": {"storage.py", "storage/"},
+    "sqlite3": {"storage/"},
     "spake2": {"wire/pake.py"},
     "textual": {"ui/"},
 }
