@@ -501,22 +501,29 @@ class Node:
     # ---- session hooks: what a session means to the node --------------------------------
 
     async def _session_opened(self, link: PeerLink, replaced: bool) -> None:
+        """Disk work first: if it fails, the session is dropped with nothing half-set."""
         fp = link.fingerprint
-        self._presence[fp] = Presence(link.hello.status, link.hello.status_text)
-        if self._links.get(fp) is link:
-            self._messenger.session_started(link)  # drain the outbox on this session
         if replaced:
             if link.paired and self._can_pin(fp):  # the code was proven on this connection
                 await self._pin(link)
+        else:
+            record = await self._pin(link)
+            if link.reach_port:
+                assert self._store is not None
+                await self._store.remember_address(fp, link.address, link.reach_port, now_ms())
+        current = self._links.get(fp)
+        if current is None:
+            return  # the session ended while we were writing to disk
+        if current is link:  # not a tie-break loser: this link carries the session
+            self._presence[fp] = Presence(link.hello.status, link.hello.status_text)
+            self._messenger.session_started(link)  # drain the outbox on this session
+        if replaced:
             return
+        # The peer is online, even if a second link took over during the await above.
         if link.reach_port:
             address = Address(link.address, link.reach_port)
             self._reach.learn(fp, address, Source.REMEMBERED, trio.current_time())
         self._reach.connected(fp, inbound=not link.initiator)
-        record = await self._pin(link)
-        if link.reach_port:
-            assert self._store is not None
-            await self._store.remember_address(fp, link.address, link.reach_port, now_ms())
         self._exchange_due.set()
         await self._emit(
             events.PeerConnected(
