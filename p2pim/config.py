@@ -13,6 +13,10 @@ def default_profile_dir() -> Path:
     return Path(platformdirs.user_data_dir("p2pim", appauthor=False))
 
 
+def default_download_dir() -> Path:
+    return Path(platformdirs.user_downloads_dir()) / "p2pim"
+
+
 def default_nick() -> str:
     try:
         return getpass.getuser()[:32] or "p2pim"
@@ -42,3 +46,9 @@ class NodeConfig:
     reconnect_max_delay: float = 30.0
     # Seconds without `Node.note_activity()` before "online" turns "away" (None: never).
     auto_away_after: float | None = None
+    # Files: where accepted files go unless the user picks a folder; how long an offer
+    # waits for an answer; how many transfers run at once each way (others wait).
+    download_dir: Path = field(default_factory=default_download_dir)
+    offer_ttl: float = 24 * 3600.0
+    max_transfers: int = 4
+    max_uploads: int = 16

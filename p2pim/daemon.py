@@ -24,6 +24,7 @@ from p2pim.names import PeerNameError, resolve_peer
 from p2pim.node import Node, PairingError, PeerUnknown
 from p2pim.sessions import PeerRejectedError
 from p2pim.storage import NotYourMessage, StoredMessage, UnknownMessage
+from p2pim.transfer.manager import TransferError
 from p2pim.trust import PeerKeyChangedError
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600,
 INTERNAL_ERROR = -32603
 PEER_NOT_CONNECTED, UNKNOWN_PEER, PEER_REJECTED, KEY_CHANGED, PAIRING_FAILED = 1, 2, 3, 4, 5
 BAD_MESSAGE = 6  # no such message, or not ours to edit or delete
+TRANSFER_REFUSED = 7  # no such offer in that state, no space, unreadable file...
 
 
 class RpcError(Exception):
@@ -75,6 +77,11 @@ class RpcServer:
         "verify",
         "start_pairing",
         "pair",
+        "send_files",
+        "accept_offer",
+        "decline_offer",
+        "cancel_transfer",
+        "transfers",
         "stats",
         "shutdown",
     )
@@ -174,6 +181,39 @@ class RpcServer:
         except (OSError, trio.TooSlowError) as exc:
             raise RpcError(PEER_NOT_CONNECTED, f"cannot reach {host}:{port}: {exc}") from exc
 
+    async def send_files(
+        self, peers: list[str], paths: list[str], ttl: float | None = None
+    ) -> dict[str, str]:
+        if not isinstance(peers, list) or not isinstance(paths, list):
+            raise ValueError("peers and paths are lists")
+        if not all(isinstance(p, str) for p in paths):
+            raise ValueError("paths are strings")
+        fps = [self.resolve_peer(peer) for peer in peers]
+        return {"offer": await self.node.send_files(fps, paths, ttl=ttl)}
+
+    async def accept_offer(
+        self,
+        peer: str,
+        offer: str,
+        files: list[int] | None = None,
+        directory: str | None = None,
+    ) -> dict[str, str]:
+        if files is not None and not all(type(i) is int for i in files):
+            raise ValueError("files is a list of file indices")
+        await self.node.accept_offer(
+            self.resolve_peer(peer), _hex_id(offer), files=files, directory=directory
+        )
+        return {"state": "accepted"}
+
+    async def decline_offer(self, peer: str, offer: str) -> None:
+        await self.node.decline_offer(self.resolve_peer(peer), _hex_id(offer))
+
+    async def cancel_transfer(self, peer: str, offer: str) -> None:
+        await self.node.cancel_transfer(self.resolve_peer(peer), _hex_id(offer))
+
+    async def transfers(self) -> list[dict[str, Any]]:
+        return [dataclasses.asdict(t) for t in await self.node.transfers()]
+
     async def stats(self) -> dict[str, int]:
         return self.node.stats()
 
@@ -217,6 +257,8 @@ class RpcServer:
             response = _error(rid, KEY_CHANGED, str(exc))
         except (UnknownMessage, NotYourMessage) as exc:
             response = _error(rid, BAD_MESSAGE, str(exc))
+        except TransferError as exc:
+            response = _error(rid, TRANSFER_REFUSED, str(exc))
         except (TypeError, ValueError) as exc:
             response = _error(rid, INVALID_PARAMS, str(exc))
         except Exception as exc:  # a bad request must never take the daemon down

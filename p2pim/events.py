@@ -132,6 +132,68 @@ class TypingChanged:
     typing: bool
 
 
+@dataclass(frozen=True, slots=True)
+class TransferFile:
+    """One file of an offer, as events and `Node.transfers()` report it."""
+
+    index: int
+    path: str  # relative, "/"-separated; on the receiver already sanitised
+    size: int
+    done: int = 0  # bytes sent (sender) or safely received (receiver)
+    outcome: str | None = None  # one of p2pim.wire.messages.OUTCOMES once it is over
+    saved_as: str | None = None  # receiver: the absolute path it was saved under
+
+
+@dataclass(frozen=True, slots=True)
+class OfferReceived:
+    """A peer offers files.  Accept (all or some, into a directory of your choice) or
+    decline before `expires_in` seconds pass; nothing is written until then."""
+
+    peer: str
+    nick: str
+    offer: str  # hex id
+    files: tuple[TransferFile, ...]
+    total_size: int
+    expires_in: float
+
+
+@dataclass(frozen=True, slots=True)
+class OfferAnswered:
+    """Sender side: the peer accepted these files of our offer (none: it declined)."""
+
+    peer: str
+    offer: str
+    accepted: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TransferProgress:
+    """At most a few per second per transfer, and at every file's end."""
+
+    peer: str
+    offer: str
+    outgoing: bool
+    done: int  # bytes of the accepted files, over the whole offer
+    total: int
+    rate: float  # bytes per second, recent average
+    eta: float | None  # seconds, None while the rate is unknown
+    file_index: int
+    file_done: int
+    file_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransferFinished:
+    """The transfer is over, one way or another; `files` tells each file's outcome."""
+
+    peer: str
+    offer: str
+    outgoing: bool
+    state: str  # "completed", "failed", "cancelled", "declined" or "expired"
+    reason: str
+    files: tuple[TransferFile, ...]
+
+
 NodeEvent = (
     PeerDiscovered
     | PeerConnected
@@ -148,4 +210,8 @@ NodeEvent = (
     | MessageDelivered
     | MessageRead
     | TypingChanged
+    | OfferReceived
+    | OfferAnswered
+    | TransferProgress
+    | TransferFinished
 )

@@ -181,7 +181,8 @@ class Messenger:
                 in_flight.add(op_id)
                 await link.send(codec.decode(payload))
 
-    def _wake(self, peer: str) -> None:
+    def wake(self, peer: str) -> None:
+        """The peer's outbox grew: its pump sends the new entries."""
         self._queued.setdefault(peer, Signal()).fire()
 
     # ---- sending ------------------------------------------------------------------------
@@ -205,7 +206,7 @@ class Messenger:
             codec.encode(message),
             message.sent_at,
         )
-        self._wake(peer)
+        self.wake(peer)
         return message.id
 
     async def edit(self, peer: str, target: bytes, text: str) -> None:
@@ -214,7 +215,7 @@ class Messenger:
         await self._store.edit_own(
             op.id, target, self.me, text, op.sent_at, codec.encode(op), peer, op.sent_at
         )
-        self._wake(peer)
+        self.wake(peer)
 
     async def delete(self, peer: str, target: bytes) -> None:
         op = Delete(id=new_message_id(), target=target, sent_at=now_ms())
@@ -223,7 +224,7 @@ class Messenger:
         if len(withdrawn) >= MAX_IN_FLIGHT:  # bounded: only a pump's batch can hold a copy
             withdrawn.clear()
         withdrawn.add(target)
-        self._wake(peer)
+        self.wake(peer)
 
     async def mark_read(self, peer: str, up_to: bytes | None = None) -> list[bytes]:
         """Mark the conversation read (up to a message) and tell the peer, durably."""
@@ -235,7 +236,7 @@ class Messenger:
 
         ids = await self._store.mark_read_locally(peer, up_to, now_ms(), receipts)
         if ids:
-            self._wake(peer)
+            self.wake(peer)
         return ids
 
     async def set_typing(self, peer: str, active: bool, timeout: float) -> None:
@@ -254,7 +255,7 @@ class Messenger:
             stored = await self._store.store_incoming(
                 message.id, fp, fp, message.sent_at, message.lamport, message.body, now_ms()
             )
-            await self._ack(link, message.id)
+            await self.ack(link, message.id)
             if stored is not None:  # a resend of what we already have is acked, not shown
                 await self._emit(
                     events.MessageReceived(
@@ -265,17 +266,17 @@ class Messenger:
             edited = await self._store.apply_edit(
                 message.id, message.target, fp, message.body, message.sent_at, now_ms()
             )
-            await self._ack(link, message.id)
+            await self.ack(link, message.id)
             if edited is not None:
                 await self._emit(events.MessageEdited(fp, message.target.hex(), message.body))
         elif isinstance(message, Delete):
             deleted = await self._store.apply_delete(message.id, message.target, fp, now_ms())
-            await self._ack(link, message.id)
+            await self.ack(link, message.id)
             if deleted is not None:
                 await self._emit(events.MessageDeleted(fp, message.target.hex()))
         elif isinstance(message, ReadReceipt):
             read = await self._store.mark_read_by_peer(message.id, message.ids, fp, now_ms())
-            await self._ack(link, message.id)
+            await self.ack(link, message.id)
             for message_id in read:
                 await self._emit(events.MessageRead(fp, message_id.hex()))
         elif isinstance(message, Ack):
@@ -286,7 +287,7 @@ class Messenger:
             return False
         return True
 
-    async def _ack(self, link: PeerLink, op_id: bytes) -> None:
+    async def ack(self, link: PeerLink, op_id: bytes) -> None:
         """Queue an ack for the session's acknowledger (unacked means resent next session)."""
         pending = self._to_ack.get(link.fingerprint)
         if pending is not None:

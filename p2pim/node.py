@@ -14,7 +14,8 @@ import dataclasses
 import functools
 import logging
 import math
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,15 +32,19 @@ from p2pim.presence import AutoAway
 from p2pim.reach import Address, ReachPlanner, Source, Target, dialable
 from p2pim.sessions import PeerRejectedError, SessionHooks, Sessions, classify_dial_error
 from p2pim.storage import PeerRecord, Store, StoredMessage
+from p2pim.transfer.manager import TransferInfo, Transfers
 from p2pim.wire import pake
+from p2pim.wire.errors import RemoteProtocolError
 from p2pim.wire.messages import (
     BYE_BUSY,
     MAX_EXCHANGED_PEERS,
     MAX_HOST_BYTES,
     MAX_NICK_BYTES,
+    MAX_OFFER_TTL_MS,
     MAX_STATUS_TEXT_BYTES,
     PROTOCOL_VERSION,
     STATUSES,
+    TRANSFER_ONLY,
     Hello,
     Message,
     PeerAddress,
@@ -116,6 +121,7 @@ class Node:
                 opened=self._session_opened,
                 received=self._session_message,
                 closed=self._session_closed,
+                transfer=self._serve_transfer,
                 emit=self._emit,
             ),
         )
@@ -158,10 +164,19 @@ class Node:
             self._store = store
             self._records = {r.fingerprint: r for r in await store.peers()}
             self._messenger = Messenger(self.fingerprint, store, self._links, self._emit)
+            self._transfers = Transfers(
+                store,
+                self.config,
+                self._sessions,
+                self._emit,
+                self._messenger.ack,
+                self._messenger.wake,
+            )
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 self._sessions.start(nursery)
                 self._messenger.start(nursery)
+                await self._transfers.start(nursery)
                 await nursery.start(self._serve)
                 await self._load_reach_hints(store)
                 if self.config.discovery:
@@ -428,6 +443,8 @@ class Node:
             "adverts": len(self._adverts),
             "reach_targets": len(self._reach.targets()),
             "mdns_changes_dropped": self._discovery.dropped_changes if self._discovery else 0,
+            "transfer_bytes_sent": self._transfers.bytes_sent,
+            "transfer_bytes_received": self._transfers.bytes_received,
         }
 
     # ---- sending ------------------------------------------------------------------------
@@ -484,6 +501,56 @@ class Node:
         assert self._store is not None
         return await self._store.search(query, limit=max(1, min(limit, 1000)))
 
+    # ---- files --------------------------------------------------------------------------
+
+    async def send_files(
+        self,
+        peers: Sequence[str],
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        ttl: float | None = None,
+    ) -> str:
+        """Offer files and folders to one or more peers; returns the offer id (hex).
+
+        Every file is hashed first (the offer carries the hashes).  On return the offer is
+        on disk and queued like a message; each peer accepts or declines on its own, and
+        `TransferProgress` / `TransferFinished` events follow per peer.
+        """
+        for peer in peers:
+            self._sendable(peer)
+        ttl = self.config.offer_ttl if ttl is None else ttl
+        if not 1 <= ttl <= MAX_OFFER_TTL_MS / 1000:
+            raise ValueError(f"an offer lives 1 to {MAX_OFFER_TTL_MS // 1000} seconds")
+        offer = await self._transfers.send_files(list(peers), [os.fspath(p) for p in paths], ttl)
+        return offer.hex()
+
+    async def accept_offer(
+        self,
+        peer: str,
+        offer: str,
+        *,
+        files: Sequence[int] | None = None,
+        directory: str | os.PathLike[str] | None = None,
+    ) -> None:
+        """Accept an offer (all files, or those of `files`) into `directory` (default:
+        the configured download folder).  Raises TransferError if it cannot be."""
+        folder = os.fspath(directory) if directory is not None else None
+        await self._transfers.accept(peer, bytes.fromhex(offer), files, folder)
+
+    async def decline_offer(self, peer: str, offer: str) -> None:
+        await self._transfers.decline(peer, bytes.fromhex(offer))
+
+    async def cancel_transfer(self, peer: str, offer: str) -> None:
+        """Stop a transfer either way; the peer is told, partial files are removed."""
+        await self._transfers.cancel(peer, bytes.fromhex(offer))
+
+    async def transfers(self) -> list[TransferInfo]:
+        """Every transfer, newest first, with per-file state."""
+        return await self._transfers.transfers()
+
+    async def _serve_transfer(self, link: PeerLink) -> None:
+        await self._transfers.serve(link)
+
     async def _send_quietly(self, link: PeerLink, message: Message) -> None:
         """Best effort, bounded: a peer that takes nothing for `presence_timeout` loses its
         session (the interrupted send poisons it) rather than holding this caller."""
@@ -517,6 +584,7 @@ class Node:
         if current is link:  # not a tie-break loser: this link carries the session
             self._presence[fp] = Presence(link.hello.status, link.hello.status_text)
             self._messenger.session_started(link)  # drain the outbox on this session
+            self._transfers.resume(fp)  # pull what we accepted and do not have yet
         if replaced:
             return
         # The peer is online, even if a second link took over during the await above.
@@ -540,6 +608,10 @@ class Node:
         fp = link.fingerprint
         if await self._messenger.received(link, message):
             return
+        if await self._transfers.received(link, message):
+            return
+        if isinstance(message, TRANSFER_ONLY):
+            raise RemoteProtocolError(f"{message.TYPE} belongs on a transfer connection")
         if isinstance(message, Presence):
             self._presence[fp] = message
             await self._emit(events.PeerStatusChanged(fp, message.status, message.status_text))
@@ -550,6 +622,7 @@ class Node:
         fp = link.fingerprint
         self._presence.pop(fp, None)
         await self._messenger.session_ended(fp)
+        self._transfers.session_closed(fp)
         self._reach.disconnected(fp, trio.current_time(), refused=reason == BYE_BUSY)
         self._reach_changed.set()
         await self._emit(events.PeerDisconnected(fp, reason))

@@ -8,6 +8,7 @@ alive with heartbeats and ends a link whose peer falls silent.  What a session *
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import errno
 import logging
@@ -78,6 +79,8 @@ class SessionHooks:
     received: Callable[[PeerLink, Message], Awaitable[None]]
     # The peer's session ended (never called for a link that lost a tie-break).
     closed: Callable[[PeerLink, str], Awaitable[None]]
+    # An authenticated transfer connection (its hello names an offer): serve it, then return.
+    transfer: Callable[[PeerLink], Awaitable[None]]
     emit: Callable[[events.NodeEvent], Awaitable[None]]
 
 
@@ -158,6 +161,25 @@ class Sessions:
             self._nursery.start_soon(self._read, link)
         return link.fingerprint
 
+    async def open_transfer(self, host: str, port: int, peer: str, offer: bytes) -> PeerLink:
+        """Dial a transfer connection to `peer` for `offer`: authenticated like a session
+        (the same key is required), but never adopted as one."""
+        hello = dataclasses.replace(self._hooks.hello(), transfer=offer)
+        try:
+            with trio.fail_after(self.config.handshake_timeout):
+                stream = await trio.open_tcp_stream(host, port)
+                return await perform_handshake(
+                    stream,
+                    initiator=True,
+                    static_private=self.identity.private_key,
+                    hello=hello,
+                    address=host,
+                    port=port,
+                    accept_remote=lambda key: fingerprint(key) == peer,
+                )
+        except UnexpectedPeerKey as exc:
+            raise PeerRejectedError(f"{host}:{port} is not {peer}", "key mismatch") from exc
+
     async def accept(self, stream: trio.SocketStream) -> None:
         """Serve one inbound connection (the listener's handler)."""
         try:
@@ -203,6 +225,11 @@ class Sessions:
             await self._hooks.emit(events.PairingFailed(f"pairing attempt from {address} failed"))
         if link is not None and link.remote_static == self.identity.public_key:
             await link.close()  # we dialled ourselves
+        elif link is not None and link.hello.transfer:
+            try:
+                await self._hooks.transfer(link)
+            finally:
+                await link.close()
         elif link is not None and await self._adopt(link) is Adoption.ADOPTED:
             await self._read(link)
 

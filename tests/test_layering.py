@@ -17,6 +17,7 @@ HOMES = {
     "ifaddr": {"discovery.py"},
     "sqlite3": {"storage/"},
     "spake2": {"wire/pake.py"},
+    "blake3": {"transfer/files.py"},
     "textual": {"ui/"},
 }
 # The sans-IO core does no I/O and knows nothing above itself.

@@ -244,12 +244,13 @@ def test_version_0_database_is_migrated(path: Path) -> None:
     with closing(sqlite3.connect(path)) as raw:  # an existing, empty, version-0 database
         assert raw.execute("PRAGMA user_version").fetchone() == (0,)
     with Database.open(path) as db:
-        assert db.settings()["user_version"] == storage.SCHEMA_VERSION == 2
+        assert db.settings()["user_version"] == storage.SCHEMA_VERSION == 3
         pin(db, 1)
     with closing(sqlite3.connect(path)) as raw:
         tables = {name for (name,) in raw.execute("SELECT name FROM sqlite_schema")}
         assert {"peers", "peer_addresses", "manual_peers"} <= tables
         assert {"meta", "messages", "applied_ops", "outbox", "messages_fts"} <= tables
+        assert {"transfers", "transfer_files"} <= tables
 
 
 def test_newer_schema_is_refused_untouched(path: Path) -> None:

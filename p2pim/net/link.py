@@ -51,6 +51,7 @@ class PeerLink:
         self.closed = False
         self.goodbye_reason: str | None = None  # set when we end the session
         self.last_sent = trio.current_time()
+        self.receive_size = RECEIVE_SIZE  # a transfer reads more per call: fewer wake-ups
 
     @property
     def remote_nick(self) -> str:
@@ -82,7 +83,7 @@ class PeerLink:
             if self._conn.state is not State.ESTABLISHED:
                 raise LinkClosed("link is closed")
             try:
-                data = await self._stream.receive_some(RECEIVE_SIZE)
+                data = await self._stream.receive_some(self.receive_size)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 await self._abort()
                 raise LinkClosed(str(exc) or "connection lost") from exc

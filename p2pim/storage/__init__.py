@@ -10,7 +10,7 @@ returned has its rows on disk, and a crash (even `kill -9` mid-transaction) lose
 transaction that had not returned yet.
 
 Modules: `schema` (the migrations: what is on disk), `core` (connection, settings,
-migrating, transactions), `peers`, `outbox` and `messages` (the tables' methods, mixed
+migrating, transactions), `peers`, `outbox`, `messages` and `transfers` (the tables' methods, mixed
 into `database.Database`), `store` (the async `Store`).
 """
 
@@ -35,6 +35,7 @@ from p2pim.storage.peers import (
 )
 from p2pim.storage.schema import SCHEMA_VERSION
 from p2pim.storage.store import Store
+from p2pim.storage.transfers import FileRecord, TransferRecord, UnknownTransfer
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
@@ -48,14 +49,17 @@ __all__ = [
     "SCHEMA_VERSION",
     "TRUST_LEVELS",
     "Database",
+    "FileRecord",
     "NotYourMessage",
     "PeerRecord",
     "SchemaTooNew",
     "StorageError",
     "Store",
     "StoredMessage",
+    "TransferRecord",
     "UnknownMessage",
     "UnknownPeer",
+    "UnknownTransfer",
     "database_path",
     "fts_query",
 ]

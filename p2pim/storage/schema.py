@@ -106,5 +106,38 @@ MIGRATIONS: tuple[str, ...] = (
         INSERT INTO messages_fts (rowid, body) VALUES (new.seq, new.body);
     END;
     """,
+    # v3: file transfers in both directions (see storage/transfers.py for the states).
+    """
+    CREATE TABLE transfers (
+        offer BLOB NOT NULL CHECK (typeof(offer) = 'blob' AND length(offer) = 16),
+        peer TEXT NOT NULL,
+        outgoing INTEGER NOT NULL CHECK (outgoing IN (0, 1)),
+        state TEXT NOT NULL CHECK (state IN ('arriving', 'offered', 'accepted', 'completed',
+                                             'failed', 'cancelled', 'declined', 'expired')),
+        total_files INTEGER NOT NULL CHECK (total_files > 0),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        directory TEXT NULL,               -- incoming, once accepted: where files go
+        reason TEXT NOT NULL DEFAULT '',   -- why it failed or was cancelled
+        PRIMARY KEY (offer, peer, outgoing)
+    );
+    CREATE TABLE transfer_files (
+        offer BLOB NOT NULL,
+        peer TEXT NOT NULL,
+        outgoing INTEGER NOT NULL,
+        idx INTEGER NOT NULL CHECK (idx >= 0),
+        path TEXT NOT NULL,                -- relative; incoming: sanitised, as saved
+        size INTEGER NOT NULL CHECK (size >= 0),
+        hash BLOB NOT NULL,                -- BLAKE3 of the whole file
+        source TEXT NULL,                  -- outgoing: the local file
+        mtime_ns INTEGER NULL,             -- outgoing: its mtime when offered
+        accepted INTEGER NOT NULL DEFAULT 0 CHECK (accepted IN (0, 1)),
+        done INTEGER NOT NULL DEFAULT 0,   -- incoming: bytes durably in the partial file
+        outcome TEXT NULL,
+        saved_as TEXT NULL,                -- incoming: final path relative to `directory`
+        PRIMARY KEY (offer, peer, outgoing, idx),
+        FOREIGN KEY (offer, peer, outgoing) REFERENCES transfers ON DELETE CASCADE
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -13,6 +13,7 @@ import trio
 from p2pim.storage.database import Database
 from p2pim.storage.messages import StoredMessage
 from p2pim.storage.peers import PeerRecord
+from p2pim.storage.transfers import FileRecord, Queued, TransferRecord
 from p2pim.trust import Trust
 
 T = TypeVar("T")
@@ -232,3 +233,88 @@ class Store:
 
     async def search(self, query: str, *, limit: int = 50) -> list[StoredMessage]:
         return await self._run(lambda: self._db.search(query, limit=limit))
+
+    # -- transfers -----------------------------------------------------------------------
+
+    async def create_offer(
+        self,
+        offer: bytes,
+        peers: Sequence[str],
+        files: Sequence[FileRecord],
+        parts: dict[str, list[Queued]],
+        now_ms: int,
+        expires_at: int,
+    ) -> None:
+        await self._run(self._db.create_offer, offer, peers, files, parts, now_ms, expires_at)
+
+    async def record_reply(
+        self, op_id: bytes, offer: bytes, peer: str, accepted: Sequence[int], now_ms: int
+    ) -> TransferRecord | None:
+        return await self._run(self._db.record_reply, op_id, offer, peer, accepted, now_ms)
+
+    async def record_result(
+        self, op_id: bytes, offer: bytes, peer: str, outcomes: Sequence[str], now_ms: int
+    ) -> TransferRecord | None:
+        return await self._run(self._db.record_result, op_id, offer, peer, outcomes, now_ms)
+
+    async def store_offer_part(
+        self,
+        op_id: bytes,
+        offer: bytes,
+        peer: str,
+        total_files: int,
+        files: Sequence[FileRecord],
+        now_ms: int,
+        expires_at: int,
+    ) -> TransferRecord | None:
+        return await self._run(
+            self._db.store_offer_part, op_id, offer, peer, total_files, files, now_ms, expires_at
+        )
+
+    async def answer_offer(
+        self,
+        offer: bytes,
+        peer: str,
+        placement: dict[int, str],
+        directory: str | None,
+        reply: Queued,
+        now_ms: int,
+    ) -> TransferRecord:
+        return await self._run(
+            self._db.answer_offer, offer, peer, placement, directory, reply, now_ms
+        )
+
+    async def save_progress(self, offer: bytes, peer: str, index: int, done: int) -> None:
+        await self._run(self._db.save_progress, offer, peer, index, done)
+
+    async def finish_file(
+        self, offer: bytes, peer: str, index: int, outcome: str, saved_as: str | None
+    ) -> None:
+        await self._run(self._db.finish_file, offer, peer, index, outcome, saved_as)
+
+    async def finish_transfer(
+        self,
+        offer: bytes,
+        peer: str,
+        outgoing: bool,
+        state: str,
+        reason: str,
+        message: Queued | None,
+        now_ms: int,
+    ) -> TransferRecord | None:
+        return await self._run(
+            self._db.finish_transfer, offer, peer, outgoing, state, reason, message, now_ms
+        )
+
+    async def record_cancel(
+        self, op_id: bytes, offer: bytes, peer: str, reason: str, now_ms: int
+    ) -> TransferRecord | None:
+        return await self._run(self._db.record_cancel, op_id, offer, peer, reason, now_ms)
+
+    async def get_transfer(
+        self, offer: bytes, peer: str, outgoing: bool
+    ) -> TransferRecord | None:
+        return await self._run(self._db.get_transfer, offer, peer, outgoing)
+
+    async def transfers(self, *, live_only: bool = False) -> list[TransferRecord]:
+        return await self._run(lambda: self._db.transfers(live_only=live_only))

@@ -23,6 +23,13 @@ MAX_HOST_BYTES = 64
 MAX_EXCHANGED_PEERS = 32
 KEY_SIZE = 32
 MAX_ACKED_IDS = 1024
+MAX_OFFER_FILES = 10_000
+MAX_OFFER_PATH_BYTES = 1024
+MAX_FILES_PER_PART = 56  # offered files of the longest paths that fit one message
+MAX_FILE_SIZE = 2**50  # 1 PiB
+MAX_OFFER_TTL_MS = 7 * 24 * 3600 * 1000
+FILE_HASH_SIZE = 32
+MAX_CHUNK_BYTES = 65536 - 128  # a Noise payload minus the tag and the map around the bytes
 
 # Presence a user chooses; "offline" is never sent, it is what silence means.
 STATUSES = ("online", "away", "busy")
@@ -42,6 +49,9 @@ class Hello:
     listen_port: int = field(default=0, metadata={"max": 65535})
     # After this much silence the sender drops us, so we must send heartbeats well within it.
     silence_timeout_ms: int = field(default=5000, metadata={"min": 100, "max": 3_600_000})
+    # Empty for a session.  An offer id makes this a transfer connection: the dialler (the
+    # receiver) pulls that offer's files over it, and nothing else travels on it.
+    transfer: bytes = field(default=b"", metadata={"max": MESSAGE_ID_SIZE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +154,94 @@ class PeerList:
     peers: tuple[PeerAddress, ...] = field(metadata={"max": MAX_EXCHANGED_PEERS})
 
 
+# ---- file transfer ---------------------------------------------------------------------
+# Offers, replies, results and cancels travel on the session, durably (outbox + ack, like
+# texts); file data travels on a transfer connection of its own (see docs/protocol.md).
+
+
+@dataclass(frozen=True, slots=True)
+class OfferedFile:
+    """A record inside `FileOffer`: one file, by its path relative to the offer."""
+
+    path: str = field(metadata={"max": MAX_OFFER_PATH_BYTES})  # "/"-separated, sanitised on arrival
+    size: int = field(metadata={"max": MAX_FILE_SIZE})
+    hash: bytes = field(metadata={"size": FILE_HASH_SIZE})  # BLAKE3 of the whole file
+
+
+@dataclass(frozen=True, slots=True)
+class FileOffer:
+    """One part of an offer (an offer's file list may not fit one message): files
+    `first` .. `first + len(files) - 1` of `total_files`.  `id` names this part."""
+
+    TYPE: ClassVar[str] = "offer"
+    id: bytes = field(metadata={"size": MESSAGE_ID_SIZE})
+    offer: bytes = field(metadata={"size": MESSAGE_ID_SIZE})
+    sent_at: int = field(metadata={"min": 0, "max": MAX_TIMESTAMP_MS})
+    ttl_ms: int = field(metadata={"min": 1000, "max": MAX_OFFER_TTL_MS})  # from receipt
+    total_files: int = field(metadata={"min": 1, "max": MAX_OFFER_FILES})
+    total_size: int = field(metadata={"max": MAX_OFFER_FILES * MAX_FILE_SIZE})
+    first: int = field(metadata={"max": MAX_OFFER_FILES - 1})
+    files: tuple[OfferedFile, ...] = field(metadata={"max": MAX_FILES_PER_PART})
+
+
+@dataclass(frozen=True, slots=True)
+class OfferReply:
+    """The receiver's answer: bit i of `accepted` (byte i // 8, bit i % 8) set means file
+    i is wanted.  No bit set: declined."""
+
+    TYPE: ClassVar[str] = "offer-reply"
+    id: bytes = field(metadata={"size": MESSAGE_ID_SIZE})
+    offer: bytes = field(metadata={"size": MESSAGE_ID_SIZE})
+    accepted: bytes = field(metadata={"max": (MAX_OFFER_FILES + 7) // 8})
+
+
+@dataclass(frozen=True, slots=True)
+class TransferResult:
+    """The receiver is done with an offer: one outcome code per file (OUTCOMES)."""
+
+    TYPE: ClassVar[str] = "transfer-result"
+    id: bytes = field(metadata={"size": MESSAGE_ID_SIZE})
+    offer: bytes = field(metadata={"size": MESSAGE_ID_SIZE})
+    outcomes: bytes = field(metadata={"max": MAX_OFFER_FILES})
+
+
+@dataclass(frozen=True, slots=True)
+class TransferCancel:
+    """Either side gives up on an offer (cancelled, expired, failed); final."""
+
+    TYPE: ClassVar[str] = "transfer-cancel"
+    id: bytes = field(metadata={"size": MESSAGE_ID_SIZE})
+    offer: bytes = field(metadata={"size": MESSAGE_ID_SIZE})
+    reason: str = field(metadata={"max": 128})
+
+
+@dataclass(frozen=True, slots=True)
+class Pull:
+    """Transfer connection, receiver to sender: send file `index` from byte `offset`."""
+
+    TYPE: ClassVar[str] = "pull"
+    index: int = field(metadata={"max": MAX_OFFER_FILES - 1})
+    offset: int = field(metadata={"max": MAX_FILE_SIZE})
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Transfer connection, sender to receiver: the next bytes of the file last pulled."""
+
+    TYPE: ClassVar[str] = "chunk"
+    data: bytes = field(metadata={"max": MAX_CHUNK_BYTES})
+
+
+@dataclass(frozen=True, slots=True)
+class Unavailable:
+    """Transfer connection, sender to receiver: the pulled file cannot be sent (it changed
+    or vanished since the offer); the receiver drops what it has of it."""
+
+    TYPE: ClassVar[str] = "unavailable"
+    index: int = field(metadata={"max": MAX_OFFER_FILES - 1})
+    reason: str = field(metadata={"max": 128})
+
+
 Message = (
     Hello
     | Text
@@ -156,12 +254,35 @@ Message = (
     | ReadReceipt
     | Ack
     | Typing
+    | FileOffer
+    | OfferReply
+    | TransferResult
+    | TransferCancel
+    | Pull
+    | Chunk
+    | Unavailable
 )
 MESSAGE_TYPES: tuple[type[Message], ...] = (
     Hello, Text, Bye, Heartbeat, Presence, PeerList, Edit, Delete, ReadReceipt, Ack, Typing,
+    FileOffer, OfferReply, TransferResult, TransferCancel, Pull, Chunk, Unavailable,
 )  # fmt: skip
+# What may travel on a session, and what only on a transfer connection.
+TRANSFER_ONLY: tuple[type[Message], ...] = (Pull, Chunk, Unavailable)
 
 # Well-known Bye reasons.
 BYE_QUIT = "quit"
 BYE_DUPLICATE = "duplicate"
-BYE_BUSY = "busy"  # the node has as many sessions as it allows
+BYE_BUSY = "busy"  # the node has as many sessions (or transfers) as it allows
+BYE_DONE = "done"  # transfer connection: the receiver has pulled everything it wants
+BYE_UNKNOWN_OFFER = "unknown offer"  # transfer connection: no such accepted offer here
+
+# TransferResult outcome codes, one byte per file of the offer.
+OUTCOMES = (
+    "not-accepted",  # 0
+    "ok",  # 1: arrived, hash verified, in place
+    "hash-mismatch",  # 2
+    "no-space",  # 3
+    "write-error",  # 4
+    "unavailable",  # 5: the sender could not read it (changed or vanished)
+    "cancelled",  # 6: the transfer ended before this file was done
+)

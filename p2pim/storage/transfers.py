@@ -1,0 +1,365 @@
+"""File transfers: offers, per-file progress and outcomes, in both directions.
+
+A transfer is one offer between us and one peer (`outgoing` tells the direction), so an
+offer sent to three peers is three transfers sharing an offer id and a file list.  The
+messages that drive it (offer parts, the reply, the result, a cancel) go through the outbox
+in the same transaction as the state they announce, and incoming ones are applied once
+(their ids go into `applied_ops`): a crash or a resend never applies anything twice.
+
+States: an incoming offer is "arriving" until all its parts are here, then "offered";
+either side's offer then becomes "accepted" or "declined", and an accepted one ends
+"completed" or "failed".  Any live transfer can become "cancelled" or "expired".
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from p2pim.storage.core import StorageError
+from p2pim.storage.outbox import OutboxTables, check_id, enqueue
+
+LIVE_STATES = ("arriving", "offered", "accepted")
+FINAL_STATES = ("completed", "failed", "cancelled", "declined", "expired")
+
+Queued = tuple[bytes, bytes]  # (operation id, encoded wire message) for the outbox
+
+
+class UnknownTransfer(StorageError):
+    """No such transfer, or not in a state that allows what was asked."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    index: int
+    path: str  # relative, "/"-separated; incoming: sanitised, as it will be saved
+    size: int
+    hash: bytes
+    source: str | None = None  # outgoing: the local file
+    mtime_ns: int | None = None  # outgoing: its modification time when offered
+    accepted: bool = False
+    done: int = 0  # incoming: bytes durably in the partial file
+    outcome: str | None = None
+    saved_as: str | None = None  # incoming: where it landed, relative to `directory`
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRecord:
+    offer: bytes
+    peer: str
+    outgoing: bool
+    state: str
+    total_files: int
+    created_at: int  # ms since the epoch
+    expires_at: int  # ms since the epoch: unanswered by then, the offer expires
+    directory: str | None  # incoming, once accepted: where files go
+    reason: str
+    files: list[FileRecord] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[bytes, str, bool]:
+        return self.offer, self.peer, self.outgoing
+
+
+class TransferTables(OutboxTables):
+    """The transfer methods of `Database`; each is one transaction."""
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def create_offer(
+        self,
+        offer: bytes,
+        peers: Sequence[str],
+        files: Sequence[FileRecord],
+        parts: dict[str, list[Queued]],
+        now_ms: int,
+        expires_at: int,
+    ) -> None:
+        """Record an outgoing offer to each of `peers` and queue its parts to each."""
+        check_id(offer, "offer")
+        with self._transaction(write=True) as conn:
+            for peer in peers:
+                _insert_transfer(conn, offer, peer, True, "offered", len(files), now_ms, expires_at)
+                _insert_files(conn, offer, peer, True, files)
+                for op_id, payload in parts[peer]:
+                    enqueue(conn, op_id, peer, payload, now_ms)
+
+    def record_reply(
+        self, op_id: bytes, offer: bytes, peer: str, accepted: Sequence[int], now_ms: int
+    ) -> TransferRecord | None:
+        """Apply `peer`'s answer to our offer once.  Returns the transfer as it now is
+        (its state tells whether the answer counted), or None if it was a repeat or the
+        offer is unknown."""
+        with self._transaction(write=True) as conn:
+            if not _apply_once(conn, op_id, now_ms):
+                return None
+            record = _load(conn, offer, peer, True)
+            if record is None:
+                return None
+            if record.state == "offered":
+                wanted = [i for i in accepted if 0 <= i < record.total_files]
+                conn.executemany(
+                    "UPDATE transfer_files SET accepted = 1"
+                    " WHERE offer = ? AND peer = ? AND outgoing = 1 AND idx = ?",
+                    [(offer, peer, i) for i in wanted],
+                )
+                _set_state(conn, offer, peer, True, "accepted" if wanted else "declined", "")
+            return _load(conn, offer, peer, True)
+
+    def record_result(
+        self, op_id: bytes, offer: bytes, peer: str, outcomes: Sequence[str], now_ms: int
+    ) -> TransferRecord | None:
+        """Apply the receiver's verdict once; the transfer ends completed or failed."""
+        with self._transaction(write=True) as conn:
+            if not _apply_once(conn, op_id, now_ms):
+                return None
+            record = _load(conn, offer, peer, True)
+            if record is None or record.state != "accepted":
+                return None
+            for file in record.files:
+                outcome = outcomes[file.index] if file.index < len(outcomes) else "cancelled"
+                _set_outcome(conn, offer, peer, True, file.index, outcome, None)
+            wanted = [o for o in outcomes if o != "not-accepted"]
+            ok = bool(wanted) and all(o == "ok" for o in wanted)
+            _set_state(conn, offer, peer, True, "completed" if ok else "failed", "")
+            return _load(conn, offer, peer, True)
+
+    # -- receiving -------------------------------------------------------------------------
+
+    def store_offer_part(
+        self,
+        op_id: bytes,
+        offer: bytes,
+        peer: str,
+        total_files: int,
+        files: Sequence[FileRecord],
+        now_ms: int,
+        expires_at: int,
+    ) -> TransferRecord | None:
+        """Store one part of `peer`'s offer once.  Returns the transfer when this part
+        completed it (it is now "offered"), else None."""
+        with self._transaction(write=True) as conn:
+            if not _apply_once(conn, op_id, now_ms):
+                return None
+            record = _load(conn, offer, peer, False)
+            if record is None:
+                _insert_transfer(
+                    conn, offer, peer, False, "arriving", total_files, now_ms, expires_at
+                )
+            elif record.state != "arriving" or record.total_files != total_files:
+                return None  # a part of something already complete, or inconsistent
+            _insert_files(conn, offer, peer, False, [f for f in files if f.index < total_files])
+            (count,) = conn.execute(
+                "SELECT count(*) FROM transfer_files WHERE offer = ? AND peer = ? AND outgoing = 0",
+                (offer, peer),
+            ).fetchone()
+            if count < total_files:
+                return None
+            _set_state(conn, offer, peer, False, "offered", "")
+            return _load(conn, offer, peer, False)
+
+    def answer_offer(
+        self,
+        offer: bytes,
+        peer: str,
+        placement: dict[int, str],
+        directory: str | None,
+        reply: Queued,
+        now_ms: int,
+    ) -> TransferRecord:
+        """Accept the files in `placement` (index -> relative path to save under) into
+        `directory`, or decline (empty `placement`), and queue the reply."""
+        with self._transaction(write=True) as conn:
+            record = _load(conn, offer, peer, False)
+            if record is None or record.state != "offered":
+                raise UnknownTransfer("no such offer is waiting for an answer")
+            conn.executemany(
+                "UPDATE transfer_files SET accepted = 1, path = ?"
+                " WHERE offer = ? AND peer = ? AND outgoing = 0 AND idx = ?",
+                [(path, offer, peer, i) for i, path in placement.items()],
+            )
+            conn.execute(
+                "UPDATE transfers SET directory = ? WHERE offer = ? AND peer = ? AND outgoing = 0",
+                (directory, offer, peer),
+            )
+            _set_state(conn, offer, peer, False, "accepted" if placement else "declined", "")
+            enqueue(conn, reply[0], peer, reply[1], now_ms)
+            return _require(conn, offer, peer, False)
+
+    def save_progress(self, offer: bytes, peer: str, index: int, done: int) -> None:
+        """`done` bytes of an incoming file are durably in its partial file."""
+        with self._transaction(write=True) as conn:
+            conn.execute(
+                "UPDATE transfer_files SET done = ?"
+                " WHERE offer = ? AND peer = ? AND outgoing = 0 AND idx = ?",
+                (done, offer, peer, index),
+            )
+
+    def finish_file(
+        self, offer: bytes, peer: str, index: int, outcome: str, saved_as: str | None
+    ) -> None:
+        with self._transaction(write=True) as conn:
+            _set_outcome(conn, offer, peer, False, index, outcome, saved_as)
+
+    # -- either side -----------------------------------------------------------------------
+
+    def finish_transfer(
+        self,
+        offer: bytes,
+        peer: str,
+        outgoing: bool,
+        state: str,
+        reason: str,
+        message: Queued | None,
+        now_ms: int,
+    ) -> TransferRecord | None:
+        """End a live transfer (files without an outcome become "cancelled") and queue
+        `message` (our result or cancel) to the peer.  None if it had already ended."""
+        if state not in FINAL_STATES:
+            raise ValueError(f"{state!r} is not a final state")
+        with self._transaction(write=True) as conn:
+            record = _load(conn, offer, peer, outgoing)
+            if record is None or record.state not in LIVE_STATES:
+                return None
+            conn.execute(
+                "UPDATE transfer_files SET outcome = 'cancelled'"
+                " WHERE offer = ? AND peer = ? AND outgoing = ? AND accepted = 1"
+                " AND outcome IS NULL",
+                (offer, peer, int(outgoing)),
+            )
+            _set_state(conn, offer, peer, outgoing, state, reason)
+            if message is not None:
+                enqueue(conn, message[0], peer, message[1], now_ms)
+            return _require(conn, offer, peer, outgoing)
+
+    def record_cancel(
+        self, op_id: bytes, offer: bytes, peer: str, reason: str, now_ms: int
+    ) -> TransferRecord | None:
+        """`peer` gave up on the offer (whichever side we are on): apply once."""
+        with self._transaction(write=True) as conn:
+            if not _apply_once(conn, op_id, now_ms):
+                return None
+            for outgoing in (True, False):
+                record = _load(conn, offer, peer, outgoing)
+                if record is not None and record.state in LIVE_STATES:
+                    state = "expired" if reason == "expired" else "cancelled"
+                    conn.execute(
+                        "UPDATE transfer_files SET outcome = 'cancelled'"
+                        " WHERE offer = ? AND peer = ? AND outgoing = ? AND accepted = 1"
+                        " AND outcome IS NULL",
+                        (offer, peer, int(outgoing)),
+                    )
+                    _set_state(conn, offer, peer, outgoing, state, reason)
+                    return _require(conn, offer, peer, outgoing)
+            return None
+
+    def get_transfer(self, offer: bytes, peer: str, outgoing: bool) -> TransferRecord | None:
+        with self._transaction(write=False) as conn:
+            return _load(conn, offer, peer, outgoing)
+
+    def transfers(self, *, live_only: bool = False) -> list[TransferRecord]:
+        """Every transfer (or only live ones), newest first."""
+        where = f"WHERE state IN {LIVE_STATES!r}" if live_only else ""
+        with self._transaction(write=False) as conn:
+            keys = conn.execute(
+                f"SELECT offer, peer, outgoing FROM transfers {where} ORDER BY created_at DESC"
+            ).fetchall()
+            return [_require(conn, offer, peer, bool(out)) for offer, peer, out in keys]
+
+
+# -- helpers (each runs inside its caller's transaction) ----------------------------------------
+
+
+def _apply_once(conn: sqlite3.Connection, op_id: bytes, now_ms: int) -> bool:
+    check_id(op_id, "op_id")
+    return bool(
+        conn.execute(
+            "INSERT OR IGNORE INTO applied_ops (id, applied_at) VALUES (?, ?)", (op_id, now_ms)
+        ).rowcount
+    )
+
+
+def _insert_transfer(
+    conn: sqlite3.Connection,
+    offer: bytes,
+    peer: str,
+    outgoing: bool,
+    state: str,
+    total_files: int,
+    now_ms: int,
+    expires_at: int,
+) -> None:
+    conn.execute(
+        "INSERT INTO transfers (offer, peer, outgoing, state, total_files, created_at,"
+        " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (offer, peer, int(outgoing), state, total_files, now_ms, expires_at),
+    )
+
+
+def _insert_files(
+    conn: sqlite3.Connection, offer: bytes, peer: str, outgoing: bool, files: Sequence[FileRecord]
+) -> None:
+    conn.executemany(
+        "INSERT OR IGNORE INTO transfer_files (offer, peer, outgoing, idx, path, size, hash,"
+        " source, mtime_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (offer, peer, int(outgoing), f.index, f.path, f.size, f.hash, f.source, f.mtime_ns)
+            for f in files
+        ],
+    )
+
+
+def _set_state(
+    conn: sqlite3.Connection, offer: bytes, peer: str, outgoing: bool, state: str, reason: str
+) -> None:
+    conn.execute(
+        "UPDATE transfers SET state = ?, reason = ? WHERE offer = ? AND peer = ? AND outgoing = ?",
+        (state, reason, offer, peer, int(outgoing)),
+    )
+
+
+def _set_outcome(
+    conn: sqlite3.Connection,
+    offer: bytes,
+    peer: str,
+    outgoing: bool,
+    index: int,
+    outcome: str,
+    saved_as: str | None,
+) -> None:
+    conn.execute(
+        "UPDATE transfer_files SET outcome = ?, saved_as = ?"
+        " WHERE offer = ? AND peer = ? AND outgoing = ? AND idx = ?",
+        (outcome, saved_as, offer, peer, int(outgoing), index),
+    )
+
+
+def _load(
+    conn: sqlite3.Connection, offer: bytes, peer: str, outgoing: bool
+) -> TransferRecord | None:
+    row = conn.execute(
+        "SELECT state, total_files, created_at, expires_at, directory, reason FROM transfers"
+        " WHERE offer = ? AND peer = ? AND outgoing = ?",
+        (offer, peer, int(outgoing)),
+    ).fetchone()
+    if row is None:
+        return None
+    files = [
+        FileRecord(idx, path, size, hash, source, mtime_ns, bool(acc), done, outcome, saved_as)
+        for idx, path, size, hash, source, mtime_ns, acc, done, outcome, saved_as in conn.execute(
+            "SELECT idx, path, size, hash, source, mtime_ns, accepted, done, outcome, saved_as"
+            " FROM transfer_files WHERE offer = ? AND peer = ? AND outgoing = ? ORDER BY idx",
+            (offer, peer, int(outgoing)),
+        )
+    ]
+    state, total_files, created_at, expires_at, directory, reason = row
+    return TransferRecord(
+        offer, peer, outgoing, state, total_files, created_at, expires_at, directory, reason, files
+    )
+
+
+def _require(conn: sqlite3.Connection, offer: bytes, peer: str, outgoing: bool) -> TransferRecord:
+    record = _load(conn, offer, peer, outgoing)
+    assert record is not None
+    return record

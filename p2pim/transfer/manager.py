@@ -1,0 +1,657 @@
+"""Transfers: offers and answers on the session, file data on connections of their own.
+
+Control messages (offer parts, the reply, the result, a cancel) are queued durably in the
+peer's outbox and acknowledged like texts, so they survive restarts.  File data travels on
+a *transfer connection* that the receiver dials to the sender, authenticated with the same
+keys and naming the offer in its hello: the receiver pulls each accepted file from the byte
+it already holds safely, so an interrupted transfer resumes by itself whenever the two are
+connected again.  Chat never waits behind file data: they share no stream, and TCP's own
+flow control is the transfer's bounded window (see docs/architecture.md, "Transfers").
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import trio
+
+from p2pim import events
+from p2pim.config import NodeConfig
+from p2pim.messaging import new_message_id, now_ms
+from p2pim.net.link import LinkClosed, PeerLink
+from p2pim.sessions import PeerRejectedError, Sessions
+from p2pim.storage import FileRecord, Store, TransferRecord
+from p2pim.transfer import files as fs
+from p2pim.transfer.offers import clean_path, from_bitmap, pack_parts, placement, to_bitmap
+from p2pim.transfer.progress import Progress
+from p2pim.wire import codec
+from p2pim.wire.errors import RemoteProtocolError
+from p2pim.wire.messages import (
+    BYE_BUSY,
+    BYE_DONE,
+    BYE_UNKNOWN_OFFER,
+    MAX_CHUNK_BYTES,
+    MAX_OFFER_FILES,
+    MAX_OFFER_PATH_BYTES,
+    OUTCOMES,
+    Bye,
+    Chunk,
+    FileOffer,
+    Message,
+    OfferedFile,
+    OfferReply,
+    Pull,
+    TransferCancel,
+    TransferResult,
+    Unavailable,
+)
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_BYTES = 16 << 20  # a receiver killed mid-file loses at most this much progress
+TRANSFER_RECEIVE_SIZE = 1 << 20
+IDLE_TIMEOUT = 300.0  # a transfer connection carrying nothing this long is dropped
+RETRY_BASE, RETRY_MAX = 1.0, 30.0  # a failed transfer connection is redialled with backoff
+Key = tuple[bytes, str, bool]  # (offer, peer, outgoing)
+
+
+class TransferError(Exception):
+    """A transfer request cannot be done (no such offer, no space, bad path...)."""
+
+
+class OfferGone(Exception):
+    """The sender no longer offers what we accepted (it cancelled, or lost its state)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TransferInfo:
+    """One transfer as `Node.transfers()` reports it."""
+
+    offer: str
+    peer: str
+    outgoing: bool
+    state: str
+    reason: str
+    total: int  # bytes of the accepted (or, before an answer, offered) files
+    done: int
+    files: tuple[events.TransferFile, ...]
+    expires_at: int  # ms since the epoch: an unanswered offer expires then
+
+
+class Transfers:
+    def __init__(
+        self,
+        store: Store,
+        config: NodeConfig,
+        sessions: Sessions,
+        emit: Callable[[events.NodeEvent], Awaitable[None]],
+        ack: Callable[[PeerLink, bytes], Awaitable[None]],
+        wake: Callable[[str], None],
+    ) -> None:
+        self._store = store
+        self._config = config
+        self._sessions = sessions
+        self._emit = emit
+        self._ack = ack
+        self._wake = wake
+        self._running: dict[Key, trio.CancelScope] = {}  # downloads, and uploads being served
+        self._progress: dict[Key, Progress] = {}
+        self._download_slots = trio.CapacityLimiter(config.max_transfers)
+        self._uploads = 0
+        self._deadlines: dict[Key, int] = {}  # unanswered offers: when they expire (ms)
+        self._deadlines_changed = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self.bytes_sent = 0
+        self.bytes_received = 0
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+        for record in await self._store.transfers(live_only=True):
+            if record.state in ("offered", "arriving"):
+                self._deadlines[record.key] = record.expires_at
+        nursery.start_soon(self._expire_offers)
+
+    # ---- sending ------------------------------------------------------------------------
+
+    async def send_files(self, peers: Sequence[str], paths: Sequence[str], ttl: float) -> bytes:
+        """Offer files and folders to each of `peers`; returns the offer id.  Hashes every
+        file first (the offer carries the hashes), so it takes a while for large files."""
+        if not peers or not paths:
+            raise TransferError("send files to at least one peer")
+        try:
+            local = await trio.to_thread.run_sync(fs.collect, list(paths))
+            hashes = [await trio.to_thread.run_sync(fs.hash_file, f.source) for f in local]
+        except OSError as exc:
+            raise TransferError(f"cannot read {exc.filename}: {exc.strerror}") from exc
+        except ValueError as exc:
+            raise TransferError(str(exc)) from exc
+        if not 0 < len(local) <= MAX_OFFER_FILES:
+            raise TransferError(f"an offer holds 1 to {MAX_OFFER_FILES} files, not {len(local)}")
+        for file in local:
+            if len(file.path.encode("utf-8", "surrogateescape")) > MAX_OFFER_PATH_BYTES:
+                raise TransferError(f"{file.path} is longer than {MAX_OFFER_PATH_BYTES} bytes")
+        offered = [
+            OfferedFile(f.path.encode("utf-8", "replace").decode(), f.size, h)
+            for f, h in zip(local, hashes, strict=True)
+        ]
+        records = [
+            FileRecord(i, o.path, o.size, o.hash, f.source, f.mtime_ns)
+            for i, (o, f) in enumerate(zip(offered, local, strict=True))
+        ]
+        offer, now = new_message_id(), now_ms()
+        total = sum(f.size for f in offered)
+        parts: dict[str, list[tuple[bytes, bytes]]] = {}
+        for peer in peers:
+            parts[peer], first = [], 0
+            for run in pack_parts(offered):
+                part = FileOffer(
+                    new_message_id(), offer, now, round(ttl * 1000), len(offered), total,
+                    first, tuple(run),
+                )  # fmt: skip
+                parts[peer].append((part.id, codec.encode(part)))
+                first += len(run)
+        expires_at = now + round(ttl * 1000)
+        await self._store.create_offer(offer, list(peers), records, parts, now, expires_at)
+        for peer in peers:
+            self._set_deadline((offer, peer, True), expires_at)
+            self._wake(peer)
+        return offer
+
+    # ---- answering ----------------------------------------------------------------------
+
+    async def accept(
+        self, peer: str, offer: bytes, indices: Sequence[int] | None, directory: str | None
+    ) -> TransferRecord:
+        record = await self._offered(peer, offer)
+        wanted = sorted(set(range(record.total_files) if indices is None else indices))
+        if not wanted or not all(0 <= i < record.total_files for i in wanted):
+            raise TransferError(f"choose files among 0..{record.total_files - 1}")
+        target = directory or str(self._config.download_dir)
+        if directory is None:
+            os.makedirs(target, exist_ok=True)
+        if not os.path.isdir(target):
+            raise TransferError(f"{target} is not a directory")
+        need = sum(record.files[i].size for i in wanted)
+        free = await trio.to_thread.run_sync(fs.free_space, target)
+        if need > free:
+            raise TransferError(f"not enough space in {target}: {need} bytes needed, {free} free")
+        places = placement(
+            {i: record.files[i].path for i in wanted}, lambda name: fs.exists(target, name)
+        )
+        reply = OfferReply(new_message_id(), offer, to_bitmap(wanted, record.total_files))
+        answered = await self._store.answer_offer(
+            offer, peer, places, os.path.abspath(target), (reply.id, codec.encode(reply)), now_ms()
+        )
+        self._deadlines.pop(answered.key, None)
+        self._wake(peer)
+        self.resume(peer)
+        return answered
+
+    async def decline(self, peer: str, offer: bytes) -> None:
+        record = await self._offered(peer, offer)
+        reply = OfferReply(new_message_id(), offer, b"")
+        declined = await self._store.answer_offer(
+            offer, peer, {}, None, (reply.id, codec.encode(reply)), now_ms()
+        )
+        self._deadlines.pop(record.key, None)
+        self._wake(peer)
+        await self._finished(declined)
+
+    async def _offered(self, peer: str, offer: bytes) -> TransferRecord:
+        record = await self._store.get_transfer(offer, peer, False)
+        if record is None or record.state != "offered":
+            state = record.state if record else "unknown"
+            raise TransferError(f"that offer is not waiting for an answer (it is {state})")
+        return record
+
+    async def cancel(self, peer: str, offer: bytes, reason: str = "cancelled") -> None:
+        for outgoing in (True, False):
+            record = await self._store.get_transfer(offer, peer, outgoing)
+            if record is not None and record.state in ("offered", "accepted"):
+                await self._end(record, "cancelled", reason, notify=True)
+                return
+        raise TransferError("no live transfer with that peer and offer")
+
+    async def transfers(self) -> list[TransferInfo]:
+        return [self._info(record) for record in await self._store.transfers()]
+
+    # ---- session hooks ------------------------------------------------------------------
+
+    def resume(self, peer: str) -> None:
+        """`peer` is connected: pull whatever we accepted from it and do not have yet."""
+        assert self._nursery is not None
+        self._nursery.start_soon(self._resume, peer)
+
+    async def _resume(self, peer: str) -> None:
+        for record in await self._store.transfers(live_only=True):
+            if (
+                record.peer == peer
+                and not record.outgoing
+                and record.state == "accepted"
+                and record.key not in self._running
+            ):
+                scope = self._running[record.key] = trio.CancelScope()
+                assert self._nursery is not None
+                self._nursery.start_soon(self._download, record, scope)
+
+    def session_closed(self, peer: str) -> None:
+        """Transfer connections live under the session: when it goes, so do they (a dead
+        link is noticed by the session's heartbeats), and they resume with the next one."""
+        for key, scope in list(self._running.items()):
+            if key[1] == peer:
+                scope.cancel()
+
+    async def received(self, link: PeerLink, message: Message) -> bool:
+        """Handle a transfer control message from a session; False if it is not one."""
+        peer = link.fingerprint
+        if isinstance(message, FileOffer):
+            await self._on_offer(link, message)
+        elif isinstance(message, OfferReply):
+            accepted = from_bitmap(message.accepted, MAX_OFFER_FILES)
+            record = await self._store.record_reply(
+                message.id, message.offer, peer, accepted, now_ms()
+            )
+            if record is not None:
+                await self._on_reply(record)
+        elif isinstance(message, TransferResult):
+            outcomes = [OUTCOMES[c] if c < len(OUTCOMES) else "cancelled" for c in message.outcomes]
+            record = await self._store.record_result(
+                message.id, message.offer, peer, outcomes, now_ms()
+            )
+            if record is not None:
+                self._stop(record.key)
+                await self._finished(record)
+        elif isinstance(message, TransferCancel):
+            record = await self._store.record_cancel(
+                message.id, message.offer, peer, message.reason, now_ms()
+            )
+            if record is not None:
+                await self._ended(record)
+        else:
+            return False
+        await self._ack(link, message.id)
+        return True
+
+    async def _on_offer(self, link: PeerLink, part: FileOffer) -> None:
+        files = [
+            FileRecord(part.first + i, clean_path(f.path), f.size, f.hash)
+            for i, f in enumerate(part.files)
+        ]
+        now = now_ms()
+        record = await self._store.store_offer_part(
+            part.id, part.offer, link.fingerprint, part.total_files, files, now, now + part.ttl_ms
+        )
+        if record is None:
+            return
+        self._set_deadline(record.key, record.expires_at)
+        await self._emit(
+            events.OfferReceived(
+                link.fingerprint,
+                link.remote_nick,
+                part.offer.hex(),
+                tuple(events.TransferFile(f.index, f.path, f.size) for f in record.files),
+                sum(f.size for f in record.files),
+                part.ttl_ms / 1000,
+            )
+        )
+
+    async def _on_reply(self, record: TransferRecord) -> None:
+        self._deadlines.pop(record.key, None)
+        if record.state in ("accepted", "declined"):
+            accepted = tuple(f.index for f in record.files if f.accepted)
+            await self._emit(events.OfferAnswered(record.peer, record.offer.hex(), accepted))
+            if record.state == "declined":
+                await self._finished(record)
+        elif record.state in ("expired", "cancelled"):  # too late: tell the receiver again
+            await self._queue_cancel(record.offer, record.peer, record.state)
+
+    async def _queue_cancel(self, offer: bytes, peer: str, reason: str) -> None:
+        cancel = TransferCancel(new_message_id(), offer, reason)
+        await self._store.queue_operation(cancel.id, peer, codec.encode(cancel), now_ms())
+        self._wake(peer)
+
+    # ---- ending -------------------------------------------------------------------------
+
+    async def _end(self, record: TransferRecord, state: str, reason: str, *, notify: bool) -> None:
+        """End a live transfer of ours: tell the peer (if `notify`), stop, clean up."""
+        message = None
+        if notify:
+            cancel = TransferCancel(new_message_id(), record.offer, reason[:128])
+            message = (cancel.id, codec.encode(cancel))
+        ended = await self._store.finish_transfer(
+            record.offer, record.peer, record.outgoing, state, reason, message, now_ms()
+        )
+        if notify:
+            self._wake(record.peer)
+        if ended is not None:
+            await self._ended(ended)
+
+    async def _ended(self, record: TransferRecord) -> None:
+        """A transfer was cancelled or expired: stop its tasks, drop partial files."""
+        self._deadlines.pop(record.key, None)
+        self._stop(record.key)
+        if not record.outgoing and record.directory is not None:
+            for file in record.files:
+                if file.accepted and file.saved_as is None:
+                    partial = self._incoming(record, file)
+                    await trio.to_thread.run_sync(partial.discard)
+        await self._finished(record)
+
+    def _stop(self, key: Key) -> None:
+        scope = self._running.pop(key, None)
+        if scope is not None:
+            scope.cancel()
+        self._progress.pop(key, None)
+
+    async def _finished(self, record: TransferRecord) -> None:
+        info = self._info(record)
+        await self._emit(
+            events.TransferFinished(
+                info.peer, info.offer, info.outgoing, info.state, info.reason, info.files
+            )
+        )
+
+    def _set_deadline(self, key: Key, expires_at: int) -> None:
+        self._deadlines[key] = expires_at
+        self._deadlines_changed.set()
+
+    async def _expire_offers(self) -> None:
+        while True:
+            self._deadlines_changed = trio.Event()
+            now = now_ms()
+            for key, deadline in list(self._deadlines.items()):
+                if deadline <= now:
+                    del self._deadlines[key]
+                    record = await self._store.get_transfer(*key)
+                    if record is not None and record.state in ("offered", "arriving"):
+                        await self._end(record, "expired", "expired", notify=True)
+            soonest = min(self._deadlines.values(), default=None)
+            with trio.move_on_after(3600 if soonest is None else (soonest - now_ms()) / 1000):
+                await self._deadlines_changed.wait()
+
+    # ---- receiving file data ------------------------------------------------------------
+
+    async def _download(self, record: TransferRecord, scope: trio.CancelScope) -> None:
+        """Pull the accepted files of `record` until done, redialling as needed, for as
+        long as the session with the sender lasts (`session_closed` cancels `scope`)."""
+        delay, gone = RETRY_BASE, None
+        with scope:
+            try:
+                while (link := self._sessions.links.get(record.peer)) is not None:
+                    try:
+                        async with self._download_slots:
+                            await self._pull_all(record.key, link.address, link.reach_port)
+                        return
+                    except OfferGone as exc:
+                        if str(exc) != BYE_BUSY:
+                            gone = exc
+                            break
+                    except (LinkClosed, RemoteProtocolError, PeerRejectedError, OSError) as exc:
+                        log.info("transfer from %s interrupted: %s", record.peer[:8], exc)
+                    except trio.TooSlowError:
+                        log.info("transfer connection to %s timed out", record.peer[:8])
+                    await trio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX)
+            finally:
+                if self._running.get(record.key) is scope:
+                    del self._running[record.key]
+        if gone is not None:  # outside the scope: ending the transfer cancels it
+            current = await self._store.get_transfer(*record.key) or record
+            await self._end(
+                current, "failed", f"the sender no longer offers it ({gone})", notify=False
+            )
+
+    async def _pull_all(self, key: Key, host: str, port: int) -> None:
+        link = await self._sessions.open_transfer(host, port, key[1], key[0])
+        link.receive_size = TRANSFER_RECEIVE_SIZE
+        try:
+            record = await self._store.get_transfer(*key)
+            if record is None or record.state != "accepted":
+                return
+            wanted = [f for f in record.files if f.accepted]
+            progress = self._progress.setdefault(
+                key,
+                Progress(
+                    sum(f.size if f.outcome else f.done for f in wanted),
+                    sum(f.size for f in wanted),
+                    trio.current_time(),
+                ),
+            )
+            for file in wanted:
+                if file.outcome is not None:
+                    continue
+                outcome, saved_as = await self._pull_file(link, record, file, progress)
+                await self._store.finish_file(
+                    record.offer, record.peer, file.index, outcome, saved_as
+                )
+                if outcome in ("no-space", "write-error"):
+                    break  # the disk is the problem: the other files would fail too
+            await self._report_result(key)
+            await link.say_goodbye(BYE_DONE)
+        finally:
+            await link.close()
+
+    async def _pull_file(
+        self, link: PeerLink, record: TransferRecord, file: FileRecord, progress: Progress
+    ) -> tuple[str, str | None]:
+        incoming = self._incoming(record, file)
+        try:
+            offset = await trio.to_thread.run_sync(incoming.open, file.done)
+        except OSError as exc:
+            log.warning("cannot create %s: %s", file.path, exc)
+            return _disk_outcome(exc), None
+        progress.add(offset - file.done)
+        try:
+            await link.send(Pull(file.index, offset))
+            synced = offset
+            async with trio.open_nursery() as nursery:
+                while incoming.done < file.size:
+                    with trio.fail_after(IDLE_TIMEOUT):
+                        message = await link.receive()
+                    if isinstance(message, Bye):
+                        raise OfferGone(message.reason)
+                    if isinstance(message, Unavailable) and message.index == file.index:
+                        nursery.cancel_scope.cancel()
+                        await trio.to_thread.run_sync(incoming.discard)
+                        return "unavailable", None
+                    if not isinstance(message, Chunk):
+                        raise RemoteProtocolError(f"expected file data, got {message.TYPE}")
+                    if len(message.data) > file.size - incoming.done:
+                        raise RemoteProtocolError("more data than the file holds")
+                    try:
+                        incoming.write(message.data)
+                    except OSError as exc:
+                        nursery.cancel_scope.cancel()
+                        await trio.to_thread.run_sync(incoming.discard)
+                        return _disk_outcome(exc), None
+                    self.bytes_received += len(message.data)
+                    progress.add(len(message.data))
+                    await self._report(record, file.index, incoming.done, file.size, progress)
+                    if incoming.done - synced >= CHECKPOINT_BYTES:
+                        synced = incoming.done
+                        nursery.start_soon(self._checkpoint, record, file.index, incoming, synced)
+            try:
+                saved = await trio.to_thread.run_sync(incoming.finish)
+            except fs.HashMismatch as exc:
+                log.warning("%s", exc)
+                await trio.to_thread.run_sync(incoming.discard)
+                return "hash-mismatch", None
+            except OSError as exc:
+                await trio.to_thread.run_sync(incoming.discard)
+                return _disk_outcome(exc), None
+            await self._report(record, file.index, file.size, file.size, progress, force=True)
+            return "ok", saved
+        finally:
+            incoming.close()  # after an interruption the partial file stays, for resuming
+
+    async def _checkpoint(
+        self, record: TransferRecord, index: int, incoming: fs.IncomingFile, done: int
+    ) -> None:
+        """Make `done` bytes durable, then record that they are (so a resume keeps them).
+        Runs beside the download: the disk syncs while the network keeps flowing."""
+        await trio.to_thread.run_sync(incoming.sync)
+        await self._store.save_progress(record.offer, record.peer, index, done)
+
+    async def _report_result(self, key: Key) -> None:
+        record = await self._store.get_transfer(*key)
+        assert record is not None
+        codes = {name: code for code, name in enumerate(OUTCOMES)}
+        outcomes = bytes(codes[f.outcome or "cancelled"] if f.accepted else 0 for f in record.files)
+        wanted = [f for f in record.files if f.accepted]
+        failed = [f for f in wanted if f.outcome != "ok"]
+        state = "failed" if failed else "completed"
+        reason = _failure_reason(failed)
+        result = TransferResult(new_message_id(), record.offer, outcomes)
+        ended = await self._store.finish_transfer(
+            record.offer, record.peer, False, state, reason,
+            (result.id, codec.encode(result)), now_ms(),
+        )  # fmt: skip
+        self._wake(record.peer)
+        self._progress.pop(key, None)
+        if ended is not None:
+            await self._finished(ended)
+
+    def _incoming(self, record: TransferRecord, file: FileRecord) -> fs.IncomingFile:
+        assert record.directory is not None
+        partial = f".{record.offer.hex()[:12]}-{file.index}.p2pim-part"
+        return fs.IncomingFile(record.directory, file.path, partial, file.size, file.hash)
+
+    # ---- sending file data --------------------------------------------------------------
+
+    async def serve(self, link: PeerLink) -> None:
+        """Serve a transfer connection: the peer pulls files of an offer it accepted."""
+        key = (link.hello.transfer, link.fingerprint, True)
+        record = await self._store.get_transfer(*key)
+        if record is None or record.state != "accepted":
+            await link.say_goodbye(BYE_UNKNOWN_OFFER)
+            return
+        if self._uploads >= self._config.max_uploads or key in self._running:
+            await link.say_goodbye(BYE_BUSY)
+            return
+        self._uploads += 1
+        scope = self._running[key] = trio.CancelScope()
+        try:
+            with scope:
+                await self._push(link, record)
+        except (LinkClosed, trio.TooSlowError):
+            pass
+        except RemoteProtocolError as exc:
+            log.warning("transfer connection from %s: %s", link.fingerprint[:8], exc)
+        finally:
+            self._uploads -= 1
+            if self._running.get(key) is scope:
+                del self._running[key]
+
+    async def _push(self, link: PeerLink, record: TransferRecord) -> None:
+        wanted = {f.index: f for f in record.files if f.accepted}
+        progress = self._progress.setdefault(
+            record.key,
+            Progress(0, sum(f.size for f in wanted.values()), trio.current_time()),
+        )
+        pushed: dict[int, int] = {}  # bytes the receiver has of each file, as far as we know
+        while True:
+            with trio.fail_after(IDLE_TIMEOUT):
+                message = await link.receive()
+            if isinstance(message, Bye):
+                return
+            if not isinstance(message, Pull) or message.index not in wanted:
+                raise RemoteProtocolError("a transfer connection carries pulls of accepted files")
+            file = wanted[message.index]
+            if message.offset > file.size:
+                raise RemoteProtocolError("pull past the end of the file")
+            pushed[file.index] = message.offset
+            progress.done = sum(pushed.values())
+            assert file.source is not None and file.mtime_ns is not None
+            try:
+                source = fs.OutgoingFile(file.source, file.size, file.mtime_ns)
+            except fs.SourceChanged as exc:
+                await link.send(Unavailable(file.index, str(exc)))
+                continue
+            try:
+                position = message.offset
+                while position < file.size:
+                    data = source.read(position, min(MAX_CHUNK_BYTES, file.size - position))
+                    await link.send(Chunk(data))
+                    position += len(data)
+                    pushed[file.index] = position
+                    self.bytes_sent += len(data)
+                    progress.add(len(data))
+                    await self._report(record, file.index, position, file.size, progress)
+            except fs.SourceChanged as exc:
+                await link.send(Unavailable(file.index, str(exc)))
+            except OSError as exc:
+                await link.send(Unavailable(file.index, f"cannot read it: {exc.strerror}"))
+            finally:
+                source.close()
+
+    # ---- progress -----------------------------------------------------------------------
+
+    async def _report(
+        self,
+        record: TransferRecord,
+        index: int,
+        file_done: int,
+        file_size: int,
+        progress: Progress,
+        *,
+        force: bool = False,
+    ) -> None:
+        if progress.due(trio.current_time()) or force:
+            await self._emit(
+                events.TransferProgress(
+                    record.peer, record.offer.hex(), record.outgoing, progress.done,
+                    progress.total, progress.rate, progress.eta, index, file_done, file_size,
+                )
+            )  # fmt: skip
+
+    def _info(self, record: TransferRecord) -> TransferInfo:
+        answered = record.state not in ("arriving", "offered")
+        counted = [f for f in record.files if f.accepted or not answered]
+        live = self._progress.get(record.key)
+        files = tuple(
+            events.TransferFile(
+                f.index,
+                f.path,
+                f.size,
+                f.size if f.outcome == "ok" else f.done,
+                f.outcome,
+                os.path.join(record.directory, f.saved_as)
+                if record.directory and f.saved_as
+                else None,
+            )
+            for f in record.files
+        )
+        done = live.done if live else sum(f.done for f in files if f.index in _indices(counted))
+        return TransferInfo(
+            record.offer.hex(),
+            record.peer,
+            record.outgoing,
+            record.state,
+            record.reason,
+            sum(f.size for f in counted),
+            done,
+            files,
+            record.expires_at,
+        )
+
+
+def _indices(files: list[FileRecord]) -> set[int]:
+    return {f.index for f in files}
+
+
+def _disk_outcome(exc: OSError) -> str:
+    return "no-space" if exc.errno in fs.NO_SPACE else "write-error"
+
+
+def _failure_reason(failed: list[FileRecord]) -> str:
+    if not failed:
+        return ""
+    outcomes = {f.outcome for f in failed}
+    if "no-space" in outcomes:
+        return "the receiver ran out of disk space"
+    if "write-error" in outcomes:
+        return "the receiver could not write a file"
+    return f"{len(failed)} file(s) failed: " + ", ".join(sorted(o or "?" for o in outcomes))
