@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import trio
 
@@ -59,12 +59,17 @@ class PeerLink:
 
     async def send(self, message: Message) -> None:
         """Send one message.  A failed or cancelled send poisons the link (nonces moved on)."""
+        await self.send_all((message,))
+
+    async def send_all(self, messages: Sequence[Message]) -> None:
+        """Send messages in one write (a transfer sends many chunks per system call)."""
         async with self._send_lock:
             if self.closed or self._conn.state is not State.ESTABLISHED:
                 raise LinkClosed("link is closed")
             sent = False
             try:
-                self._conn.send(message)
+                for message in messages:
+                    self._conn.send(message)
                 await self._stream.send_all(self._conn.data_to_send())
                 sent = True
                 self.last_sent = trio.current_time()

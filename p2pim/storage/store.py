@@ -253,9 +253,15 @@ class Store:
         return await self._run(self._db.record_reply, op_id, offer, peer, accepted, now_ms)
 
     async def record_result(
-        self, op_id: bytes, offer: bytes, peer: str, outcomes: Sequence[str], now_ms: int
+        self,
+        op_id: bytes,
+        offer: bytes,
+        peer: str,
+        outcomes: Sequence[str],
+        reason: str,
+        now_ms: int,
     ) -> TransferRecord | None:
-        return await self._run(self._db.record_result, op_id, offer, peer, outcomes, now_ms)
+        return await self._run(self._db.record_result, op_id, offer, peer, outcomes, reason, now_ms)
 
     async def store_offer_part(
         self,
@@ -311,9 +317,7 @@ class Store:
     ) -> TransferRecord | None:
         return await self._run(self._db.record_cancel, op_id, offer, peer, reason, now_ms)
 
-    async def get_transfer(
-        self, offer: bytes, peer: str, outgoing: bool
-    ) -> TransferRecord | None:
+    async def get_transfer(self, offer: bytes, peer: str, outgoing: bool) -> TransferRecord | None:
         return await self._run(self._db.get_transfer, offer, peer, outgoing)
 
     async def transfers(self, *, live_only: bool = False) -> list[TransferRecord]:

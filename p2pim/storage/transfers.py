@@ -108,9 +108,16 @@ class TransferTables(OutboxTables):
             return _load(conn, offer, peer, True)
 
     def record_result(
-        self, op_id: bytes, offer: bytes, peer: str, outcomes: Sequence[str], now_ms: int
+        self,
+        op_id: bytes,
+        offer: bytes,
+        peer: str,
+        outcomes: Sequence[str],
+        reason: str,
+        now_ms: int,
     ) -> TransferRecord | None:
-        """Apply the receiver's verdict once; the transfer ends completed or failed."""
+        """Apply the receiver's verdict once; the transfer ends completed, or failed for
+        `reason` (empty if every accepted file arrived)."""
         with self._transaction(write=True) as conn:
             if not _apply_once(conn, op_id, now_ms):
                 return None
@@ -120,9 +127,7 @@ class TransferTables(OutboxTables):
             for file in record.files:
                 outcome = outcomes[file.index] if file.index < len(outcomes) else "cancelled"
                 _set_outcome(conn, offer, peer, True, file.index, outcome, None)
-            wanted = [o for o in outcomes if o != "not-accepted"]
-            ok = bool(wanted) and all(o == "ok" for o in wanted)
-            _set_state(conn, offer, peer, True, "completed" if ok else "failed", "")
+            _set_state(conn, offer, peer, True, "failed" if reason else "completed", reason)
             return _load(conn, offer, peer, True)
 
     # -- receiving -------------------------------------------------------------------------

@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_BYTES = 16 << 20  # a receiver killed mid-file loses at most this much progress
 TRANSFER_RECEIVE_SIZE = 1 << 20
+SEND_BLOCK = 16 * MAX_CHUNK_BYTES  # read from disk and written to the socket at once
 IDLE_TIMEOUT = 300.0  # a transfer connection carrying nothing this long is dropped
 RETRY_BASE, RETRY_MAX = 1.0, 30.0  # a failed transfer connection is redialled with backoff
 Key = tuple[bytes, str, bool]  # (offer, peer, outgoing)
@@ -103,6 +104,7 @@ class Transfers:
         self._uploads = 0
         self._deadlines: dict[Key, int] = {}  # unanswered offers: when they expire (ms)
         self._deadlines_changed = trio.Event()
+        self._answered: dict[Key, trio.Event] = {}  # transfer connections awaiting the reply
         self._nursery: trio.Nursery | None = None
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -123,16 +125,23 @@ class Transfers:
             raise TransferError("send files to at least one peer")
         try:
             local = await trio.to_thread.run_sync(fs.collect, list(paths))
-            hashes = [await trio.to_thread.run_sync(fs.hash_file, f.source) for f in local]
         except OSError as exc:
             raise TransferError(f"cannot read {exc.filename}: {exc.strerror}") from exc
         except ValueError as exc:
             raise TransferError(str(exc)) from exc
+        return await self.offer(peers, local, ttl)
+
+    async def offer(self, peers: Sequence[str], local: list[fs.LocalFile], ttl: float) -> bytes:
+        """Offer these files, under the paths they name, to each of `peers`."""
         if not 0 < len(local) <= MAX_OFFER_FILES:
             raise TransferError(f"an offer holds 1 to {MAX_OFFER_FILES} files, not {len(local)}")
         for file in local:
             if len(file.path.encode("utf-8", "surrogateescape")) > MAX_OFFER_PATH_BYTES:
                 raise TransferError(f"{file.path} is longer than {MAX_OFFER_PATH_BYTES} bytes")
+        try:
+            hashes = [await trio.to_thread.run_sync(fs.hash_file, f.source) for f in local]
+        except OSError as exc:
+            raise TransferError(f"cannot read {exc.filename}: {exc.strerror}") from exc
         offered = [
             OfferedFile(f.path.encode("utf-8", "replace").decode(), f.size, h)
             for f, h in zip(local, hashes, strict=True)
@@ -259,7 +268,7 @@ class Transfers:
         elif isinstance(message, TransferResult):
             outcomes = [OUTCOMES[c] if c < len(OUTCOMES) else "cancelled" for c in message.outcomes]
             record = await self._store.record_result(
-                message.id, message.offer, peer, outcomes, now_ms()
+                message.id, message.offer, peer, outcomes, failure_reason(outcomes), now_ms()
             )
             if record is not None:
                 self._stop(record.key)
@@ -300,6 +309,9 @@ class Transfers:
 
     async def _on_reply(self, record: TransferRecord) -> None:
         self._deadlines.pop(record.key, None)
+        answered = self._answered.pop(record.key, None)
+        if answered is not None:
+            answered.set()
         if record.state in ("accepted", "declined"):
             accepted = tuple(f.index for f in record.files if f.accepted)
             await self._emit(events.OfferAnswered(record.peer, record.offer.hex(), accepted))
@@ -437,6 +449,7 @@ class Transfers:
     async def _pull_file(
         self, link: PeerLink, record: TransferRecord, file: FileRecord, progress: Progress
     ) -> tuple[str, str | None]:
+        """Pull one file; returns its outcome and where it was saved."""
         incoming = self._incoming(record, file)
         try:
             offset = await trio.to_thread.run_sync(incoming.open, file.done)
@@ -444,56 +457,88 @@ class Transfers:
             log.warning("cannot create %s: %s", file.path, exc)
             return _disk_outcome(exc), None
         progress.add(offset - file.done)
+        checkpoint = _Checkpoint()
         try:
             await link.send(Pull(file.index, offset))
-            synced = offset
-            async with trio.open_nursery() as nursery:
-                while incoming.done < file.size:
-                    with trio.fail_after(IDLE_TIMEOUT):
-                        message = await link.receive()
-                    if isinstance(message, Bye):
-                        raise OfferGone(message.reason)
-                    if isinstance(message, Unavailable) and message.index == file.index:
-                        nursery.cancel_scope.cancel()
-                        await trio.to_thread.run_sync(incoming.discard)
-                        return "unavailable", None
-                    if not isinstance(message, Chunk):
-                        raise RemoteProtocolError(f"expected file data, got {message.TYPE}")
-                    if len(message.data) > file.size - incoming.done:
-                        raise RemoteProtocolError("more data than the file holds")
-                    try:
-                        incoming.write(message.data)
-                    except OSError as exc:
-                        nursery.cancel_scope.cancel()
-                        await trio.to_thread.run_sync(incoming.discard)
-                        return _disk_outcome(exc), None
-                    self.bytes_received += len(message.data)
-                    progress.add(len(message.data))
-                    await self._report(record, file.index, incoming.done, file.size, progress)
-                    if incoming.done - synced >= CHECKPOINT_BYTES:
-                        synced = incoming.done
-                        nursery.start_soon(self._checkpoint, record, file.index, incoming, synced)
-            try:
-                saved = await trio.to_thread.run_sync(incoming.finish)
-            except fs.HashMismatch as exc:
-                log.warning("%s", exc)
-                await trio.to_thread.run_sync(incoming.discard)
-                return "hash-mismatch", None
-            except OSError as exc:
-                await trio.to_thread.run_sync(incoming.discard)
-                return _disk_outcome(exc), None
-            await self._report(record, file.index, file.size, file.size, progress, force=True)
-            return "ok", saved
+            failure = await self._receive(link, record, file, incoming, progress, checkpoint)
+            await checkpoint.idle.wait()
+            if failure is None:
+                try:
+                    saved = await trio.to_thread.run_sync(incoming.finish)
+                    await self._report(
+                        record, file.index, file.size, file.size, progress, force=True
+                    )
+                    return "ok", saved
+                except fs.HashMismatch as exc:
+                    log.warning("%s", exc)
+                    failure = "hash-mismatch"
+                except OSError as exc:
+                    failure = _disk_outcome(exc)
+            await trio.to_thread.run_sync(incoming.discard)
+            return failure, None
         finally:
+            with trio.CancelScope(shield=True):
+                await checkpoint.idle.wait()  # a checkpoint may still use the file
             incoming.close()  # after an interruption the partial file stays, for resuming
 
+    async def _receive(
+        self,
+        link: PeerLink,
+        record: TransferRecord,
+        file: FileRecord,
+        incoming: fs.IncomingFile,
+        progress: Progress,
+        checkpoint: _Checkpoint,
+    ) -> str | None:
+        """Write the file's bytes as they come; an outcome if it cannot be had."""
+        synced = incoming.done
+        with trio.CancelScope(deadline=trio.current_time() + IDLE_TIMEOUT) as idle:
+            while incoming.done < file.size:
+                message = await link.receive()
+                if isinstance(message, Bye):
+                    raise OfferGone(message.reason)
+                if isinstance(message, Unavailable) and message.index == file.index:
+                    return "unavailable"
+                if not isinstance(message, Chunk):
+                    raise RemoteProtocolError(f"expected file data, got {message.TYPE}")
+                if len(message.data) > file.size - incoming.done:
+                    raise RemoteProtocolError("more data than the file holds")
+                try:
+                    incoming.write(message.data)
+                except OSError as exc:
+                    return _disk_outcome(exc)
+                self.bytes_received += len(message.data)
+                progress.add(len(message.data))
+                await self._report(record, file.index, incoming.done, file.size, progress)
+                if incoming.done - synced >= CHECKPOINT_BYTES and checkpoint.idle.is_set():
+                    synced = incoming.done  # moving a deadline per chunk costs: per checkpoint
+                    idle.deadline = trio.current_time() + IDLE_TIMEOUT
+                    checkpoint.idle = trio.Event()
+                    assert self._nursery is not None
+                    self._nursery.start_soon(
+                        self._checkpoint, record, file.index, incoming, synced, checkpoint.idle
+                    )
+        if idle.cancelled_caught:
+            raise trio.TooSlowError
+        return None
+
     async def _checkpoint(
-        self, record: TransferRecord, index: int, incoming: fs.IncomingFile, done: int
+        self,
+        record: TransferRecord,
+        index: int,
+        incoming: fs.IncomingFile,
+        done: int,
+        finished: trio.Event,
     ) -> None:
         """Make `done` bytes durable, then record that they are (so a resume keeps them).
         Runs beside the download: the disk syncs while the network keeps flowing."""
-        await trio.to_thread.run_sync(incoming.sync)
-        await self._store.save_progress(record.offer, record.peer, index, done)
+        try:
+            await trio.to_thread.run_sync(incoming.sync)
+            await self._store.save_progress(record.offer, record.peer, index, done)
+        except Exception:  # progress not recorded: a resume redoes a little more
+            log.exception("checkpoint of %s failed", incoming.partial_name)
+        finally:
+            finished.set()
 
     async def _report_result(self, key: Key) -> None:
         record = await self._store.get_transfer(*key)
@@ -501,9 +546,8 @@ class Transfers:
         codes = {name: code for code, name in enumerate(OUTCOMES)}
         outcomes = bytes(codes[f.outcome or "cancelled"] if f.accepted else 0 for f in record.files)
         wanted = [f for f in record.files if f.accepted]
-        failed = [f for f in wanted if f.outcome != "ok"]
-        state = "failed" if failed else "completed"
-        reason = _failure_reason(failed)
+        reason = failure_reason([f.outcome or "cancelled" for f in wanted])
+        state = "failed" if reason else "completed"
         result = TransferResult(new_message_id(), record.offer, outcomes)
         ended = await self._store.finish_transfer(
             record.offer, record.peer, False, state, reason,
@@ -525,6 +569,14 @@ class Transfers:
         """Serve a transfer connection: the peer pulls files of an offer it accepted."""
         key = (link.hello.transfer, link.fingerprint, True)
         record = await self._store.get_transfer(*key)
+        if record is not None and record.state == "offered":
+            # The receiver dials as it accepts: its reply, on the session, may come second.
+            answered = self._answered.setdefault(key, trio.Event())
+            with trio.move_on_after(self._config.handshake_timeout):
+                await answered.wait()
+            if not answered.is_set():
+                self._answered.pop(key, None)
+            record = await self._store.get_transfer(*key)
         if record is None or record.state != "accepted":
             await link.say_goodbye(BYE_UNKNOWN_OFFER)
             return
@@ -573,12 +625,17 @@ class Transfers:
             try:
                 position = message.offset
                 while position < file.size:
-                    data = source.read(position, min(MAX_CHUNK_BYTES, file.size - position))
-                    await link.send(Chunk(data))
-                    position += len(data)
+                    block = source.read(position, min(SEND_BLOCK, file.size - position))
+                    await link.send_all(
+                        [
+                            Chunk(block[i : i + MAX_CHUNK_BYTES])
+                            for i in range(0, len(block), MAX_CHUNK_BYTES)
+                        ]
+                    )
+                    position += len(block)
                     pushed[file.index] = position
-                    self.bytes_sent += len(data)
-                    progress.add(len(data))
+                    self.bytes_sent += len(block)
+                    progress.add(len(block))
                     await self._report(record, file.index, position, file.size, progress)
             except fs.SourceChanged as exc:
                 await link.send(Unavailable(file.index, str(exc)))
@@ -638,6 +695,14 @@ class Transfers:
         )
 
 
+class _Checkpoint:
+    """The incoming file's checkpoint: `idle` is set when none is running."""
+
+    def __init__(self) -> None:
+        self.idle = trio.Event()
+        self.idle.set()
+
+
 def _indices(files: list[FileRecord]) -> set[int]:
     return {f.index for f in files}
 
@@ -646,12 +711,13 @@ def _disk_outcome(exc: OSError) -> str:
     return "no-space" if exc.errno in fs.NO_SPACE else "write-error"
 
 
-def _failure_reason(failed: list[FileRecord]) -> str:
+def failure_reason(outcomes: Sequence[str]) -> str:
+    """Why a transfer with these per-file outcomes failed ("" if it did not)."""
+    failed = [o for o in outcomes if o not in ("ok", "not-accepted")]
     if not failed:
         return ""
-    outcomes = {f.outcome for f in failed}
-    if "no-space" in outcomes:
+    if "no-space" in failed:
         return "the receiver ran out of disk space"
-    if "write-error" in outcomes:
+    if "write-error" in failed:
         return "the receiver could not write a file"
-    return f"{len(failed)} file(s) failed: " + ", ".join(sorted(o or "?" for o in outcomes))
+    return f"{len(failed)} file(s) failed: " + ", ".join(sorted(set(failed)))
