@@ -139,7 +139,7 @@ class TransferFile:
     index: int
     path: str  # relative, "/"-separated; on the receiver already sanitised
     size: int
-    done: int = 0  # bytes sent (sender) or safely received (receiver)
+    done: int = 0  # receiver: bytes safely received; sender: the size once confirmed
     outcome: str | None = None  # one of p2pim.wire.messages.OUTCOMES once it is over
     saved_as: str | None = None  # receiver: the absolute path it was saved under
 

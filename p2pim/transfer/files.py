@@ -48,7 +48,7 @@ def collect(paths: list[str]) -> list[LocalFile]:
     are skipped: following them could send what the user never chose."""
     found: list[LocalFile] = []
     for given in paths:
-        path = Path(given).absolute()
+        path = Path(os.path.abspath(given))  # ".." resolved: a folder keeps its name
         info = path.stat()  # the user's own choice may be a link: follow it
         if stat.S_ISREG(info.st_mode):
             found.append(LocalFile(str(path), path.name, info.st_size, info.st_mtime_ns))

@@ -51,7 +51,7 @@ from p2pim.wire.messages import (
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_BYTES = 16 << 20  # a receiver killed mid-file loses at most this much progress
+CHECKPOINT_BYTES = 8 << 20  # a receiver killed mid-file loses at most this much progress
 TRANSFER_RECEIVE_SIZE = 1 << 20
 SEND_BLOCK = 16 * MAX_CHUNK_BYTES  # read from disk and written to the socket at once
 IDLE_TIMEOUT = 300.0  # a transfer connection carrying nothing this long is dropped
@@ -121,6 +121,7 @@ class Transfers:
     async def send_files(self, peers: Sequence[str], paths: Sequence[str], ttl: float) -> bytes:
         """Offer files and folders to each of `peers`; returns the offer id.  Hashes every
         file first (the offer carries the hashes), so it takes a while for large files."""
+        peers = list(dict.fromkeys(peers))  # each peer once
         if not peers or not paths:
             raise TransferError("send files to at least one peer")
         try:
@@ -266,10 +267,11 @@ class Transfers:
             if record is not None:
                 await self._on_reply(record)
         elif isinstance(message, TransferResult):
-            outcomes = [OUTCOMES[c] if c < len(OUTCOMES) else "cancelled" for c in message.outcomes]
-            record = await self._store.record_result(
-                message.id, message.offer, peer, outcomes, failure_reason(outcomes), now_ms()
-            )
+            record = await self._store.get_transfer(message.offer, peer, True)
+            if record is not None:
+                record = await self._store.record_result(
+                    message.id, message.offer, peer, *_verdict(record, message.outcomes), now_ms()
+                )
             if record is not None:
                 self._stop(record.key)
                 await self._finished(record)
@@ -510,7 +512,11 @@ class Transfers:
                 self.bytes_received += len(message.data)
                 progress.add(len(message.data))
                 await self._report(record, file.index, incoming.done, file.size, progress)
-                if incoming.done - synced >= CHECKPOINT_BYTES and checkpoint.idle.is_set():
+                if incoming.done - synced >= CHECKPOINT_BYTES:
+                    # At most two checkpoints' worth of data is unsynced: the network waits
+                    # for the disk, so the page cache never holds a backlog that would stall
+                    # every fsync on this disk (the history's included) behind it.
+                    await checkpoint.idle.wait()
                     synced = incoming.done  # moving a deadline per chunk costs: per checkpoint
                     idle.deadline = trio.current_time() + IDLE_TIMEOUT
                     checkpoint.idle = trio.Event()
@@ -709,6 +715,17 @@ def _indices(files: list[FileRecord]) -> set[int]:
 
 def _disk_outcome(exc: OSError) -> str:
     return "no-space" if exc.errno in fs.NO_SPACE else "write-error"
+
+
+def _verdict(record: TransferRecord, codes: bytes) -> tuple[list[str], str]:
+    """Per-file outcomes from a receiver's result (an accepted file it left out counts as
+    cancelled), and why the transfer failed ("" if it did not)."""
+    outcomes = [
+        OUTCOMES[codes[i]] if i < len(codes) and codes[i] < len(OUTCOMES) else "cancelled"
+        for i in range(record.total_files)
+    ]
+    accepted = [outcomes[f.index] for f in record.files if f.accepted]
+    return outcomes, failure_reason(accepted)
 
 
 def failure_reason(outcomes: Sequence[str]) -> str:

@@ -1,0 +1,250 @@
+"""File transfers on a virtual LAN: big files, folders, several recipients, crashes of
+either side and a pulled cable, between real daemons driven over JSON-RPC.
+
+Every wait is an event awaited under `trio.fail_after`; the kills land where the progress
+events say the transfer is (a random point of it, from a seeded generator).  Run with `-s`
+to see the numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from pathlib import Path
+
+import pytest
+import trio
+from test_messaging_vlan import MESH, launch, launch_mesh
+
+from p2pim.testing.daemon_process import (
+    DaemonProcess,
+    Event,
+    Predicate,
+    connected_to,
+    disconnected_from,
+    since,
+)
+from p2pim.testing.vlan import VirtualLan
+
+pytestmark = pytest.mark.netns
+
+SEED = int(os.environ.get("P2PIM_TEST_SEED", "20261125"))
+MIB = 1 << 20
+TRANSFER = 120.0  # the longest any transfer here may take, faults included
+KILLS = 3
+
+
+def write_random(path: Path, size: int, rng: random.Random) -> str:
+    """A file of `size` pseudo-random bytes; returns its SHA-256."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    with path.open("wb") as file:
+        block = rng.randbytes(MIB)
+        for i in range(0, size, MIB):
+            piece = block[: min(MIB, size - i)]
+            piece = i.to_bytes(8, "big") + piece[8:]  # every MiB differs
+            file.write(piece)
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while block := file.read(MIB):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def offered(offer: str) -> Predicate:
+    return lambda e: e["type"] == "offer_received" and e["offer"] == offer
+
+
+def finished(offer: str) -> Predicate:
+    return lambda e: e["type"] == "transfer_finished" and e["offer"] == offer
+
+
+def progressed(offer: str, done: int) -> Predicate:
+    return lambda e: e["type"] == "transfer_progress" and e["offer"] == offer and e["done"] >= done
+
+
+async def offer_and_accept(
+    sender: DaemonProcess,
+    receivers: list[tuple[DaemonProcess, str, Path]],
+    sender_fp: str,
+    paths: list[Path],
+) -> str:
+    """Offer `paths` to every receiver (daemon, fingerprint, inbox); each accepts all."""
+    peers = [fp for _, fp, _ in receivers]
+    offer = str(
+        (await sender.call("send_files", peers=peers, paths=[str(p) for p in paths]))["offer"]
+    )
+    for daemon, _, inbox in receivers:
+        inbox.mkdir(exist_ok=True)
+        with trio.fail_after(10):
+            await daemon.wait_event(offered(offer))
+        await daemon.call("accept_offer", peer=sender_fp, offer=offer, directory=str(inbox))
+    return offer
+
+
+def nth_match(predicate: Predicate, n: int) -> Predicate:
+    """Holds from the n-th event matching `predicate` on (a fresh counter per call)."""
+    count = 0
+
+    def holds(event: Event) -> bool:
+        nonlocal count
+        count += predicate(event)
+        return count >= n
+
+    return holds
+
+
+def assert_completed(event: Event) -> None:
+    assert event["state"] == "completed", event
+    assert {f["outcome"] for f in event["files"]} == {"ok"}, event
+
+
+async def test_a_big_file_and_a_folder_tree_reach_two_recipients_at_once(
+    vlan3: VirtualLan, tmp_path: Path
+) -> None:
+    rng = random.Random(SEED)
+    source = tmp_path / "source"
+    big = write_random(source / "big.bin", 256 * MIB, rng)
+    tree = {
+        f"tree/{name}": write_random(source / "tree" / name, size, rng)
+        for name, size in [
+            ("readme.txt", 100),
+            ("a/one.bin", 3 * MIB + 17),
+            ("a/b/two.bin", 0),
+            ("a/b/c/three.bin", 70_000),
+            ("d/four.bin", MIB),
+        ]
+    }
+    async with trio.open_nursery() as nursery:
+        (a, b, c), (fa, fb, fc) = await launch_mesh(nursery, vlan3.hosts, tmp_path)
+        started = trio.current_time()
+        offer = await offer_and_accept(
+            a,
+            [(b, fb, tmp_path / "in-b"), (c, fc, tmp_path / "in-c")],
+            fa,
+            [source / "big.bin", source / "tree"],
+        )
+        with trio.fail_after(TRANSFER):
+            for daemon in (b, c):
+                assert_completed(await daemon.wait_event(finished(offer)))
+            await a.wait_event(nth_match(finished(offer), 2))  # one per recipient
+        elapsed = trio.current_time() - started
+        finals = [e for e in a.events if finished(offer)(e)]
+        assert sorted(e["peer"] for e in finals) == sorted([fb, fc])
+        for event in finals:
+            assert_completed(event)
+        assert await a.stop() == 0
+        assert await b.stop() == 0
+        assert await c.stop() == 0
+
+    for inbox in (tmp_path / "in-b", tmp_path / "in-c"):
+        assert sha256(inbox / "big.bin") == big
+        for path, digest in tree.items():
+            assert sha256(inbox / path) == digest, path
+        names = {p.relative_to(inbox).as_posix() for p in inbox.rglob("*") if p.is_file()}
+        assert names == {"big.bin", *tree}
+    total = 2 * (256 * MIB + sum((source / p).stat().st_size for p in tree))
+    print(
+        f"\n256 MiB file + 5-file tree to two recipients at once: {elapsed:.1f} s, "
+        f"{total / elapsed / 1e6:.0f} MB/s summed"
+    )
+
+
+async def run_with_kills(
+    vlan3: VirtualLan, tmp_path: Path, victim_is_receiver: bool
+) -> tuple[float, int]:
+    """A 512 MiB transfer whose receiver (or sender) is SIGKILLed KILLS times at random
+    points and restarted.  Returns (bytes counted by the survivor / size, seconds)."""
+    rng = random.Random(SEED + victim_is_receiver)
+    size = 512 * MIB
+    digest = write_random(tmp_path / "big.bin", size, rng)
+    h0, h1, _ = vlan3.hosts
+    inbox = tmp_path / "inbox"
+    async with trio.open_nursery() as nursery:
+        (a, b), (fa, fb) = await launch_mesh(nursery, [h0, h1], tmp_path)
+        offer = await offer_and_accept(a, [(b, fb, inbox)], fa, [tmp_path / "big.bin"])
+        started = trio.current_time()
+        survivor = a if victim_is_receiver else b
+        victim, victim_host = (b, h1) if victim_is_receiver else (a, h0)
+        victim_fp = fb if victim_is_receiver else fa
+        points = sorted(rng.uniform(0.1, 0.9) * size for _ in range(KILLS))
+        for n, point in enumerate(points, 1):
+            back = since(survivor, connected_to(victim_fp))
+            with trio.fail_after(TRANSFER):
+                # Both sides report progress; the receiver's counts only what it wrote.
+                await b.wait_event(progressed(offer, int(point)))
+            await victim.kill()
+            print(
+                f"kill {n} of the {'receiver' if victim_is_receiver else 'sender'} "
+                f"at {point / MIB:.0f} MiB"
+            )
+            victim, _ = await launch(nursery, victim_host, tmp_path / victim_host.name)
+            if victim_is_receiver:
+                b = victim
+            else:
+                a = victim
+            with trio.fail_after(MESH):
+                await survivor.wait_event(back)
+        with trio.fail_after(TRANSFER):
+            assert_completed(await b.wait_event(finished(offer)))
+            assert_completed(await a.wait_event(finished(offer)))
+        elapsed = trio.current_time() - started
+        stats = await survivor.call("stats")
+        counted = stats["transfer_bytes_sent" if victim_is_receiver else "transfer_bytes_received"]
+        assert await a.stop() == 0
+        assert await b.stop() == 0
+    assert sha256(inbox / "big.bin") == digest
+    assert [p.name for p in inbox.iterdir()] == ["big.bin"]  # no partial file left
+    return counted / size, round(elapsed)
+
+
+async def test_a_receiver_killed_three_times_resumes_without_resending_much(
+    vlan3: VirtualLan, tmp_path: Path
+) -> None:
+    ratio, elapsed = await run_with_kills(vlan3, tmp_path, victim_is_receiver=True)
+    print(f"receiver killed {KILLS}x: sender sent {ratio:.3f}x the file, {elapsed} s in all")
+    assert 1.0 <= ratio < 1.25
+
+
+async def test_a_sender_killed_three_times_resumes_without_resending_much(
+    vlan3: VirtualLan, tmp_path: Path
+) -> None:
+    ratio, elapsed = await run_with_kills(vlan3, tmp_path, victim_is_receiver=False)
+    print(f"sender killed {KILLS}x: receiver got {ratio:.3f}x the file, {elapsed} s in all")
+    assert 1.0 <= ratio < 1.25
+
+
+async def test_a_pulled_cable_mid_transfer_resumes_by_itself(
+    vlan3: VirtualLan, tmp_path: Path
+) -> None:
+    rng = random.Random(SEED + 7)
+    size = 256 * MIB
+    digest = write_random(tmp_path / "big.bin", size, rng)
+    h0, h1, _ = vlan3.hosts
+    inbox = tmp_path / "inbox"
+    async with trio.open_nursery() as nursery:
+        (a, b), (fa, fb) = await launch_mesh(nursery, [h0, h1], tmp_path)
+        offer = await offer_and_accept(a, [(b, fb, inbox)], fa, [tmp_path / "big.bin"])
+        lost, back = since(b, disconnected_from(fa)), since(b, connected_to(fa))
+        with trio.fail_after(TRANSFER):
+            await b.wait_event(progressed(offer, size // 3))
+        h1.link_down()
+        with trio.fail_after(MESH):
+            await b.wait_event(lost)
+        await trio.to_thread.run_sync(h1.link_up)
+        with trio.fail_after(MESH):
+            await b.wait_event(back)
+        with trio.fail_after(TRANSFER):
+            assert_completed(await b.wait_event(finished(offer)))
+            assert_completed(await a.wait_event(finished(offer)))
+        sent = (await a.call("stats"))["transfer_bytes_sent"]
+        assert await a.stop() == 0
+        assert await b.stop() == 0
+    assert sha256(inbox / "big.bin") == digest
+    print(f"\ncable pulled at 1/3: resumed by itself; sender sent {sent / size:.3f}x the file")
