@@ -85,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="longest wait between attempts to reach a known peer (default 30)",
     )
+    daemon.add_argument(
+        "--download-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where accepted files go unless a request names a folder",
+    )
     export = sub.add_parser("export", help="write one conversation as JSON Lines or Markdown")
     export.add_argument("peer", help="fingerprint, fingerprint prefix or nick")
     export.add_argument("--format", choices=("jsonl", "markdown"), default="jsonl")
@@ -135,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             presence_timeout=args.presence_timeout,
             reconnect_max_delay=args.reconnect_max_delay,
         )
+        if args.download_dir is not None:
+            config.download_dir = args.download_dir.absolute()
         try:
             node = Node(ident.load_or_create(profile), config, store_path=database_path(profile))
         except ValueError as exc:

@@ -255,6 +255,15 @@ class Host(_InNamespace):
         """Pull the cable: the switch port goes down, so eth0 loses carrier too."""
         _ip("-n", self.bridge_netns, "link", "set", self.bridge_port, "down")
 
+    def limit_rate(self, mbit: int) -> None:
+        """A slower cable: token-bucket limit `mbit` Mbit/s each way (tc tbf)."""
+        for netns, dev in ((self.netns, self.interface), (self.bridge_netns, self.bridge_port)):
+            subprocess.run(
+                ["tc", "-n", netns, "qdisc", "replace", "dev", dev, "root", "tbf",
+                 "rate", f"{mbit}mbit", "burst", "256kb", "latency", "50ms"],
+                check=True, capture_output=True, timeout=IP_TIMEOUT,
+            )  # fmt: skip
+
     def link_up(self) -> None:
         """Plug the cable back in; returns once frames pass again."""
         _ip("-n", self.bridge_netns, "link", "set", self.bridge_port, "up")

@@ -426,13 +426,11 @@ class Transfers:
             if record is None or record.state != "accepted":
                 return
             wanted = [f for f in record.files if f.accepted]
-            progress = self._progress.setdefault(
-                key,
-                Progress(
-                    sum(f.size if f.outcome else f.done for f in wanted),
-                    sum(f.size for f in wanted),
-                    trio.current_time(),
-                ),
+            # Counted afresh: what the last connection received past its checkpoint is gone.
+            progress = self._progress[key] = Progress(
+                sum(f.size if f.outcome else f.done for f in wanted),
+                sum(f.size for f in wanted),
+                trio.current_time(),
             )
             for file in wanted:
                 if file.outcome is not None:
