@@ -238,13 +238,18 @@ class OutgoingFile:
             self._fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise SourceChanged("it no longer exists") from None
+        except OSError as exc:
+            raise SourceChanged(f"it cannot be read: {exc.strerror}") from None
         info = os.fstat(self._fd)
         if info.st_size != size or info.st_mtime_ns != mtime_ns:
             os.close(self._fd)
             raise SourceChanged("it changed since it was offered")
 
     def read(self, offset: int, length: int) -> bytes:
-        data = os.pread(self._fd, length, offset)
+        try:
+            data = os.pread(self._fd, length, offset)
+        except OSError as exc:
+            raise SourceChanged(f"it cannot be read: {exc.strerror}") from None
         if len(data) != length:
             raise SourceChanged("it shrank while being sent")
         return data

@@ -236,7 +236,12 @@ class Transfers:
         self._nursery.start_soon(self._resume, peer)
 
     async def _resume(self, peer: str) -> None:
-        for record in await self._store.transfers(live_only=True):
+        try:
+            records = await self._store.transfers(live_only=True)
+        except Exception:  # the disk failed: the next session tries again
+            log.exception("could not resume transfers from %s", peer[:8])
+            return
+        for record in records:
             if (
                 record.peer == peer
                 and not record.outgoing
@@ -292,10 +297,13 @@ class Transfers:
             for i, f in enumerate(part.files)
         ]
         now = now_ms()
+        key = (part.offer, link.fingerprint, False)
         record = await self._store.store_offer_part(
             part.id, part.offer, link.fingerprint, part.total_files, files, now, now + part.ttl_ms
         )
         if record is None:
+            if key not in self._deadlines:  # an offer whose last parts never come expires too
+                self._set_deadline(key, now + part.ttl_ms)
             return
         self._set_deadline(record.key, record.expires_at)
         await self._emit(
@@ -379,9 +387,12 @@ class Transfers:
             for key, deadline in list(self._deadlines.items()):
                 if deadline <= now:
                     del self._deadlines[key]
-                    record = await self._store.get_transfer(*key)
-                    if record is not None and record.state in ("offered", "arriving"):
-                        await self._end(record, "expired", "expired", notify=True)
+                    try:
+                        record = await self._store.get_transfer(*key)
+                        if record is not None and record.state in ("offered", "arriving"):
+                            await self._end(record, "expired", "expired", notify=True)
+                    except Exception:  # the disk failed: the offer stays, the node goes on
+                        log.exception("could not expire an offer")
             soonest = min(self._deadlines.values(), default=None)
             with trio.move_on_after(3600 if soonest is None else (soonest - now_ms()) / 1000):
                 await self._deadlines_changed.wait()
@@ -407,6 +418,9 @@ class Transfers:
                         log.info("transfer from %s interrupted: %s", record.peer[:8], exc)
                     except trio.TooSlowError:
                         log.info("transfer connection to %s timed out", record.peer[:8])
+                    except Exception:  # e.g. our disk: the node goes on, the next session retries
+                        log.exception("transfer from %s stopped", record.peer[:8])
+                        return
                     await trio.sleep(delay)
                     delay = min(delay * 2, RETRY_MAX)
             finally:
@@ -415,7 +429,7 @@ class Transfers:
         if gone is not None:  # outside the scope: ending the transfer cancels it
             current = await self._store.get_transfer(*record.key) or record
             await self._end(
-                current, "failed", f"the sender no longer offers it ({gone})", notify=False
+                current, "failed", f"the sender no longer offers it ({gone})", notify=True
             )
 
     async def _pull_all(self, key: Key, host: str, port: int) -> None:
@@ -459,8 +473,10 @@ class Transfers:
         progress.add(offset - file.done)
         checkpoint = _Checkpoint()
         try:
-            await link.send(Pull(file.index, offset))
-            failure = await self._receive(link, record, file, incoming, progress, checkpoint)
+            failure = None
+            if offset < file.size:  # else all is here already: nothing to pull
+                await link.send(Pull(file.index, offset))
+                failure = await self._receive(link, record, file, incoming, progress, checkpoint)
             await checkpoint.idle.wait()
             if failure is None:
                 try:
@@ -510,13 +526,15 @@ class Transfers:
                 self.bytes_received += len(message.data)
                 progress.add(len(message.data))
                 await self._report(record, file.index, incoming.done, file.size, progress)
+                now = trio.current_time()
+                if now + IDLE_TIMEOUT - idle.deadline > 1:  # moving it per chunk would cost
+                    idle.deadline = now + IDLE_TIMEOUT
                 if incoming.done - synced >= CHECKPOINT_BYTES:
                     # At most two checkpoints' worth of data is unsynced: the network waits
                     # for the disk, so the page cache never holds a backlog that would stall
                     # every fsync on this disk (the history's included) behind it.
                     await checkpoint.idle.wait()
-                    synced = incoming.done  # moving a deadline per chunk costs: per checkpoint
-                    idle.deadline = trio.current_time() + IDLE_TIMEOUT
+                    synced = incoming.done
                     checkpoint.idle = trio.Event()
                     assert self._nursery is not None
                     self._nursery.start_soon(
@@ -564,7 +582,8 @@ class Transfers:
 
     def _incoming(self, record: TransferRecord, file: FileRecord) -> fs.IncomingFile:
         assert record.directory is not None
-        partial = f".{record.offer.hex()[:12]}-{file.index}.p2pim-part"
+        # The peer chooses offer ids: two peers' partial files must never share a name.
+        partial = f".p2pim-{record.peer[:16]}-{record.offer.hex()}-{file.index}.part"
         return fs.IncomingFile(record.directory, file.path, partial, file.size, file.hash)
 
     # ---- sending file data --------------------------------------------------------------
@@ -581,6 +600,9 @@ class Transfers:
             if not answered.is_set():
                 self._answered.pop(key, None)
             record = await self._store.get_transfer(*key)
+            if record is not None and record.state == "offered":
+                await link.say_goodbye(BYE_BUSY)  # still no reply: come back later
+                return
         if record is None or record.state != "accepted":
             await link.say_goodbye(BYE_UNKNOWN_OFFER)
             return
@@ -596,6 +618,8 @@ class Transfers:
             pass
         except RemoteProtocolError as exc:
             log.warning("transfer connection from %s: %s", link.fingerprint[:8], exc)
+        except Exception:  # e.g. our disk: lose this connection, not the node
+            log.exception("serving a transfer to %s failed", link.fingerprint[:8])
         finally:
             self._uploads -= 1
             if self._running.get(key) is scope:
