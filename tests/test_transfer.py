@@ -179,21 +179,25 @@ async def test_cancel_from_either_side_stops_and_removes_partial_files(tmp_path:
                 await canceller.cancel_transfer(peer, offered.offer)
 
 
-async def test_a_file_changed_after_the_offer_is_reported_not_sent(tmp_path: Path) -> None:
+async def test_a_file_changed_or_unreadable_after_the_offer_is_reported_not_sent(tmp_path: Path) -> None:
     inbox = tmp_path / "in"
     inbox.mkdir()
     write_random(tmp_path / "keeps", 100)
     write_random(tmp_path / "changes", 100)
+    write_random(tmp_path / "loops", 100)
+    names = ["keeps", "changes", "loops"]
     async with pair(tmp_path) as (a, b):
         a_events, b_events = a.subscribe(), b.subscribe()
-        offered = await offer_and_receive(a, b, [tmp_path / "keeps", tmp_path / "changes"])
+        offered = await offer_and_receive(a, b, [tmp_path / name for name in names])
         write_random(tmp_path / "changes", 200)
+        (tmp_path / "loops").unlink()
+        (tmp_path / "loops").symlink_to(tmp_path / "loops")  # unreadable: ELOOP
         await b.accept_offer(a.fingerprint, offered.offer, directory=inbox)
         for events in (b_events, a_events):
             done = await next_event(events, is_(TransferFinished, offer=offered.offer))
             assert done.state == "failed", done  # type: ignore[attr-defined]
             outcomes = [f.outcome for f in done.files]  # type: ignore[attr-defined]
-            assert outcomes == ["ok", "unavailable"]
+            assert outcomes == ["ok", "unavailable", "unavailable"]
             assert "unavailable" in done.reason  # type: ignore[attr-defined]
     assert files_under(inbox) == {"keeps"}
 
