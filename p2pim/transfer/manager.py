@@ -98,7 +98,7 @@ class Transfers:
         self._emit = emit
         self._ack = ack
         self._wake = wake
-        self._running: dict[Key, trio.CancelScope] = {}  # downloads, and uploads being served
+        self._running: dict[Key, _Task] = {}  # downloads, and uploads being served
         self._progress: dict[Key, Progress] = {}
         self._download_slots = trio.CapacityLimiter(config.max_transfers)
         self._uploads = 0
@@ -248,16 +248,16 @@ class Transfers:
                 and record.state == "accepted"
                 and record.key not in self._running
             ):
-                scope = self._running[record.key] = trio.CancelScope()
+                task = self._running[record.key] = _Task()
                 assert self._nursery is not None
-                self._nursery.start_soon(self._download, record, scope)
+                self._nursery.start_soon(self._download, record, task)
 
     def session_closed(self, peer: str) -> None:
         """Transfer connections live under the session: when it goes, so do they (a dead
         link is noticed by the session's heartbeats), and they resume with the next one."""
-        for key, scope in list(self._running.items()):
+        for key, task in list(self._running.items()):
             if key[1] == peer:
-                scope.cancel()
+                task.scope.cancel()
 
     async def received(self, link: PeerLink, message: Message) -> bool:
         """Handle a transfer control message from a session; False if it is not one."""
@@ -278,7 +278,7 @@ class Transfers:
                     message.id, message.offer, peer, *_verdict(record, message.outcomes), now_ms()
                 )
             if record is not None:
-                self._stop(record.key)
+                await self._stop(record.key)
                 await self._finished(record)
         elif isinstance(message, TransferCancel):
             record = await self._store.record_cancel(
@@ -354,7 +354,7 @@ class Transfers:
     async def _ended(self, record: TransferRecord) -> None:
         """A transfer was cancelled or expired: stop its tasks, drop partial files."""
         self._deadlines.pop(record.key, None)
-        self._stop(record.key)
+        await self._stop(record.key)  # the download is over before its files go
         if not record.outgoing and record.directory is not None:
             for file in record.files:
                 if file.accepted and file.saved_as is None:
@@ -362,10 +362,11 @@ class Transfers:
                     await trio.to_thread.run_sync(partial.discard)
         await self._finished(record)
 
-    def _stop(self, key: Key) -> None:
-        scope = self._running.pop(key, None)
-        if scope is not None:
-            scope.cancel()
+    async def _stop(self, key: Key) -> None:
+        task = self._running.pop(key, None)
+        if task is not None:
+            task.scope.cancel()
+            await task.finished.wait()
         self._progress.pop(key, None)
 
     async def _finished(self, record: TransferRecord) -> None:
@@ -399,11 +400,11 @@ class Transfers:
 
     # ---- receiving file data ------------------------------------------------------------
 
-    async def _download(self, record: TransferRecord, scope: trio.CancelScope) -> None:
+    async def _download(self, record: TransferRecord, task: _Task) -> None:
         """Pull the accepted files of `record` until done, redialling as needed, for as
         long as the session with the sender lasts (`session_closed` cancels `scope`)."""
         delay, gone = RETRY_BASE, None
-        with scope:
+        with task.scope:
             try:
                 while (link := self._sessions.links.get(record.peer)) is not None:
                     try:
@@ -424,7 +425,8 @@ class Transfers:
                     await trio.sleep(delay)
                     delay = min(delay * 2, RETRY_MAX)
             finally:
-                if self._running.get(record.key) is scope:
+                task.finished.set()
+                if self._running.get(record.key) is task:
                     del self._running[record.key]
         if gone is not None:  # outside the scope: ending the transfer cancels it
             current = await self._store.get_transfer(*record.key) or record
@@ -610,9 +612,9 @@ class Transfers:
             await link.say_goodbye(BYE_BUSY)
             return
         self._uploads += 1
-        scope = self._running[key] = trio.CancelScope()
+        task = self._running[key] = _Task()
         try:
-            with scope:
+            with task.scope:
                 await self._push(link, record)
         except (LinkClosed, trio.TooSlowError):
             pass
@@ -622,7 +624,8 @@ class Transfers:
             log.exception("serving a transfer to %s failed", link.fingerprint[:8])
         finally:
             self._uploads -= 1
-            if self._running.get(key) is scope:
+            task.finished.set()
+            if self._running.get(key) is task:
                 del self._running[key]
 
     async def _push(self, link: PeerLink, record: TransferRecord) -> None:
@@ -709,7 +712,8 @@ class Transfers:
             )
             for f in record.files
         )
-        done = live.done if live else sum(f.done for f in files if f.index in _indices(counted))
+        counted_indices = {f.index for f in counted}
+        done = live.done if live else sum(f.done for f in files if f.index in counted_indices)
         return TransferInfo(
             record.offer.hex(),
             record.peer,
@@ -723,16 +727,20 @@ class Transfers:
         )
 
 
+class _Task:
+    """A download or a served upload: cancelled through `scope`, `finished` once over."""
+
+    def __init__(self) -> None:
+        self.scope = trio.CancelScope()
+        self.finished = trio.Event()
+
+
 class _Checkpoint:
     """The incoming file's checkpoint: `idle` is set when none is running."""
 
     def __init__(self) -> None:
         self.idle = trio.Event()
         self.idle.set()
-
-
-def _indices(files: list[FileRecord]) -> set[int]:
-    return {f.index for f in files}
 
 
 def _disk_outcome(exc: OSError) -> str:
