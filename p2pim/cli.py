@@ -13,6 +13,7 @@ import trio
 
 from p2pim import identity as ident
 from p2pim.config import NodeConfig, default_nick, default_profile_dir
+from p2pim.control import ProfileInUse, hold_profile
 
 
 def parse_host_port(text: str, default_port: int | None = None) -> tuple[str, int]:
@@ -148,7 +149,16 @@ def main(argv: list[str] | None = None) -> int:
             node = Node(ident.load_or_create(profile), config, store_path=database_path(profile))
         except ValueError as exc:
             parser.error(str(exc))
-        trio.run(functools.partial(run_daemon, node, stdio=args.stdio, peers=args.peer))
+        try:
+            with hold_profile(profile):
+                trio.run(
+                    functools.partial(
+                        run_daemon, node, stdio=args.stdio, peers=args.peer, profile=profile
+                    )
+                )
+        except ProfileInUse as exc:
+            print(f"p2pim: {exc}", file=sys.stderr)
+            return 1
         return 0
     if args.command == "export":
         try:

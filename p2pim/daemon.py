@@ -1,352 +1,27 @@
 """`p2pim daemon`: a node without a UI, scriptable over newline-delimited JSON-RPC 2.0.
 
-With `--stdio` requests are read from stdin and responses and event notifications
-(`{"method": "event", "params": {"type": ..., ...}}`) are written to stdout, one JSON
-object per line.  docs/api.md lists the methods and notifications.
+It serves the control socket in the profile directory (`p2pim.control`) and, with
+`--stdio`, stdin/stdout too: requests are read from stdin and responses and event
+notifications (`{"method": "event", "params": {"type": ..., ...}}`) are written to
+stdout, one JSON object per line.  docs/api.md lists the methods and notifications.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import os
-import re
 import signal
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any
+from pathlib import Path
 
 import trio
 
+from p2pim import control
 from p2pim import events as ev
-from p2pim.names import PeerNameError, resolve_peer
-from p2pim.node import Node, PairingError, PeerUnknown
-from p2pim.sessions import PeerRejectedError
-from p2pim.storage import NotYourMessage, StoredMessage, UnknownMessage
-from p2pim.transfer.manager import TransferError
-from p2pim.trust import PeerKeyChangedError
+from p2pim.node import Node
+from p2pim.rpc import JsonLineWriter, RpcServer, event_to_json, forward_events, serve_lines
 
 log = logging.getLogger(__name__)
-
-MAX_REQUEST_BYTES = 1024 * 1024
-HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
-
-# JSON-RPC 2.0 error codes; the application's own are positive and stable.
-PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
-INTERNAL_ERROR = -32603
-PEER_NOT_CONNECTED, UNKNOWN_PEER, PEER_REJECTED, KEY_CHANGED, PAIRING_FAILED = 1, 2, 3, 4, 5
-BAD_MESSAGE = 6  # no such message, or not ours to edit or delete
-TRANSFER_REFUSED = 7  # no such offer in that state, no space, unreadable file...
-
-
-class RpcError(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def event_name(cls: type) -> str:
-    """`PeerConnected` -> `peer_connected`: the notification's `type`."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
-
-
-def event_to_json(event: ev.NodeEvent) -> dict[str, Any]:
-    return {"type": event_name(type(event)), **dataclasses.asdict(event)}
-
-
-class RpcServer:
-    """Maps JSON-RPC requests onto `Node` methods.  Transport-agnostic: lines in, lines out."""
-
-    METHODS = (
-        "identity",
-        "peers",
-        "connect",
-        "send",
-        "edit",
-        "delete",
-        "mark_read",
-        "set_typing",
-        "history",
-        "search",
-        "set_status",
-        "add_peer",
-        "remove_peer",
-        "reachability",
-        "safety_number",
-        "verify",
-        "start_pairing",
-        "pair",
-        "send_files",
-        "accept_offer",
-        "decline_offer",
-        "cancel_transfer",
-        "transfers",
-        "stats",
-        "shutdown",
-    )
-
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        self.methods: dict[str, Callable[..., Awaitable[Any]]] = {
-            name: getattr(self, name) for name in self.METHODS
-        }
-
-    async def identity(self) -> dict[str, Any]:
-        node = self.node
-        return {
-            "fingerprint": node.fingerprint,
-            "nick": node.config.nick,
-            "port": node.port,
-            "status": node.status.status,
-            "status_text": node.status.status_text,
-        }
-
-    async def peers(self) -> list[dict[str, Any]]:
-        return [dataclasses.asdict(p) for p in self.node.peers()]
-
-    async def connect(self, host: str, port: int, fingerprint: str | None = None) -> dict[str, str]:
-        try:
-            return {"fingerprint": await self.node.connect(host, port, fingerprint)}
-        except PeerRejectedError as exc:
-            raise RpcError(PEER_REJECTED, str(exc)) from exc
-        except (OSError, trio.TooSlowError) as exc:
-            raise RpcError(PEER_NOT_CONNECTED, f"cannot reach {host}:{port}: {exc}") from exc
-
-    async def send(self, peer: str, text: str) -> dict[str, Any]:
-        fp = self.resolve_peer(peer)
-        message_id = await self.node.send_text(fp, text)
-        return {"id": message_id, "queued": not self.node.is_connected(fp)}
-
-    async def edit(self, peer: str, id: str, text: str) -> None:
-        await self.node.edit(self.resolve_peer(peer), _hex_id(id), text)
-
-    async def delete(self, peer: str, id: str) -> None:
-        await self.node.delete(self.resolve_peer(peer), _hex_id(id))
-
-    async def mark_read(self, peer: str, up_to: str | None = None) -> dict[str, list[str]]:
-        up_to = _hex_id(up_to) if up_to is not None else None
-        return {"read": await self.node.mark_read(self.resolve_peer(peer), up_to)}
-
-    async def set_typing(self, peer: str, typing: bool = True) -> None:
-        if not isinstance(typing, bool):
-            raise ValueError("typing is true or false")
-        await self.node.set_typing(self.resolve_peer(peer), typing)
-
-    async def history(
-        self, peer: str, before: str | None = None, limit: int = 50
-    ) -> list[dict[str, Any]]:
-        before = _hex_id(before) if before is not None else None
-        if type(limit) is not int:
-            raise ValueError("limit is an integer")
-        found = await self.node.history(self.resolve_peer(peer), before=before, limit=limit)
-        return [message_to_json(m) for m in found]
-
-    async def search(self, query: str, limit: int = 50) -> list[dict[str, Any]]:
-        if not isinstance(query, str) or type(limit) is not int:
-            raise ValueError("query is a string and limit an integer")
-        return [message_to_json(m) for m in await self.node.search(query, limit=limit)]
-
-    async def set_status(self, status: str, text: str = "") -> None:
-        try:
-            await self.node.set_status(status, text)
-        except ValueError as exc:
-            raise RpcError(INVALID_PARAMS, str(exc)) from exc
-
-    async def add_peer(self, host: str, port: int) -> None:
-        await self.node.add_peer(host, port)
-
-    async def remove_peer(self, host: str, port: int) -> None:
-        await self.node.remove_peer(host, port)
-
-    async def reachability(self) -> list[dict[str, Any]]:
-        return [dataclasses.asdict(r) for r in self.node.reachability()]
-
-    async def safety_number(self, peer: str) -> dict[str, str]:
-        return {"safety_number": self.node.safety_number(self.resolve_peer(peer))}
-
-    async def verify(self, peer: str) -> None:
-        await self.node.verify(self.resolve_peer(peer))
-
-    async def start_pairing(self) -> dict[str, str]:
-        return {"code": self.node.start_pairing()}
-
-    async def pair(self, host: str, port: int, code: str) -> dict[str, str]:
-        try:
-            return {"fingerprint": await self.node.pair(host, port, code)}
-        except ValueError as exc:
-            raise RpcError(INVALID_PARAMS, str(exc)) from exc
-        except PairingError as exc:
-            raise RpcError(PAIRING_FAILED, str(exc)) from exc
-        except (OSError, trio.TooSlowError) as exc:
-            raise RpcError(PEER_NOT_CONNECTED, f"cannot reach {host}:{port}: {exc}") from exc
-
-    async def send_files(
-        self, peers: list[str], paths: list[str], ttl: float | None = None
-    ) -> dict[str, str]:
-        if not isinstance(peers, list) or not isinstance(paths, list):
-            raise ValueError("peers and paths are lists")
-        if not all(isinstance(p, str) for p in paths):
-            raise ValueError("paths are strings")
-        fps = [self.resolve_peer(peer) for peer in peers]
-        return {"offer": await self.node.send_files(fps, paths, ttl=ttl)}
-
-    async def accept_offer(
-        self,
-        peer: str,
-        offer: str,
-        files: list[int] | None = None,
-        directory: str | None = None,
-    ) -> dict[str, str]:
-        if files is not None and not all(type(i) is int for i in files):
-            raise ValueError("files is a list of file indices")
-        await self.node.accept_offer(
-            self.resolve_peer(peer), _hex_id(offer), files=files, directory=directory
-        )
-        return {"state": "accepted"}
-
-    async def decline_offer(self, peer: str, offer: str) -> None:
-        await self.node.decline_offer(self.resolve_peer(peer), _hex_id(offer))
-
-    async def cancel_transfer(self, peer: str, offer: str) -> None:
-        await self.node.cancel_transfer(self.resolve_peer(peer), _hex_id(offer))
-
-    async def transfers(self) -> list[dict[str, Any]]:
-        return [dataclasses.asdict(t) for t in await self.node.transfers()]
-
-    async def stats(self) -> dict[str, int]:
-        return self.node.stats()
-
-    async def shutdown(self) -> None:
-        await self.node.stop()
-
-    def resolve_peer(self, name: str) -> str:
-        """A peer by full fingerprint, unique fingerprint prefix, or unique nick."""
-        try:
-            return resolve_peer(name, ((p.fingerprint, p.nick) for p in self.node.peers()))
-        except PeerNameError as exc:
-            raise RpcError(UNKNOWN_PEER, str(exc)) from exc
-
-    async def handle_line(self, line: bytes) -> dict[str, Any] | None:
-        """One request line in, one response out (None for notifications)."""
-        try:
-            request = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
-            return _error(None, PARSE_ERROR, "invalid JSON")
-        if not isinstance(request, dict):
-            return _error(None, INVALID_REQUEST, "a request is a JSON object")
-        rid = request.get("id")
-        method, params = request.get("method"), request.get("params", {})
-        if request.get("jsonrpc") != "2.0" or not isinstance(method, str):
-            return _error(rid, INVALID_REQUEST, "not a JSON-RPC 2.0 request")
-        handler = self.methods.get(method)
-        if handler is None:
-            return _error(rid, METHOD_NOT_FOUND, f"no method {method!r}")
-        try:
-            if isinstance(params, dict):
-                result = await handler(**params)
-            elif isinstance(params, list):
-                result = await handler(*params)
-            else:
-                raise TypeError("params must be an object or an array")
-        except RpcError as exc:
-            response = _error(rid, exc.code, str(exc))
-        except PeerUnknown as exc:
-            response = _error(rid, UNKNOWN_PEER, str(exc))
-        except PeerKeyChangedError as exc:
-            response = _error(rid, KEY_CHANGED, str(exc))
-        except (UnknownMessage, NotYourMessage) as exc:
-            response = _error(rid, BAD_MESSAGE, str(exc))
-        except TransferError as exc:
-            response = _error(rid, TRANSFER_REFUSED, str(exc))
-        except (TypeError, ValueError) as exc:
-            response = _error(rid, INVALID_PARAMS, str(exc))
-        except Exception as exc:  # a bad request must never take the daemon down
-            log.exception("request %r failed", method)
-            response = _error(rid, INTERNAL_ERROR, f"{exc.__class__.__name__}: {exc}")
-        else:
-            response = {"jsonrpc": "2.0", "id": rid, "result": result}
-        return response if "id" in request else None  # notifications get no reply
-
-
-def _hex_id(text: object) -> str:
-    if not isinstance(text, str) or len(text) != 32 or not all(c in HEX_DIGITS for c in text):
-        raise ValueError("a message id is 32 hex digits")
-    return text.lower()
-
-
-def message_to_json(message: StoredMessage) -> dict[str, Any]:
-    fields = dataclasses.asdict(message)
-    fields["id"] = message.id.hex()
-    return fields
-
-
-def _error(rid: Any, code: int, message: str) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}}
-
-
-class LineSplitter:
-    """Splits a byte stream into lines of at most `limit` bytes, holding no more than that.
-    A longer line is reported once, as None, and skipped up to its end."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._buffer = bytearray()
-        self._skipping = False
-
-    def feed(self, data: bytes) -> list[bytes | None]:
-        lines: list[bytes | None] = []
-        self._buffer += data
-        start = 0
-        while (end := self._buffer.find(b"\n", start)) != -1:
-            if self._skipping:
-                self._skipping = False
-            else:
-                too_long = end - start > self.limit
-                lines.append(None if too_long else bytes(self._buffer[start:end]))
-            start = end + 1
-        del self._buffer[:start]
-        if len(self._buffer) > self.limit:
-            if not self._skipping:
-                lines.append(None)
-            self._skipping = True
-            self._buffer.clear()
-        return lines
-
-
-class JsonLineWriter:
-    def __init__(self, stream: trio.abc.SendStream) -> None:
-        self._stream = stream
-        self._lock = trio.Lock()
-
-    async def write(self, obj: dict[str, Any]) -> None:
-        data = json.dumps(obj, separators=(",", ":")).encode() + b"\n"
-        async with self._lock:
-            await self._stream.send_all(data)
-
-
-async def forward_events(
-    events: trio.MemoryReceiveChannel[ev.NodeEvent], writer: JsonLineWriter
-) -> None:
-    async for event in events:
-        await writer.write({"jsonrpc": "2.0", "method": "event", "params": event_to_json(event)})
-
-
-async def serve_requests(server: RpcServer, writer: JsonLineWriter) -> None:
-    """Answer JSON-RPC requests from stdin until it closes."""
-    stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
-    lines = LineSplitter(MAX_REQUEST_BYTES)
-    while chunk := await stdin.receive_some(65536):
-        for line in lines.feed(chunk):
-            response: dict[str, Any] | None
-            if line is None:
-                response = _error(None, INVALID_REQUEST, "request line too long")
-            elif line.strip():
-                response = await server.handle_line(line)
-            else:
-                continue
-            if response is not None:
-                await writer.write(response)
 
 
 async def log_events(events: trio.MemoryReceiveChannel[ev.NodeEvent]) -> None:
@@ -354,8 +29,11 @@ async def log_events(events: trio.MemoryReceiveChannel[ev.NodeEvent]) -> None:
         log.info("%s", event_to_json(event))
 
 
-async def run_daemon(node: Node, *, stdio: bool, peers: list[tuple[str, int]]) -> None:
-    """Run `node` until it stops (signal, `shutdown` request, or end of stdin).
+async def run_daemon(
+    node: Node, *, stdio: bool, peers: list[tuple[str, int]], profile: Path
+) -> None:
+    """Run `node` until it stops (signal, `shutdown` request, or end of stdin), serving
+    the profile's control socket (and stdio).
 
     Events are forwarded from before the node starts, so none waits in memory while the
     node already stores messages (a crash could otherwise swallow it).
@@ -368,11 +46,13 @@ async def run_daemon(node: Node, *, stdio: bool, peers: list[tuple[str, int]]) -
         else:
             nursery.start_soon(log_events, events)
         await nursery.start(_run_node, node, nursery.cancel_scope)
+        await nursery.start(control.serve_control, node, control.socket_path(profile))
         nursery.start_soon(_stop_on_signals, node)
         for host, port in peers:
             await node.add_peer(host, port)  # remembered, and redialled until it answers
         if stdio:
-            await serve_requests(RpcServer(node), writer)
+            stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
+            await serve_lines(RpcServer(node), stdin, writer)
             await node.stop()
         else:
             print(

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from p2pim import Identity, NodeConfig, open_node
-from p2pim.daemon import LineSplitter, RpcServer
+from p2pim.rpc import LineSplitter, RpcServer
 
 
 @pytest.fixture

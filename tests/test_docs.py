@@ -21,7 +21,7 @@ def _headings(section: str) -> set[str]:
 
 
 def test_api_doc_lists_every_rpc_method() -> None:
-    from p2pim.daemon import RpcServer
+    from p2pim.rpc import RpcServer
 
     assert _headings("Methods") == set(RpcServer.METHODS)
 
@@ -30,7 +30,7 @@ def test_api_doc_lists_every_notification() -> None:
     import typing
 
     from p2pim import events
-    from p2pim.daemon import event_name
+    from p2pim.rpc import event_name
 
     types = {event_name(cls) for cls in typing.get_args(events.NodeEvent)}
     assert _headings("Notifications") == types

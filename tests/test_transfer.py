@@ -179,7 +179,9 @@ async def test_cancel_from_either_side_stops_and_removes_partial_files(tmp_path:
                 await canceller.cancel_transfer(peer, offered.offer)
 
 
-async def test_a_file_changed_or_unreadable_after_the_offer_is_reported_not_sent(tmp_path: Path) -> None:
+async def test_a_file_changed_or_unreadable_after_the_offer_is_reported_not_sent(
+    tmp_path: Path,
+) -> None:
     inbox = tmp_path / "in"
     inbox.mkdir()
     write_random(tmp_path / "keeps", 100)
