@@ -227,13 +227,7 @@ class TransferTables(OutboxTables):
             record = _load(conn, offer, peer, outgoing)
             if record is None or record.state not in LIVE_STATES:
                 return None
-            conn.execute(
-                "UPDATE transfer_files SET outcome = 'cancelled'"
-                " WHERE offer = ? AND peer = ? AND outgoing = ? AND accepted = 1"
-                " AND outcome IS NULL",
-                (offer, peer, int(outgoing)),
-            )
-            _set_state(conn, offer, peer, outgoing, state, reason)
+            _end(conn, offer, peer, outgoing, state, reason)
             if message is not None:
                 enqueue(conn, message[0], peer, message[1], now_ms)
             return _require(conn, offer, peer, outgoing)
@@ -249,13 +243,7 @@ class TransferTables(OutboxTables):
                 record = _load(conn, offer, peer, outgoing)
                 if record is not None and record.state in LIVE_STATES:
                     state = "expired" if reason == "expired" else "cancelled"
-                    conn.execute(
-                        "UPDATE transfer_files SET outcome = 'cancelled'"
-                        " WHERE offer = ? AND peer = ? AND outgoing = ? AND accepted = 1"
-                        " AND outcome IS NULL",
-                        (offer, peer, int(outgoing)),
-                    )
-                    _set_state(conn, offer, peer, outgoing, state, reason)
+                    _end(conn, offer, peer, outgoing, state, reason)
                     return _require(conn, offer, peer, outgoing)
             return None
 
@@ -322,6 +310,18 @@ def _set_state(
         "UPDATE transfers SET state = ?, reason = ? WHERE offer = ? AND peer = ? AND outgoing = ?",
         (state, reason, offer, peer, int(outgoing)),
     )
+
+
+def _end(
+    conn: sqlite3.Connection, offer: bytes, peer: str, outgoing: bool, state: str, reason: str
+) -> None:
+    """Final state; accepted files without an outcome were cut short."""
+    conn.execute(
+        "UPDATE transfer_files SET outcome = 'cancelled'"
+        " WHERE offer = ? AND peer = ? AND outgoing = ? AND accepted = 1 AND outcome IS NULL",
+        (offer, peer, int(outgoing)),
+    )
+    _set_state(conn, offer, peer, outgoing, state, reason)
 
 
 def _set_outcome(
