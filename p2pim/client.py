@@ -28,7 +28,8 @@ class RpcFailed(Exception):
 
 class RpcClient:
     """Requests and their responses, matched by id; event notifications accumulate in
-    `events` and can be awaited with `wait_event`.  `read_loop` must run meanwhile."""
+    `events` and can be awaited with `wait_event`.  `read_loop` must run meanwhile.
+    A long-running client that subscribes should clear `events` now and then."""
 
     def __init__(self, send: trio.abc.SendStream, receive: trio.abc.ReceiveStream) -> None:
         self._send = send
@@ -102,10 +103,15 @@ class RpcClient:
 async def connect(socket: Path) -> AsyncIterator[RpcClient]:
     """A client of the node serving the control socket `socket` (see p2pim.control)."""
     stream = await trio.open_unix_socket(os.fspath(socket))
-    async with stream, trio.open_nursery() as nursery:
-        client = RpcClient(stream, stream)
-        nursery.start_soon(client.read_loop)
-        try:
-            yield client
-        finally:
-            nursery.cancel_scope.cancel()
+    try:
+        async with stream, trio.open_nursery() as nursery:
+            client = RpcClient(stream, stream)
+            nursery.start_soon(client.read_loop)
+            try:
+                yield client
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:  # the caller's error, not wrapped by our nursery
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise

@@ -44,6 +44,15 @@ async def test_the_socket_is_owner_only_and_serves_the_api(node: tuple[Node, Pat
         assert failure.value.code == 2
 
 
+async def test_errors_inside_a_connection_reach_the_caller_unwrapped(
+    node: tuple[Node, Path],
+) -> None:
+    _, path = node
+    with pytest.raises(RpcFailed):  # not an ExceptionGroup: plain `except` works in scripts
+        async with connect(path) as client:
+            await client.call("send", peer="nobody", text="hi")
+
+
 async def test_events_flow_only_to_subscribers(node: tuple[Node, Path]) -> None:
     _, path = node
     async with connect(path) as listener, connect(path) as bystander:
