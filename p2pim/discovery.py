@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ifaddr
@@ -92,6 +93,35 @@ def resolve_interfaces(choices: list[str] | None) -> list[str]:
                 if not any(a.nice_name == choice for a in adapters):
                     raise ValueError(f"no interface or IPv4 address named {choice!r}") from None
     return list(dict.fromkeys(addresses))
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceState:
+    """An address mDNS runs on, and whether its interface can carry multicast."""
+
+    name: str  # "" if no interface holds the address
+    address: str
+    up: bool
+    multicast: bool
+
+
+IFF_UP, IFF_MULTICAST = 0x1, 0x1000
+
+
+def interface_states(addresses: list[str]) -> list[InterfaceState]:
+    """For `p2pim doctor`: each address with its interface's flags (Linux sysfs)."""
+    names = {str(ip.ip): a.nice_name for a in ifaddr.get_adapters() for ip in a.ips}
+    states = []
+    for address in addresses:
+        name = names.get(address, "")
+        try:
+            flags = int(Path(f"/sys/class/net/{name}/flags").read_text(), 16) if name else 0
+        except (OSError, ValueError):
+            flags = 0
+        states.append(
+            InterfaceState(name, address, bool(flags & IFF_UP), bool(flags & IFF_MULTICAST))
+        )
+    return states
 
 
 def instance_name(nick: str, identity: Identity) -> str:

@@ -431,6 +431,12 @@ class Node:
             )
         return report
 
+    def interfaces(self) -> list[discovery.InterfaceState]:
+        """The addresses mDNS runs on (none when discovery is off), with their flags."""
+        if not self.config.discovery:
+            return []
+        return discovery.interface_states(discovery.resolve_interfaces(self.config.interfaces))
+
     def stats(self) -> dict[str, int]:
         """Table sizes, so operators and tests can see every bound holding."""
         return {

@@ -104,6 +104,9 @@ class RpcServer:
             "port": node.port,
             "status": node.status.status,
             "status_text": node.status.status_text,
+            "listen_host": node.config.listen_host,
+            "discovery": node.config.discovery,
+            "interfaces": [dataclasses.asdict(i) for i in node.interfaces()],
         }
 
     async def peers(self) -> list[dict[str, Any]]:
