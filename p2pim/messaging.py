@@ -181,6 +181,17 @@ class Messenger:
                 in_flight.add(op_id)
                 await link.send(codec.decode(payload))
 
+    async def flush(self) -> None:
+        """Until every connected peer has acked what is queued for it (a graceful quit
+        gives them that chance; the caller bounds the wait)."""
+        for fp in list(self._links):
+            acked = self._acked.setdefault(fp, Signal())
+            while fp in self._links:
+                seen = acked.version  # before looking: an ack in between is not missed
+                if not await self._store.outbox_size(fp):
+                    break
+                await acked.wait_past(seen)
+
     def wake(self, peer: str) -> None:
         """The peer's outbox grew: its pump sends the new entries."""
         self._queued.setdefault(peer, Signal()).fire()

@@ -27,5 +27,10 @@ def resolve_peer(name: str, peers: Iterable[tuple[str, str]]) -> str:
         if len(unique) == 1:
             return unique[0]
         if len(unique) > 1:
-            raise PeerNameError(f"{name!r} is ambiguous: {len(unique)} peers match")
+            nicks = dict(known)
+            candidates = ", ".join(f"{nicks[fp]} ({fp})" for fp in unique)
+            raise PeerNameError(
+                f"{name!r} is ambiguous: {len(unique)} peers match: {candidates}; "
+                "name one by a longer fingerprint prefix"
+            )
     raise PeerNameError(f"no peer named {name!r}")

@@ -59,6 +59,7 @@ MAX_KNOWN_PEERS = 4096
 SUBSCRIBER_BUFFER = 1024
 EXCHANGE_MIN_INTERVAL = 1.0  # peer lists are coalesced: at most one round per second
 PAIRING_TIMEOUT = 300.0
+FLUSH_ON_STOP = 1.0  # seconds a stopping node waits for connected peers to take its outbox
 
 
 class PeerUnknown(Exception):
@@ -193,6 +194,8 @@ class Node:
                 task_status.started()
                 try:
                     await self._stopped.wait()
+                    with trio.move_on_after(FLUSH_ON_STOP):  # what was just queued goes too
+                        await self._messenger.flush()
                 finally:
                     await self._sessions.goodbye_all()
                     nursery.cancel_scope.cancel()
