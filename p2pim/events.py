@@ -194,6 +194,42 @@ class TransferFinished:
     files: tuple[TransferFile, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class RoomInvited:
+    """A member invited us to a room: `join_room` accepts, `decline_room` declines."""
+
+    room: str  # hex id
+    name: str
+    inviter: str
+    inviter_nick: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoomChanged:
+    """A room's name, topic, members, invitees or admins changed (also: we joined, left or
+    were removed: see `joined`)."""
+
+    room: str
+    name: str
+    topic: str
+    members: tuple[str, ...]
+    invited: tuple[str, ...]
+    admins: tuple[str, ...]
+    joined: bool  # we are a member
+
+
+@dataclass(frozen=True, slots=True)
+class RoomMessage:
+    """A message in a room we are a member of (ours included), once it counts."""
+
+    room: str
+    message_id: str
+    author: str
+    nick: str
+    sent_at: int
+    text: str
+
+
 NodeEvent = (
     PeerDiscovered
     | PeerConnected
@@ -214,4 +250,7 @@ NodeEvent = (
     | OfferAnswered
     | TransferProgress
     | TransferFinished
+    | RoomInvited
+    | RoomChanged
+    | RoomMessage
 )

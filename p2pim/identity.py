@@ -1,7 +1,10 @@
 """A peer's long-term identity: its static X25519 key pair, and the fingerprint shown to people.
 
-Identity is the key, never a nick or an address.  The private key lives in the profile
-directory, readable by the owner only, created on first use.
+Identity is the key, never a nick or an address.  The secret lives in the profile
+directory, readable by the owner only, created on first use: an Ed25519 seed, from which
+the X25519 key derives (`p2pim.wire.signing`), so the same identity also signs room
+messages.  A key file from before rooms holds a bare X25519 key: it still works for
+everything but signing.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from p2pim.wire import noise
+from p2pim.wire import noise, signing
 
 KEY_FILE = "identity.key"
+SEED_MAGIC = b"p2pim-ed25519-seed\n"  # then the 32-byte seed
 SHORT_ID_LEN = 8
 
 
@@ -29,8 +33,9 @@ def format_fingerprint(fp: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    private_key: bytes
+    private_key: bytes  # X25519, the Noise static key
     public_key: bytes
+    seed: bytes | None = None  # Ed25519: None for a key file from before rooms
 
     @property
     def fingerprint(self) -> str:
@@ -40,10 +45,24 @@ class Identity:
     def short_id(self) -> str:
         return self.fingerprint[:SHORT_ID_LEN]
 
+    @property
+    def verify_key(self) -> bytes:
+        """The Ed25519 public key (empty if this identity cannot sign)."""
+        return signing.verify_key(self.seed) if self.seed else b""
+
+    def sign(self, data: bytes) -> bytes:
+        if self.seed is None:
+            raise ValueError("this profile's key predates signing: rooms need a new profile")
+        return signing.sign(self.seed, data)
+
     @classmethod
     def generate(cls) -> Identity:
-        private, public = noise.generate_keypair()
-        return cls(private, public)
+        return cls.from_seed(signing.generate_seed())
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> Identity:
+        private = signing.static_private(seed)
+        return cls(private, noise.public_key(private), seed)
 
     @classmethod
     def from_private(cls, private_key: bytes) -> Identity:
@@ -60,14 +79,17 @@ def load_or_create(profile_dir: Path) -> Identity:
         private = path.read_bytes()
     except FileNotFoundError:
         identity = Identity.generate()
+        assert identity.seed is not None
         try:
-            _write_private(path, identity.private_key)
+            _write_private(path, SEED_MAGIC + identity.seed)
             return identity
         except FileExistsError:  # another process created the profile first: use its key
             private = path.read_bytes()
+    if private.startswith(SEED_MAGIC) and len(private) == len(SEED_MAGIC) + signing.SEED_SIZE:
+        return Identity.from_seed(private[len(SEED_MAGIC) :])
     if len(private) != 32:
-        raise ValueError(f"{path} is not a p2pim identity key (expected 32 bytes)")
-    return Identity.from_private(private)
+        raise ValueError(f"{path} is not a p2pim identity key")
+    return Identity.from_private(private)  # from before rooms: it cannot sign
 
 
 def _write_private(path: Path, private: bytes) -> None:

@@ -30,6 +30,7 @@ from p2pim.messaging import Messenger, now_ms
 from p2pim.net.link import LinkClosed, PeerLink
 from p2pim.presence import AutoAway
 from p2pim.reach import Address, ReachPlanner, Source, Target, dialable
+from p2pim.rooms.manager import RoomError, RoomInfo, Rooms, conversation
 from p2pim.sessions import PeerRejectedError, SessionHooks, Sessions, classify_dial_error
 from p2pim.storage import PeerRecord, Store, StoredMessage
 from p2pim.transfer.manager import TransferInfo, Transfers
@@ -42,6 +43,7 @@ from p2pim.wire.messages import (
     MAX_NICK_BYTES,
     MAX_OFFER_TTL_MS,
     MAX_STATUS_TEXT_BYTES,
+    PAYLOAD_ONLY,
     PROTOCOL_VERSION,
     STATUSES,
     TRANSFER_ONLY,
@@ -155,6 +157,7 @@ class Node:
             self._status.status_text,
             self.port or 0,
             round(self.config.presence_timeout * 1000),
+            signing_key=self.identity.verify_key,
         )
 
     # ---- life cycle -------------------------------------------------------------------
@@ -173,6 +176,8 @@ class Node:
                 self._messenger.ack,
                 self._messenger.wake,
             )
+            self._rooms = Rooms(self.identity, store, self._links, self._emit, self._nick_of)
+            await self._rooms.start()
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 self._sessions.start(nursery)
@@ -557,6 +562,102 @@ class Node:
         """Every transfer, newest first, with per-file state."""
         return await self._transfers.transfers()
 
+    # ---- rooms, contact groups, broadcast ------------------------------------------------
+
+    async def create_room(self, name: str, topic: str = "") -> str:
+        """A new room with us as its only member and admin; returns its id (hex)."""
+        return (await self._rooms.create(name, topic)).hex()
+
+    async def invite_to_room(self, room: str, peer: str) -> None:
+        """Invite a known peer (members may invite); it accepts with `join_room`."""
+        self._sendable(peer)
+        await self._rooms.invite(self._room(room), self._records[peer].public_key)
+
+    async def join_room(self, room: str) -> None:
+        await self._rooms.join(self._room(room))
+
+    async def decline_room(self, room: str) -> None:
+        await self._rooms.decline(self._room(room))
+
+    async def leave_room(self, room: str) -> None:
+        await self._rooms.leave(self._room(room))
+
+    async def remove_from_room(self, room: str, peer: str) -> None:
+        """Admins only: `peer` stops being a member (or invitee) and receives nothing new."""
+        await self._rooms.remove(self._room(room), self._key_of(peer))
+
+    async def make_room_admin(self, room: str, peer: str) -> None:
+        await self._rooms.make_admin(self._room(room), self._key_of(peer))
+
+    async def set_room_topic(self, room: str, topic: str) -> None:
+        await self._rooms.set_topic(self._room(room), topic)
+
+    async def post_to_room(self, room: str, text: str) -> str:
+        """Post to a room we are a member of; returns the message id (hex).  Online members
+        get it at once; the others when they next meet any member who has it."""
+        return (await self._rooms.post(self._room(room), text)).hex()
+
+    def rooms(self) -> list[RoomInfo]:
+        return self._rooms.rooms()
+
+    async def room_history(
+        self, room: str, *, before: str | None = None, limit: int = 50
+    ) -> list[StoredMessage]:
+        """A room's messages, in the order every member shows them (oldest first)."""
+        return await self.history(conversation(self._room(room)), before=before, limit=limit)
+
+    async def send_files_to_room(
+        self, room: str, paths: Sequence[str | os.PathLike[str]], *, ttl: float | None = None
+    ) -> str:
+        """Offer files to every other member; each accepts or declines on its own."""
+        members = [fp for fp in self._rooms.members(self._room(room)) if fp in self._records]
+        if not members:
+            raise RoomError("nobody else is in that room")
+        return await self.send_files(members, paths, ttl=ttl)
+
+    def _room(self, room: str) -> bytes:
+        return self._rooms.find(room)
+
+    def _key_of(self, peer: str) -> bytes:
+        record = self._records.get(peer)
+        if record is None:
+            raise PeerUnknown(f"no peer with fingerprint {peer} is known")
+        return record.public_key
+
+    def _nick_of(self, fp: str) -> str:
+        if fp == self.fingerprint:
+            return self.config.nick
+        record = self._records.get(fp)
+        return record.nick if record else fp[:8]
+
+    async def set_group(self, name: str, members: Sequence[str]) -> None:
+        """A contact group: a local label on peers (no members: the group goes)."""
+        if not isinstance(name, str) or not name or len(name.encode()) > MAX_NICK_BYTES:
+            raise ValueError(f"a group name is 1 to {MAX_NICK_BYTES} UTF-8 bytes")
+        for peer in members:
+            if peer not in self._records:
+                raise PeerUnknown(f"no peer with fingerprint {peer} is known")
+        assert self._store is not None
+        await self._store.set_group(name, list(members))
+
+    async def groups(self) -> dict[str, list[str]]:
+        assert self._store is not None
+        return await self._store.groups()
+
+    async def send_to_group(self, name: str, text: str) -> dict[str, str]:
+        """One direct message to each member (1:1: its own id, delivery and read receipts)."""
+        members = (await self.groups()).get(name)
+        if not members:
+            raise ValueError(f"no contact group named {name!r}")
+        return {peer: await self.send_text(peer, text) for peer in members}
+
+    async def broadcast(self, text: str) -> dict[str, str]:
+        """An announcement: one direct message to every peer online now (kept in history
+        on both sides, like any message)."""
+        online = [fp for fp in self._links if fp in self._records]
+        sendable = [fp for fp in online if self._records[fp].trust != trust.KEY_CHANGED]
+        return {peer: await self.send_text(peer, text) for peer in sendable}
+
     async def _serve_transfer(self, link: PeerLink) -> None:
         await self._transfers.serve(link)
 
@@ -594,6 +695,8 @@ class Node:
             self._presence[fp] = Presence(link.hello.status, link.hello.status_text)
             self._messenger.session_started(link)  # drain the outbox on this session
             self._transfers.resume(fp)  # pull what we accepted and do not have yet
+            assert self._nursery is not None
+            self._nursery.start_soon(self._rooms.session_opened, link)  # anti-entropy
         if replaced:
             return
         # The peer is online, even if a second link took over during the await above.
@@ -619,8 +722,10 @@ class Node:
             return
         if await self._transfers.received(link, message):
             return
-        if isinstance(message, TRANSFER_ONLY):
-            raise RemoteProtocolError(f"{message.TYPE} belongs on a transfer connection")
+        if await self._rooms.received(link, message):
+            return
+        if isinstance(message, TRANSFER_ONLY + PAYLOAD_ONLY):
+            raise RemoteProtocolError(f"{message.TYPE} does not travel on a session")
         if isinstance(message, Presence):
             self._presence[fp] = message
             await self._emit(events.PeerStatusChanged(fp, message.status, message.status_text))
@@ -632,6 +737,7 @@ class Node:
         self._presence.pop(fp, None)
         await self._messenger.session_ended(fp)
         self._transfers.session_closed(fp)
+        self._rooms.session_closed(fp)
         self._reach.disconnected(fp, trio.current_time(), refused=reason == BYE_BUSY)
         self._reach_changed.set()
         await self._emit(events.PeerDisconnected(fp, reason))

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "p2pim"
 
 # Each outside library has exactly one home.
 HOMES = {
-    "cryptography": {"wire/noise.py"},
+    "cryptography": {"wire/noise.py", "wire/signing.py"},
     "msgpack": {"wire/codec.py"},
     "zeroconf": {"discovery.py"},
     "ifaddr": {"discovery.py"},

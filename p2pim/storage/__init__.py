@@ -10,8 +10,8 @@ returned has its rows on disk, and a crash (even `kill -9` mid-transaction) lose
 transaction that had not returned yet.
 
 Modules: `schema` (the migrations: what is on disk), `core` (connection, settings,
-migrating, transactions), `peers`, `outbox`, `messages` and `transfers` (the tables' methods, mixed
-into `database.Database`), `store` (the async `Store`).
+migrating, transactions), `peers`, `outbox`, `messages`, `transfers` and `rooms` (the
+tables' methods, mixed into `database.Database`), `store` (the async `Store`).
 """
 
 from p2pim.storage.core import (
@@ -33,6 +33,7 @@ from p2pim.storage.peers import (
     PeerRecord,
     UnknownPeer,
 )
+from p2pim.storage.rooms import RoomPost
 from p2pim.storage.schema import SCHEMA_VERSION
 from p2pim.storage.store import Store
 from p2pim.storage.transfers import FileRecord, TransferRecord, UnknownTransfer
@@ -52,6 +53,7 @@ __all__ = [
     "FileRecord",
     "NotYourMessage",
     "PeerRecord",
+    "RoomPost",
     "SchemaTooNew",
     "StorageError",
     "Store",

@@ -139,5 +139,27 @@ MIGRATIONS: tuple[str, ...] = (
         FOREIGN KEY (offer, peer, outgoing) REFERENCES transfers ON DELETE CASCADE
     );
     """,
+    # v4: rooms (their signed logs; accepted posts go to `messages` as `room:<hex>`) and
+    # contact groups (local labels).
+    """
+    CREATE TABLE room_events (
+        room BLOB NOT NULL CHECK (typeof(room) = 'blob' AND length(room) = 16),
+        author TEXT NOT NULL,              -- fingerprint
+        seq INTEGER NOT NULL CHECK (seq >= 1),
+        id BLOB NOT NULL CHECK (typeof(id) = 'blob' AND length(id) = 16),
+        payload BLOB NOT NULL,             -- the encoded room op, as signed
+        sig BLOB NOT NULL,
+        stored_at INTEGER NOT NULL,
+        PRIMARY KEY (room, author, seq)
+    );
+    CREATE TABLE declined_rooms (          -- invitations we declined: never shown again
+        room BLOB PRIMARY KEY
+    );
+    CREATE TABLE contact_groups (
+        name TEXT NOT NULL,
+        member TEXT NOT NULL,              -- fingerprint
+        PRIMARY KEY (name, member)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

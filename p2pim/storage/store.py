@@ -13,6 +13,7 @@ import trio
 from p2pim.storage.database import Database
 from p2pim.storage.messages import StoredMessage
 from p2pim.storage.peers import PeerRecord
+from p2pim.storage.rooms import RoomPost
 from p2pim.storage.transfers import FileRecord, Queued, TransferRecord
 from p2pim.trust import Trust
 
@@ -322,3 +323,35 @@ class Store:
 
     async def transfers(self, *, live_only: bool = False) -> list[TransferRecord]:
         return await self._run(lambda: self._db.transfers(live_only=live_only))
+
+    # -- rooms and groups ------------------------------------------------------------------
+
+    async def store_room_event(
+        self, room: bytes, author: str, seq: int, id: bytes, payload: bytes, sig: bytes, now_ms: int
+    ) -> bool:
+        return await self._run(
+            self._db.store_room_event, room, author, seq, id, payload, sig, now_ms
+        )
+
+    async def room_events(self, room: bytes) -> list[tuple[bytes, bytes]]:
+        return await self._run(self._db.room_events, room)
+
+    async def room_ids(self) -> list[bytes]:
+        return await self._run(self._db.room_ids)
+
+    async def sync_room_posts(
+        self, conversation: str, posts: Sequence[RoomPost], now_ms: int
+    ) -> list[bytes]:
+        return await self._run(self._db.sync_room_posts, conversation, posts, now_ms)
+
+    async def decline_room(self, room: bytes) -> None:
+        await self._run(self._db.decline_room, room)
+
+    async def declined_rooms(self) -> set[bytes]:
+        return await self._run(self._db.declined_rooms)
+
+    async def set_group(self, name: str, members: Sequence[str]) -> None:
+        await self._run(self._db.set_group, name, members)
+
+    async def groups(self) -> dict[str, list[str]]:
+        return await self._run(self._db.groups)

@@ -29,6 +29,10 @@ MAX_FILES_PER_PART = 56  # offered files of the longest paths that fit one messa
 MAX_FILE_SIZE = 2**50  # 1 PiB
 MAX_OFFER_TTL_MS = 7 * 24 * 3600 * 1000
 FILE_HASH_SIZE = 32
+ROOM_ID_SIZE = 16
+SIGNATURE_SIZE = 64
+MAX_ROOM_AUTHORS = 256  # everyone who ever wrote in a room: members are fewer
+ROOM_KINDS = ("create", "invite", "join", "leave", "remove", "admin", "topic", "post")
 MAX_CHUNK_BYTES = 65536 - 128  # a Noise payload minus the tag and the map around the bytes
 
 # Presence a user chooses; "offline" is never sent, it is what silence means.
@@ -52,6 +56,8 @@ class Hello:
     # Empty for a session.  An offer id makes this a transfer connection: the dialler (the
     # receiver) pulls that offer's files over it, and nothing else travels on it.
     transfer: bytes = field(default=b"", metadata={"max": MESSAGE_ID_SIZE})
+    # The sender's Ed25519 key (empty if its identity cannot sign): it signs room events.
+    signing_key: bytes = field(default=b"", metadata={"max": KEY_SIZE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +248,55 @@ class Unavailable:
     reason: str = field(metadata={"max": 128})
 
 
+# ---- rooms -----------------------------------------------------------------------------
+# A room is a log of signed operations.  Each travels as a RoomEvent, alone, and may be
+# relayed by any member: the signature and the key binding make it verifiable by all.
+
+
+@dataclass(frozen=True, slots=True)
+class RoomOp:
+    """What a room member signs (never sent alone: the payload of a RoomEvent)."""
+
+    TYPE: ClassVar[str] = "room-op"
+    room: bytes = field(metadata={"size": ROOM_ID_SIZE})
+    author: bytes = field(metadata={"size": KEY_SIZE})  # the author's X25519 identity key
+    author_key: bytes = field(metadata={"size": KEY_SIZE})  # its Ed25519 key (bound to it)
+    seq: int = field(metadata={"min": 1, "max": MAX_WIRE_LAMPORT})  # per author and room
+    lamport: int = field(metadata={"min": 1, "max": MAX_WIRE_LAMPORT})
+    sent_at: int = field(metadata={"min": 0, "max": MAX_TIMESTAMP_MS})
+    kind: str = field(metadata={"max": 16, "choices": ROOM_KINDS})
+    subject: bytes = field(default=b"", metadata={"max": KEY_SIZE})  # invite/remove/admin
+    text: str = field(default="", metadata={"max": MAX_TEXT_BYTES})  # post, name, topic
+    nonce: bytes = field(default=b"", metadata={"max": ROOM_ID_SIZE})  # create only
+
+
+@dataclass(frozen=True, slots=True)
+class RoomEvent:
+    """A signed room operation: `payload` is the encoded RoomOp, `sig` its signature by
+    the op's `author_key`."""
+
+    TYPE: ClassVar[str] = "room-event"
+    payload: bytes = field(metadata={"max": MAX_TEXT_BYTES + 512})
+    sig: bytes = field(metadata={"size": SIGNATURE_SIZE})
+
+
+@dataclass(frozen=True, slots=True)
+class RoomCursor:
+    """A record inside RoomSync: the sender holds `author`'s events 1..`seq`."""
+
+    author: bytes = field(metadata={"size": KEY_SIZE})
+    seq: int = field(metadata={"max": MAX_WIRE_LAMPORT})
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSync:
+    """Anti-entropy: what the sender holds of a room; the receiver sends the rest."""
+
+    TYPE: ClassVar[str] = "room-sync"
+    room: bytes = field(metadata={"size": ROOM_ID_SIZE})
+    have: tuple[RoomCursor, ...] = field(metadata={"max": MAX_ROOM_AUTHORS})
+
+
 Message = (
     Hello
     | Text
@@ -261,13 +316,19 @@ Message = (
     | Pull
     | Chunk
     | Unavailable
+    | RoomOp
+    | RoomEvent
+    | RoomSync
 )
 MESSAGE_TYPES: tuple[type[Message], ...] = (
     Hello, Text, Bye, Heartbeat, Presence, PeerList, Edit, Delete, ReadReceipt, Ack, Typing,
     FileOffer, OfferReply, TransferResult, TransferCancel, Pull, Chunk, Unavailable,
+    RoomOp, RoomEvent, RoomSync,
 )  # fmt: skip
 # What may travel on a session, and what only on a transfer connection.
 TRANSFER_ONLY: tuple[type[Message], ...] = (Pull, Chunk, Unavailable)
+# Never a message of its own: only ever the signed payload inside a RoomEvent.
+PAYLOAD_ONLY: tuple[type[Message], ...] = (RoomOp,)
 
 # Well-known Bye reasons.
 BYE_QUIT = "quit"

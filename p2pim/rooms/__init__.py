@@ -1,0 +1,1 @@
+"""Group rooms: a signed, replicated log per room, and the contact groups beside them."""

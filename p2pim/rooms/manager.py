@@ -1,0 +1,377 @@
+"""Rooms on the network: authoring signed events, pushing and relaying them to online
+members, and anti-entropy when two members meet.
+
+Every event we accept for the first time is stored, the room replayed
+(`p2pim.rooms.state`), and the event forwarded to the connected members that may lack
+it (a member that was offline gets it from whoever it meets next: `RoomSync` on every
+new session).  Only events that count are relayed or synced, and only to the room's
+members and invitees; duplicates are dropped by (author, seq), so flooding ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import trio
+
+from p2pim import events
+from p2pim.identity import Identity, fingerprint
+from p2pim.messaging import now_ms
+from p2pim.net.link import LinkClosed, PeerLink
+from p2pim.rooms import state as rs
+from p2pim.storage import RoomPost, Store
+from p2pim.wire.messages import (
+    MAX_ROOM_AUTHORS,
+    MAX_TEXT_BYTES,
+    ROOM_ID_SIZE,
+    Message,
+    RoomCursor,
+    RoomEvent,
+    RoomOp,
+    RoomSync,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_ROOMS = 1024  # rooms we keep, counting invitations
+MAX_EVENTS_PER_ROOM = 100_000
+
+
+class RoomError(Exception):
+    """No such room, or we may not do that in it (not a member, not an admin...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    room: str
+    name: str
+    topic: str
+    creator: str | None
+    members: tuple[str, ...]
+    admins: tuple[str, ...]
+    invited: tuple[str, ...]
+    joined: bool  # we are a member
+    invited_us: bool  # we are invited and have not answered
+
+
+def conversation(room: bytes) -> str:
+    """The `messages` conversation a room's posts are kept under."""
+    return f"room:{room.hex()}"
+
+
+class Rooms:
+    def __init__(
+        self,
+        identity: Identity,
+        store: Store,
+        links: dict[str, PeerLink],
+        emit: Callable[[events.NodeEvent], Awaitable[None]],
+        nick_of: Callable[[str], str],
+    ) -> None:
+        self._me = identity
+        self._fp = identity.fingerprint
+        self._store = store
+        self._links = links
+        self._emit = emit
+        self._nick_of = nick_of
+        self._ops: dict[bytes, dict[tuple[str, int], rs.Op]] = {}
+        self._states: dict[bytes, rs.RoomState] = {}
+        self._declined: set[bytes] = set()
+        self._synced: dict[str, set[bytes]] = {}  # per peer: rooms we sent a RoomSync this session
+        self._lock = trio.Lock()  # one event accepted at a time: replays never interleave
+        self.rejected = 0  # events that failed verification (forgeries, garbage)
+
+    async def start(self) -> None:
+        self._declined = await self._store.declined_rooms()
+        for room in await self._store.room_ids():
+            ops = {}
+            for payload, sig in await self._store.room_events(room):
+                op = rs.verify(RoomEvent(payload, sig))
+                ops[(op.author, op.op.seq)] = op
+            self._ops[room] = ops
+            self._states[room] = rs.replay(room, ops.values())
+
+    # ---- what users do ------------------------------------------------------------------
+
+    async def create(self, name: str, topic: str = "") -> bytes:
+        nonce = secrets.token_bytes(ROOM_ID_SIZE)
+        room = rs.room_id(self._me.public_key, nonce)
+        await self._author(room, "create", text=_text(name), nonce=nonce)
+        if topic:
+            await self._author(room, "topic", text=_text(topic))
+        return room
+
+    async def invite(self, room: bytes, key: bytes) -> None:
+        await self._author(self._joined(room), "invite", subject=key)
+        await self._sync_with(fingerprint(key), room)  # it needs the log to decide
+
+    async def join(self, room: bytes) -> None:
+        state = self._states.get(room)
+        if state is None or self._fp not in state.invited:
+            raise RoomError("no invitation to that room is waiting")
+        await self._author(room, "join")
+
+    async def decline(self, room: bytes) -> None:
+        state = self._states.get(room)
+        if state is None or self._fp not in state.invited:
+            raise RoomError("no invitation to that room is waiting")
+        await self._store.decline_room(room)
+        self._declined.add(room)
+        self._states.pop(room, None)
+        self._ops.pop(room, None)
+
+    async def leave(self, room: bytes) -> None:
+        await self._author(self._joined(room), "leave")
+
+    async def remove(self, room: bytes, key: bytes) -> None:
+        await self._author(self._joined(room), "remove", subject=key)
+
+    async def make_admin(self, room: bytes, key: bytes) -> None:
+        await self._author(self._joined(room), "admin", subject=key)
+
+    async def set_topic(self, room: bytes, topic: str) -> None:
+        await self._author(self._joined(room), "topic", text=_text(topic))
+
+    async def post(self, room: bytes, text: str) -> bytes:
+        return (await self._author(self._joined(room), "post", text=_text(text))).id
+
+    def rooms(self) -> list[RoomInfo]:
+        return [self._info(state) for state in self._states.values() if state.creator]
+
+    def members(self, room: bytes) -> list[str]:
+        """Everyone but us who is a member of `room` (for files and the like)."""
+        return [fp for fp in self._joined_state(room).members if fp != self._fp]
+
+    def find(self, room: str) -> bytes:
+        """A room by hex id, unique id prefix, or unique name."""
+        matches = [r for r, s in self._states.items() if s.creator and s.name == room]
+        if not matches:
+            matches = [r for r in self._states if len(room) >= 4 and r.hex().startswith(room)]
+        if len(matches) != 1:
+            raise RoomError(f"no room named {room!r}" if not matches else f"{room!r} is ambiguous")
+        return matches[0]
+
+    def _joined(self, room: bytes) -> bytes:
+        self._joined_state(room)
+        return room
+
+    def _joined_state(self, room: bytes) -> rs.RoomState:
+        state = self._states.get(room)
+        if state is None or not state.is_member(self._fp):
+            raise RoomError("we are not a member of that room")
+        return state
+
+    async def _author(
+        self, room: bytes, kind: str, *, subject: bytes = b"", text: str = "", nonce: bytes = b""
+    ) -> rs.Op:
+        assert self._me.seed is not None, "rooms need a profile key that can sign"
+        async with self._lock:
+            ops = self._ops.get(room, {})
+            seq = 1 + max((s for a, s in ops if a == self._fp), default=0)
+            state = self._states.get(room)
+            lamport = 1 + (state.lamport if state else 0)
+            op = rs.sign(
+                self._me.seed,
+                RoomOp(
+                    room, self._me.public_key, self._me.verify_key, seq, lamport, now_ms(),
+                    kind, subject, text, nonce,
+                ),
+            )  # fmt: skip
+            before = self._states.get(room)
+            if not await self._keep(op):
+                raise RoomError("that would not count in the room")  # a bug, or a race
+            after = self._states[room]
+            if op.id in after.rejected:
+                raise RoomError(f"not allowed: {after.rejected[op.id]}")
+        await self._announce(before, after)
+        audience = set(after.members) | set(after.invited)
+        if before is not None:  # a removed member learns it was removed
+            audience |= set(before.members) | set(before.invited)
+        await self._send_to(audience - {self._fp}, [op.event])
+        return op
+
+    # ---- receiving ------------------------------------------------------------------------
+
+    async def received(self, link: PeerLink, message: Message) -> bool:
+        if isinstance(message, RoomEvent):
+            await self._on_event(link, message)
+        elif isinstance(message, RoomSync):
+            await self._on_sync(link, message)
+        else:
+            return False
+        return True
+
+    async def _on_event(self, link: PeerLink, event: RoomEvent) -> None:
+        try:
+            op = rs.verify(event)
+        except rs.InvalidRoomEvent as exc:
+            self.rejected += 1
+            log.warning("dropped a room event from %s: %s", link.fingerprint[:8], exc)
+            return
+        room = op.op.room
+        if room in self._declined:
+            return
+        if room not in self._states and len(self._states) >= MAX_ROOMS:
+            return
+        async with self._lock:
+            before = self._states.get(room)
+            kept = await self._keep(op)
+            after = self._states.get(room)
+        if not kept or after is None:
+            return
+        await self._announce(before, after)
+        if op.id in after.rejected:
+            return
+        # Relay what counts to the members who may not have it yet (a flood that ends:
+        # everyone keeps an event once).
+        others = set(after.members) | set(after.invited)
+        await self._send_to(others - {self._fp, link.fingerprint, op.author}, [op.event])
+
+    async def _keep(self, op: rs.Op) -> bool:
+        """Store and replay (the caller holds the lock); False if we had it already."""
+        room = op.op.room
+        ops = self._ops.setdefault(room, {})
+        if (op.author, op.op.seq) in ops or len(ops) >= MAX_EVENTS_PER_ROOM:
+            return False
+        authors = {a for a, _ in ops}
+        if op.author not in authors and len(authors) >= MAX_ROOM_AUTHORS:
+            return False
+        payload, sig = op.event.payload, op.event.sig
+        if not await self._store.store_room_event(
+            room, op.author, op.op.seq, op.id, payload, sig, now_ms()
+        ):
+            return False
+        ops[(op.author, op.op.seq)] = op
+        self._states[room] = rs.replay(room, ops.values())
+        return True
+
+    async def _on_sync(self, link: PeerLink, sync: RoomSync) -> None:
+        """Send the peer what it lacks of the room (if it may see it), and ask for what
+        we lack if it seems to have more."""
+        room, peer = sync.room, link.fingerprint
+        if room in self._declined:
+            return
+        state = self._states.get(room)
+        theirs = {fingerprint(c.author): c.seq for c in sync.have}
+        if state is not None and (peer in state.members or peer in state.invited):
+            missing = [op.event for op in state.accepted if op.op.seq > theirs.get(op.author, 0)]
+            await self._send_to({peer}, missing)
+        mine = self._cursors(room)
+        behind = state is None or any(seq > mine.get(fp, 0) for fp, seq in theirs.items())
+        if behind and room not in self._synced.setdefault(peer, set()):
+            await self._sync_with(peer, room)
+
+    def _cursors(self, room: bytes) -> dict[str, int]:
+        """Per author, the highest seq we hold with nothing missing below it."""
+        held: dict[str, set[int]] = {}
+        for author, seq in self._ops.get(room, {}):
+            held.setdefault(author, set()).add(seq)
+        cursors = {}
+        for author, seqs in held.items():
+            n = 0
+            while n + 1 in seqs:
+                n += 1
+            cursors[author] = n
+        return cursors
+
+    # ---- sessions ---------------------------------------------------------------------
+
+    async def session_opened(self, link: PeerLink) -> None:
+        """Anti-entropy: for each room the peer shares with us, tell it what we hold."""
+        peer = link.fingerprint
+        self._synced[peer] = set()
+        for room, state in list(self._states.items()):
+            if peer in state.members or peer in state.invited:
+                await self._sync_with(peer, room)
+
+    def session_closed(self, peer: str) -> None:
+        self._synced.pop(peer, None)
+
+    async def _sync_with(self, peer: str, room: bytes) -> None:
+        ops = self._ops.get(room, {})
+        keys = {op.author: op.op.author for op in ops.values()}
+        have = tuple(RoomCursor(keys[fp], seq) for fp, seq in self._cursors(room).items() if seq)
+        self._synced.setdefault(peer, set()).add(room)
+        await self._send_to({peer}, [RoomSync(room, have)])
+
+    async def _send_to(self, peers: set[str], messages: Sequence[Message]) -> None:
+        """Best effort to whoever is connected: the rest catch up by anti-entropy."""
+        for peer in peers:
+            link = self._links.get(peer)
+            if link is None or not messages:
+                continue
+            with contextlib.suppress(LinkClosed):
+                for start in range(0, len(messages), 64):
+                    await link.send_all(messages[start : start + 64])
+
+    # ---- telling users ----------------------------------------------------------------
+
+    async def _announce(self, before: rs.RoomState | None, after: rs.RoomState) -> None:
+        room = after.room
+        was_invited = before is not None and self._fp in before.invited
+        if self._fp in after.invited and not was_invited and after.creator:
+            inviter = next(
+                (o.author for o in reversed(after.accepted)
+                 if o.op.kind == "invite" and fingerprint(o.op.subject) == self._fp),
+                after.creator,
+            )  # fmt: skip
+            await self._emit(
+                events.RoomInvited(room.hex(), after.name, inviter, self._nick_of(inviter))
+            )
+        if before is None or _shape(before) != _shape(after):
+            info = self._info(after)
+            await self._emit(
+                events.RoomChanged(
+                    info.room, info.name, info.topic, info.members, info.invited, info.admins,
+                    info.joined,
+                )
+            )  # fmt: skip
+        old = {op.id for op in before.posts()} if before else set()
+        posts = after.posts()
+        if {op.id for op in posts} == old:
+            return
+        rows = [
+            RoomPost(
+                op.id, op.author, op.author == self._fp, op.op.sent_at, op.op.lamport, op.op.text
+            )
+            for op in posts
+        ]
+        added = set(await self._store.sync_room_posts(conversation(room), rows, now_ms()))
+        if not after.is_member(self._fp):
+            return
+        for op in posts:
+            if op.id in added:
+                await self._emit(
+                    events.RoomMessage(
+                        room.hex(), op.id.hex(), op.author, self._nick_of(op.author),
+                        op.op.sent_at, op.op.text,
+                    )
+                )  # fmt: skip
+
+    def _info(self, state: rs.RoomState) -> RoomInfo:
+        return RoomInfo(
+            state.room.hex(),
+            state.name,
+            state.topic,
+            state.creator,
+            tuple(sorted(state.members)),
+            tuple(sorted(fp for fp, m in state.members.items() if m.admin)),
+            tuple(sorted(state.invited)),
+            state.is_member(self._fp),
+            self._fp in state.invited,
+        )
+
+
+def _shape(state: rs.RoomState) -> tuple[object, ...]:
+    admins = sorted(fp for fp, m in state.members.items() if m.admin)
+    return (state.name, state.topic, sorted(state.members), sorted(state.invited), admins)
+
+
+def _text(text: str) -> str:
+    if not isinstance(text, str) or len(text.encode("utf-8")) > MAX_TEXT_BYTES:
+        raise ValueError(f"room text is a string of at most {MAX_TEXT_BYTES} bytes")
+    return text

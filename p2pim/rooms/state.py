@@ -1,0 +1,174 @@
+"""A room's state, replayed from its log of signed operations (pure: no I/O, no clock).
+
+Every member holds the events it has seen.  Each event is checked on its own when it
+arrives (`verify`): its payload decodes as a RoomOp, the signing key belongs to the
+author's identity, the signature holds.  Whether it *counts* depends on the room's state
+at its place in the log, so the state is always `replay`ed from the whole set, in one
+total order: (Lamport time, event id) (an author never reuses a Lamport time).  Members that
+hold the same set of events therefore compute the same members, the same accepted
+messages, in the same order, whatever order the events arrived in; anti-entropy makes
+the sets equal.
+
+Rules (each checked against the state just before the event):
+- create: the first event; the room id is H(author key || nonce), so only its author
+  can have made it.  The author is the first member and an admin.
+- invite(subject): by a member; the subject becomes invited (at most MAX_MEMBERS
+  members and invitees together).
+- join: by an invited identity, which becomes a member.
+- leave: by a member, who is then no longer one.
+- remove(subject): by an admin; the subject (a member or invitee, not the creator) goes.
+- admin(subject): by an admin; the subject (a member) becomes an admin.
+- topic, post: by a member.
+Anything else is kept (a later event may come before it in the order and change the
+verdict) but does not count, and is neither shown nor relayed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from p2pim.identity import fingerprint
+from p2pim.wire import codec, signing
+from p2pim.wire.errors import RemoteProtocolError
+from p2pim.wire.messages import KEY_SIZE, ROOM_ID_SIZE, RoomEvent, RoomOp
+
+MAX_MEMBERS = 256
+SUBJECT_KINDS = ("invite", "remove", "admin")
+
+
+class InvalidRoomEvent(Exception):
+    """An event that cannot be from its claimed author (or is malformed): never stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """A verified event."""
+
+    id: bytes  # 16 bytes of its payload's hash: its identity everywhere
+    op: RoomOp
+    author: str  # fingerprint
+    event: RoomEvent
+
+    @property
+    def order(self) -> tuple[int, bytes]:
+        return (self.op.lamport, self.id)  # what history sorts by too: (lamport, id)
+
+
+def room_id(author: bytes, nonce: bytes) -> bytes:
+    return hashlib.sha256(b"p2pim room\0" + author + nonce).digest()[:ROOM_ID_SIZE]
+
+
+def event_id(payload: bytes) -> bytes:
+    return hashlib.sha256(payload).digest()[:16]
+
+
+def verify(event: RoomEvent) -> Op:
+    """Check an event on its own; InvalidRoomEvent if it cannot be genuine."""
+    try:
+        op = codec.decode(event.payload)
+    except RemoteProtocolError as exc:
+        raise InvalidRoomEvent(f"undecodable room op: {exc}") from None
+    if not isinstance(op, RoomOp):
+        raise InvalidRoomEvent("a room event carries a room op")
+    if len(op.subject) != (KEY_SIZE if op.kind in SUBJECT_KINDS else 0):
+        raise InvalidRoomEvent(f"{op.kind} has the wrong subject")
+    if len(op.nonce) != (ROOM_ID_SIZE if op.kind == "create" else 0):
+        raise InvalidRoomEvent(f"{op.kind} has the wrong nonce")
+    if not signing.binds(op.author_key, op.author):
+        raise InvalidRoomEvent("the signing key is not the author's")
+    if not signing.verify(op.author_key, event.payload, event.sig):
+        raise InvalidRoomEvent("bad signature")
+    return Op(event_id(event.payload), op, fingerprint(op.author), event)
+
+
+def sign(seed: bytes, op: RoomOp) -> Op:
+    payload = codec.encode(op)
+    event = RoomEvent(payload, signing.sign(seed, payload))
+    return Op(event_id(payload), op, fingerprint(op.author), event)
+
+
+@dataclass(slots=True)
+class Member:
+    key: bytes  # X25519 identity key
+    admin: bool = False
+
+
+@dataclass(slots=True)
+class RoomState:
+    room: bytes
+    name: str = ""
+    topic: str = ""
+    creator: str | None = None
+    members: dict[str, Member] = field(default_factory=dict)  # by fingerprint
+    invited: dict[str, bytes] = field(default_factory=dict)  # fingerprint -> key
+    accepted: list[Op] = field(default_factory=list)  # the events that count, in order
+    rejected: dict[bytes, str] = field(default_factory=dict)  # event id -> why
+    lamport: int = 0  # the highest Lamport time in the log
+
+    def is_member(self, fp: str) -> bool:
+        return fp in self.members
+
+    def posts(self) -> list[Op]:
+        return [op for op in self.accepted if op.op.kind == "post"]
+
+
+def replay(room: bytes, ops: Iterable[Op]) -> RoomState:
+    state = RoomState(room)
+    for op in sorted(ops, key=lambda o: o.order):
+        state.lamport = max(state.lamport, op.op.lamport)
+        why = _refusal(state, op)
+        if why is None:
+            state.accepted.append(op)
+        else:
+            state.rejected[op.id] = why
+    return state
+
+
+def _refusal(state: RoomState, op: Op) -> str | None:
+    """Apply `op` to `state` if the rules allow it; else why not."""
+    o, author = op.op, op.author
+    if o.room != state.room:
+        return "another room's event"
+    if o.kind == "create":
+        if state.creator is not None:
+            return "the room exists already"
+        if room_id(o.author, o.nonce) != state.room:
+            return "not this room's creation"
+        state.creator, state.name, state.topic = author, o.text, ""
+        state.members[author] = Member(o.author, admin=True)
+        return None
+    if state.creator is None:
+        return "before the room's creation"
+    member = state.members.get(author)
+    subject = fingerprint(o.subject) if o.subject else ""
+    if o.kind == "join":
+        if author not in state.invited:
+            return "not invited"
+        state.members[author] = Member(state.invited.pop(author))
+        return None
+    if member is None:
+        return "not a member"
+    if o.kind == "invite":
+        if subject in state.members or subject in state.invited:
+            return "already a member or invited"
+        if len(state.members) + len(state.invited) >= MAX_MEMBERS:
+            return "the room is full"
+        state.invited[subject] = o.subject
+    elif o.kind == "leave":
+        del state.members[author]
+    elif o.kind in ("remove", "admin"):
+        if not member.admin:
+            return f"only an admin may {o.kind}"
+        if o.kind == "admin":
+            if subject not in state.members:
+                return "not a member"
+            state.members[subject].admin = True
+        elif subject == state.creator:
+            return "the creator cannot be removed"
+        elif state.members.pop(subject, None) is None and state.invited.pop(subject, None) is None:
+            return "not a member or invitee"
+    elif o.kind == "topic":
+        state.topic = o.text
+    return None  # a post by a member
