@@ -459,6 +459,8 @@ class Node:
             "mdns_changes_dropped": self._discovery.dropped_changes if self._discovery else 0,
             "transfer_bytes_sent": self._transfers.bytes_sent,
             "transfer_bytes_received": self._transfers.bytes_received,
+            "rooms": len(self._rooms.rooms()),
+            "room_events_rejected": self._rooms.rejected,
         }
 
     # ---- sending ------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import trio
 from p2pim import events as ev
 from p2pim.names import PeerNameError, resolve_peer
 from p2pim.node import Node, PairingError, PeerUnknown
+from p2pim.rooms.manager import RoomError
 from p2pim.sessions import PeerRejectedError
 from p2pim.storage import NotYourMessage, StoredMessage, UnknownMessage
 from p2pim.transfer.manager import TransferError
@@ -32,6 +33,7 @@ INTERNAL_ERROR = -32603
 PEER_NOT_CONNECTED, UNKNOWN_PEER, PEER_REJECTED, KEY_CHANGED, PAIRING_FAILED = 1, 2, 3, 4, 5
 BAD_MESSAGE = 6  # no such message, or not ours to edit or delete
 TRANSFER_REFUSED = 7  # no such offer in that state, no space, unreadable file...
+ROOM_REFUSED = 8  # no such room, or not allowed in it (not a member, not an admin...)
 
 
 class RpcError(Exception):
@@ -81,6 +83,22 @@ class RpcServer:
         "decline_offer",
         "cancel_transfer",
         "transfers",
+        "create_room",
+        "invite",
+        "join_room",
+        "decline_room",
+        "leave_room",
+        "remove_member",
+        "make_admin",
+        "set_topic",
+        "post",
+        "rooms",
+        "room_history",
+        "send_files_to_room",
+        "set_group",
+        "groups",
+        "send_to_group",
+        "broadcast",
         "stats",
         "subscribe",
         "unsubscribe",
@@ -221,6 +239,66 @@ class RpcServer:
     async def transfers(self) -> list[dict[str, Any]]:
         return [dataclasses.asdict(t) for t in await self.node.transfers()]
 
+    async def create_room(self, name: str, topic: str = "") -> dict[str, str]:
+        return {"room": await self.node.create_room(name, topic)}
+
+    async def invite(self, room: str, peer: str) -> None:
+        await self.node.invite_to_room(room, self.resolve_peer(peer))
+
+    async def join_room(self, room: str) -> None:
+        await self.node.join_room(room)
+
+    async def decline_room(self, room: str) -> None:
+        await self.node.decline_room(room)
+
+    async def leave_room(self, room: str) -> None:
+        await self.node.leave_room(room)
+
+    async def remove_member(self, room: str, peer: str) -> None:
+        await self.node.remove_from_room(room, self.resolve_peer(peer))
+
+    async def make_admin(self, room: str, peer: str) -> None:
+        await self.node.make_room_admin(room, self.resolve_peer(peer))
+
+    async def set_topic(self, room: str, topic: str) -> None:
+        await self.node.set_room_topic(room, topic)
+
+    async def post(self, room: str, text: str) -> dict[str, str]:
+        return {"id": await self.node.post_to_room(room, text)}
+
+    async def rooms(self) -> list[dict[str, Any]]:
+        return [dataclasses.asdict(r) for r in self.node.rooms()]
+
+    async def room_history(
+        self, room: str, before: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        before = _hex_id(before) if before is not None else None
+        if type(limit) is not int:
+            raise ValueError("limit is an integer")
+        found = await self.node.room_history(room, before=before, limit=limit)
+        return [message_to_json(m) for m in found]
+
+    async def send_files_to_room(
+        self, room: str, paths: list[str], ttl: float | None = None
+    ) -> dict[str, str]:
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+            raise ValueError("paths is a list of strings")
+        return {"offer": await self.node.send_files_to_room(room, paths, ttl=ttl)}
+
+    async def set_group(self, name: str, members: list[str]) -> None:
+        if not isinstance(members, list):
+            raise ValueError("members is a list of peers")
+        await self.node.set_group(name, [self.resolve_peer(m) for m in members])
+
+    async def groups(self) -> dict[str, list[str]]:
+        return await self.node.groups()
+
+    async def send_to_group(self, name: str, text: str) -> dict[str, dict[str, str]]:
+        return {"ids": await self.node.send_to_group(name, text)}
+
+    async def broadcast(self, text: str) -> dict[str, dict[str, str]]:
+        return {"ids": await self.node.broadcast(text)}
+
     async def stats(self) -> dict[str, int]:
         return self.node.stats()
 
@@ -279,6 +357,8 @@ class RpcServer:
             response = error_response(rid, BAD_MESSAGE, str(exc))
         except TransferError as exc:
             response = error_response(rid, TRANSFER_REFUSED, str(exc))
+        except RoomError as exc:
+            response = error_response(rid, ROOM_REFUSED, str(exc))
         except (TypeError, ValueError) as exc:
             response = error_response(rid, INVALID_PARAMS, str(exc))
         except Exception as exc:  # a bad request must never take the daemon down
