@@ -145,7 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     peer_help = "nick, fingerprint or fingerprint prefix"
     send = one_shot("send", "send a text message (queued if the peer is offline)")
-    send.add_argument("name", metavar="PEER", help=peer_help)
+    send.add_argument(
+        "name",
+        metavar="PEER|GROUP|ROOM",
+        help=f"{peer_help}; or a contact group or a room you are in (group:NAME, room:NAME "
+        "say which)",
+    )
     send.add_argument("text", metavar="TEXT", help="the message (one argument: quote it)")
     send.add_argument(
         "--wait",

@@ -230,18 +230,51 @@ def _exit_code(exc: BaseException) -> int:
 
 
 async def send(job: Job) -> int:
+    """To a peer, a contact group (one 1:1 message each) or a room we are in."""
     rpc, args = job.rpc, job.args
-    await rpc.call("subscribe")  # before sending: the receipt may come at once
-    sent = await rpc.call("send", peer=args.name, text=args.text)
-    delivered = False
+    kind, name = await _recipient(rpc, args.name)
+    if kind == "room":
+        posted = await rpc.call("post", room=name, text=args.text)
+        job.show({"id": posted["id"], "outcome": "posted"}, "posted")
+        return OK
+    await rpc.call("subscribe")  # before sending: a receipt may come at once
+    if kind == "group":
+        ids = (await rpc.call("send_to_group", name=name, text=args.text))["ids"]
+    else:
+        ids = {args.name: (await rpc.call("send", peer=name, text=args.text))["id"]}
+    waiting = set(ids.values())
     with trio.move_on_after(args.wait):
-        await rpc.wait_event(
-            lambda e: e["type"] == "message_delivered" and e["message_id"] == sent["id"]
-        )
-        delivered = True
-    text = "delivered" if delivered else f"queued (will be delivered when {args.name} is reachable)"
-    job.show({"id": sent["id"], "outcome": "delivered" if delivered else "queued"}, text)
+        while waiting:
+            event = await rpc.wait_event(
+                lambda e: e["type"] == "message_delivered" and e["message_id"] in waiting
+            )
+            waiting.discard(event["message_id"])
+    outcome = {peer: "queued" if i in waiting else "delivered" for peer, i in ids.items()}
+    if kind == "peer":
+        delivered = not waiting
+        text = "delivered" if delivered else f"queued (will be delivered when {name} is reachable)"
+        job.show({"id": ids[args.name], "outcome": outcome[args.name]}, text)
+    else:
+        done = len(ids) - len(waiting)
+        text = f"delivered to {done} of {len(ids)}" + ("; queued for the rest" if waiting else "")
+        job.show({"ids": ids, "outcomes": outcome}, text)
     return OK
+
+
+async def _recipient(rpc: RpcClient, name: str) -> tuple[str, str]:
+    """("peer" | "group" | "room", name): `room:NAME` and `group:NAME` say which; a bare
+    name that is a contact group or a room we are in is that, unless it is ambiguous."""
+    kind, _, rest = name.partition(":")
+    if kind in ("room", "group") and rest:
+        return kind, rest
+    groups = await rpc.call("groups")
+    rooms = [r for r in await rpc.call("rooms") if r["joined"] and r["name"] == name]
+    kinds = ["group"] * (name in groups) + ["room"] * bool(rooms)
+    if len(kinds) > 1:
+        raise CommandError(
+            f"{name!r} is a group and a room: say group:{name} or room:{name}", USAGE
+        )
+    return (kinds[0], name) if kinds else ("peer", name)
 
 
 async def send_file(job: Job) -> int:

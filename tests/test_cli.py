@@ -229,3 +229,27 @@ async def test_doctor_explains_a_peer_it_cannot_reach_and_exits_1(
     text = sick.stdout.decode()
     assert "FAIL reachability" in text and "127.0.0.1:1" in text and "refused" in text
     assert text.rstrip().endswith("problem(s) found")
+
+
+async def test_send_to_a_contact_group_and_to_a_room(tmp_path: Path, spawn: Spawn) -> None:
+    a, b = await spawn(tmp_path / "A", "a"), await spawn(tmp_path / "B", "bob")
+    fb = (await b.call("identity"))["fingerprint"]
+    await a.call("connect", host="127.0.0.1", port=await port_of(b), fingerprint=fb)
+    await a.call("set_group", name="design", members=["bob"])
+    room = (await a.call("create_room", name="planning"))["room"]
+    await a.call("invite", room=room, peer="bob")
+    with trio.fail_after(10):
+        await b.wait_event(lambda e: e["type"] == "room_invited" and e["room"] == room)
+    await b.call("join_room", room=room)
+    with trio.fail_after(10):
+        await a.wait_event(lambda e: e["type"] == "room_changed" and fb in e["members"])
+
+    to_group = await run(one_shot(tmp_path / "A", "send", "design", "group hello"))
+    assert to_group.returncode == 0, to_group.stderr
+    assert to_group.stdout.strip() == b"delivered to 1 of 1"
+    to_room = await run(one_shot(tmp_path / "A", "send", "--json", "room:planning", "room hi"))
+    assert to_room.returncode == 0, to_room.stderr
+    assert json.loads(to_room.stdout)["outcome"] == "posted"
+    with trio.fail_after(10):
+        await b.wait_event(lambda e: e["type"] == "message_received" and e["text"] == "group hello")
+        await b.wait_event(lambda e: e["type"] == "room_message" and e["text"] == "room hi")
