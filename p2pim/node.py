@@ -25,6 +25,7 @@ import trio
 from p2pim import discovery, events, trust
 from p2pim.config import NodeConfig
 from p2pim.events import NodeEvent
+from p2pim.export import export
 from p2pim.identity import Identity, fingerprint, safety_number
 from p2pim.messaging import Messenger, now_ms
 from p2pim.net.link import LinkClosed, PeerLink
@@ -616,6 +617,23 @@ class Node:
         if not members:
             raise RoomError("nobody else is in that room")
         return await self.send_files(members, paths, ttl=ttl)
+
+    async def export(
+        self, *, peer: str | None = None, room: str | None = None, fmt: str = "jsonl"
+    ) -> str:
+        """A whole conversation (with a peer, or a room) as JSON Lines or Markdown."""
+        assert self._store is not None
+        nicks = {fp: record.nick for fp, record in self._records.items()}
+        nicks[self.fingerprint] = "me"
+        if room is not None and peer is None:
+            room_id = self._room(room)
+            key = conversation(room_id)
+            nicks[key] = next(r.name for r in self.rooms() if r.room == room_id.hex())
+        elif peer is not None and room is None:
+            key = peer
+        else:
+            raise ValueError("export a peer's conversation or a room's")
+        return export(await self._store.conversation(key), nicks, key, fmt)
 
     def _room(self, room: str) -> bytes:
         return self._rooms.find(room)

@@ -99,6 +99,7 @@ class RpcServer:
         "groups",
         "send_to_group",
         "broadcast",
+        "export",
         "stats",
         "subscribe",
         "unsubscribe",
@@ -298,6 +299,12 @@ class RpcServer:
 
     async def broadcast(self, text: str) -> dict[str, dict[str, str]]:
         return {"ids": await self.node.broadcast(text)}
+
+    async def export(
+        self, peer: str | None = None, room: str | None = None, format: str = "jsonl"
+    ) -> dict[str, str]:
+        fp = self.resolve_peer(peer) if peer is not None else None
+        return {"text": await self.node.export(peer=fp, room=room, fmt=format)}
 
     async def stats(self) -> dict[str, int]:
         return self.node.stats()

@@ -1,9 +1,9 @@
 """Two daemons on a virtual LAN, driven entirely through JSON-RPC: A through stdio, B
 through its control socket (the way scripts and the one-shot CLI reach a running node).
 
-Rooms are not built yet (they come with the rooms issue); everything else a script
-needs is exercised: discovery to peers, send with its delivery receipt, a file with its
-acceptance and completion, history and search.
+Everything a script needs is exercised: discovery to peers, send with its delivery
+receipt, a file with its acceptance and completion, a room (create, invite, join, post),
+history, search and export.
 """
 
 from __future__ import annotations
@@ -89,5 +89,26 @@ async def test_two_daemons_driven_only_through_json_rpc(vlan3: VirtualLan, tmp_p
             assert {m["body"] for m in found} == {m["body"] for m in history}
             transfers = await b.call("transfers")
             assert [(t["offer"], t["state"]) for t in transfers] == [(offer, "completed")]
+
+            room = (await a.call("create_room", name="numbers", topic="Q4"))["room"]
+            await a.call("invite", room=room, peer="bob")
+            with trio.fail_after(10):
+                invited = await b.wait_event(lambda e: e["type"] == "room_invited")
+            assert (invited["room"], invited["name"], invited["inviter"]) == (room, "numbers", fa)
+            await b.call("join_room", room="numbers")  # by name
+            with trio.fail_after(10):
+                await a.wait_event(lambda e: e["type"] == "room_changed" and fb in e["members"])
+            posted = await b.call("post", room=room, text="joined, reading the report")
+            with trio.fail_after(10):
+                seen = await a.wait_event(lambda e: e["type"] == "room_message")
+            assert (seen["message_id"], seen["author"]) == (posted["id"], fb)
+            (info,) = await b.call("rooms")
+            assert sorted(info["members"]) == sorted([fa, fb]) and info["topic"] == "Q4"
+            assert [m["body"] for m in await a.call("room_history", room=room)] == [
+                "joined, reading the report"
+            ]
+            exported = (await b.call("export", room="numbers", format="markdown"))["text"]
+            assert exported.startswith("# Conversation with numbers")
+            assert "joined, reading the report" in exported
         assert await a.stop() == 0
         assert await b_daemon.stop() == 0
