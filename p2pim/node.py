@@ -158,7 +158,6 @@ class Node:
             self._status.status_text,
             self.port or 0,
             round(self.config.presence_timeout * 1000),
-            signing_key=self.identity.verify_key,
         )
 
     # ---- life cycle -------------------------------------------------------------------

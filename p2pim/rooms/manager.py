@@ -168,7 +168,8 @@ class Rooms:
     async def _author(
         self, room: bytes, kind: str, *, subject: bytes = b"", text: str = "", nonce: bytes = b""
     ) -> rs.Op:
-        assert self._me.seed is not None, "rooms need a profile key that can sign"
+        if self._me.seed is None:
+            raise RoomError("this profile's key predates rooms: it cannot sign (new profile)")
         async with self._lock:
             ops = self._ops.get(room, {})
             seq = 1 + max((s for a, s in ops if a == self._fp), default=0)

@@ -56,8 +56,6 @@ class Hello:
     # Empty for a session.  An offer id makes this a transfer connection: the dialler (the
     # receiver) pulls that offer's files over it, and nothing else travels on it.
     transfer: bytes = field(default=b"", metadata={"max": MESSAGE_ID_SIZE})
-    # The sender's Ed25519 key (empty if its identity cannot sign): it signs room events.
-    signing_key: bytes = field(default=b"", metadata={"max": KEY_SIZE})
 
 
 @dataclass(frozen=True, slots=True)
