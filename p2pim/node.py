@@ -177,9 +177,9 @@ class Node:
                 self._messenger.wake,
             )
             self._rooms = Rooms(self.identity, store, self._links, self._emit, self._nick_of)
-            await self._rooms.start()
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                await self._rooms.start(nursery)
                 self._sessions.start(nursery)
                 self._messenger.start(nursery)
                 await self._transfers.start(nursery)
@@ -586,10 +586,10 @@ class Node:
 
     async def remove_from_room(self, room: str, peer: str) -> None:
         """Admins only: `peer` stops being a member (or invitee) and receives nothing new."""
-        await self._rooms.remove(self._room(room), self._key_of(peer))
+        await self._rooms.remove(self._room(room), peer)
 
     async def make_room_admin(self, room: str, peer: str) -> None:
-        await self._rooms.make_admin(self._room(room), self._key_of(peer))
+        await self._rooms.make_admin(self._room(room), peer)
 
     async def set_room_topic(self, room: str, topic: str) -> None:
         await self._rooms.set_topic(self._room(room), topic)
@@ -637,12 +637,6 @@ class Node:
     def _room(self, room: str) -> bytes:
         return self._rooms.find(room)
 
-    def _key_of(self, peer: str) -> bytes:
-        record = self._records.get(peer)
-        if record is None:
-            raise PeerUnknown(f"no peer with fingerprint {peer} is known")
-        return record.public_key
-
     def _nick_of(self, fp: str) -> str:
         if fp == self.fingerprint:
             return self.config.nick
@@ -668,6 +662,8 @@ class Node:
         members = (await self.groups()).get(name)
         if not members:
             raise ValueError(f"no contact group named {name!r}")
+        for peer in members:  # all or none: a refused member stops the whole send
+            self._sendable(peer)
         return {peer: await self.send_text(peer, text) for peer in members}
 
     async def broadcast(self, text: str) -> dict[str, str]:

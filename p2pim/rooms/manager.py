@@ -25,7 +25,6 @@ from p2pim.net.link import LinkClosed, PeerLink
 from p2pim.rooms import state as rs
 from p2pim.storage import RoomPost, Store
 from p2pim.wire.messages import (
-    MAX_ROOM_AUTHORS,
     MAX_TEXT_BYTES,
     ROOM_ID_SIZE,
     Message,
@@ -39,6 +38,9 @@ log = logging.getLogger(__name__)
 
 MAX_ROOMS = 1024  # rooms we keep, counting invitations
 MAX_EVENTS_PER_ROOM = 100_000
+MAX_PENDING_ROOMS = 16  # rooms we are not in whose events we hold, awaiting an invitation
+MAX_PENDING_EVENTS = 10_000
+ROOM_QUEUE = 64  # batches waiting to go to one peer; beyond, anti-entropy catches up
 
 
 class RoomError(Exception):
@@ -82,18 +84,28 @@ class Rooms:
         self._states: dict[bytes, rs.RoomState] = {}
         self._declined: set[bytes] = set()
         self._synced: dict[str, set[bytes]] = {}  # per peer: rooms we sent a RoomSync this session
+        # Rooms we are not in (yet): their events wait in memory until one invites us.
+        self._pending: dict[bytes, dict[tuple[str, int], rs.Op]] = {}
+        self._queues: dict[str, trio.MemorySendChannel[Sequence[Message]]] = {}
+        self._nursery: trio.Nursery | None = None
         self._lock = trio.Lock()  # one event accepted at a time: replays never interleave
         self.rejected = 0  # events that failed verification (forgeries, garbage)
 
-    async def start(self) -> None:
+    async def start(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
         self._declined = await self._store.declined_rooms()
         for room in await self._store.room_ids():
             ops = {}
             for payload, sig in await self._store.room_events(room):
-                op = rs.verify(RoomEvent(payload, sig))
+                try:
+                    op = rs.verify(RoomEvent(payload, sig))
+                except rs.InvalidRoomEvent as exc:  # the disk was tampered with
+                    log.warning("skipping a stored room event: %s", exc)
+                    continue
                 ops[(op.author, op.op.seq)] = op
             self._ops[room] = ops
-            self._states[room] = rs.replay(room, ops.values())
+            state = self._states[room] = rs.replay(room, ops.values())
+            await self._mirror_posts(state)  # a crash may have come between event and post
 
     # ---- what users do ------------------------------------------------------------------
 
@@ -119,7 +131,7 @@ class Rooms:
         state = self._states.get(room)
         if state is None or self._fp not in state.invited:
             raise RoomError("no invitation to that room is waiting")
-        await self._store.decline_room(room)
+        await self._store.decline_room(room, conversation(room))
         self._declined.add(room)
         self._states.pop(room, None)
         self._ops.pop(room, None)
@@ -127,11 +139,20 @@ class Rooms:
     async def leave(self, room: bytes) -> None:
         await self._author(self._joined(room), "leave")
 
-    async def remove(self, room: bytes, key: bytes) -> None:
-        await self._author(self._joined(room), "remove", subject=key)
+    async def remove(self, room: bytes, peer: str) -> None:
+        await self._author(self._joined(room), "remove", subject=self._key_in(room, peer))
 
-    async def make_admin(self, room: bytes, key: bytes) -> None:
-        await self._author(self._joined(room), "admin", subject=key)
+    async def make_admin(self, room: bytes, peer: str) -> None:
+        await self._author(self._joined(room), "admin", subject=self._key_in(room, peer))
+
+    def _key_in(self, room: bytes, peer: str) -> bytes:
+        """A member's or invitee's key, from the room's own log (we may never have met)."""
+        state = self._joined_state(room)
+        if peer in state.members:
+            return state.members[peer].key
+        if peer in state.invited:
+            return state.invited[peer]
+        raise RoomError("no such member or invitee in that room")
 
     async def set_topic(self, room: bytes, topic: str) -> None:
         await self._author(self._joined(room), "topic", text=_text(topic))
@@ -183,11 +204,11 @@ class Rooms:
                 ),
             )  # fmt: skip
             before = self._states.get(room)
-            if not await self._keep(op):
-                raise RoomError("that would not count in the room")  # a bug, or a race
+            trial = rs.replay(room, [*ops.values(), op])
+            if op.id in trial.rejected:  # refused: never stored, so it can never count later
+                raise RoomError(f"not allowed: {trial.rejected[op.id]}")
+            await self._keep(op)
             after = self._states[room]
-            if op.id in after.rejected:
-                raise RoomError(f"not allowed: {after.rejected[op.id]}")
         await self._announce(before, after)
         audience = set(after.members) | set(after.invited)
         if before is not None:  # a removed member learns it was removed
@@ -216,11 +237,9 @@ class Rooms:
         room = op.op.room
         if room in self._declined:
             return
-        if room not in self._states and len(self._states) >= MAX_ROOMS:
-            return
         async with self._lock:
             before = self._states.get(room)
-            kept = await self._keep(op)
+            kept = await self._keep(op) if room in self._states else await self._hold(op)
             after = self._states.get(room)
         if not kept or after is None:
             return
@@ -238,9 +257,8 @@ class Rooms:
         ops = self._ops.setdefault(room, {})
         if (op.author, op.op.seq) in ops or len(ops) >= MAX_EVENTS_PER_ROOM:
             return False
-        authors = {a for a, _ in ops}
-        if op.author not in authors and len(authors) >= MAX_ROOM_AUTHORS:
-            return False
+        if op.op.kind != "create" and op.author not in rs.known_authors([*ops.values(), op]):
+            return False  # nobody ever invited it: it can never count (a later sync resends)
         payload, sig = op.event.payload, op.event.sig
         if not await self._store.store_room_event(
             room, op.author, op.op.seq, op.id, payload, sig, now_ms()
@@ -248,6 +266,28 @@ class Rooms:
             return False
         ops[(op.author, op.op.seq)] = op
         self._states[room] = rs.replay(room, ops.values())
+        return True
+
+    async def _hold(self, op: rs.Op) -> bool:
+        """An event of a room we are not in: kept in memory (bounded) until the room's
+        log shows we are invited; then the room and its events are stored."""
+        room = op.op.room
+        if room not in self._pending and (
+            len(self._pending) >= MAX_PENDING_ROOMS or len(self._states) >= MAX_ROOMS
+        ):
+            return False
+        pending = self._pending.setdefault(room, {})
+        if (op.author, op.op.seq) in pending or len(pending) >= MAX_PENDING_EVENTS:
+            return False
+        pending[(op.author, op.op.seq)] = op
+        state = rs.replay(room, pending.values())
+        if self._fp not in state.invited and not state.is_member(self._fp):
+            return True
+        del self._pending[room]
+        self._ops[room] = {}
+        self._states[room] = rs.RoomState(room)
+        for held in sorted(pending.values(), key=lambda o: o.order):
+            await self._keep(held)
         return True
 
     async def _on_sync(self, link: PeerLink, sync: RoomSync) -> None:
@@ -269,7 +309,7 @@ class Rooms:
     def _cursors(self, room: bytes) -> dict[str, int]:
         """Per author, the highest seq we hold with nothing missing below it."""
         held: dict[str, set[int]] = {}
-        for author, seq in self._ops.get(room, {}):
+        for author, seq in self._ops.get(room) or self._pending.get(room, {}):
             held.setdefault(author, set()).add(seq)
         cursors = {}
         for author, seqs in held.items():
@@ -285,36 +325,58 @@ class Rooms:
         """Anti-entropy: for each room the peer shares with us, tell it what we hold."""
         peer = link.fingerprint
         self._synced[peer] = set()
+        old = self._queues.pop(peer, None)
+        if old is not None:
+            old.close()
+        send, receive = trio.open_memory_channel[Sequence[Message]](ROOM_QUEUE)
+        self._queues[peer] = send
+        assert self._nursery is not None
+        self._nursery.start_soon(self._drain, link, receive)
         for room, state in list(self._states.items()):
             if peer in state.members or peer in state.invited:
                 await self._sync_with(peer, room)
 
     def session_closed(self, peer: str) -> None:
         self._synced.pop(peer, None)
+        queue = self._queues.pop(peer, None)
+        if queue is not None:
+            queue.close()
+
+    async def _drain(
+        self, link: PeerLink, batches: trio.MemoryReceiveChannel[Sequence[Message]]
+    ) -> None:
+        """The session's room writer: sends never block the reader (which relays and
+        answers syncs), so two members flooding each other cannot deadlock."""
+        with contextlib.suppress(LinkClosed, trio.EndOfChannel, trio.ClosedResourceError):
+            async for batch in batches:
+                for start in range(0, len(batch), 64):
+                    await link.send_all(batch[start : start + 64])
 
     async def _sync_with(self, peer: str, room: bytes) -> None:
-        ops = self._ops.get(room, {})
+        ops = self._ops.get(room) or self._pending.get(room, {})
         keys = {op.author: op.op.author for op in ops.values()}
         have = tuple(RoomCursor(keys[fp], seq) for fp, seq in self._cursors(room).items() if seq)
         self._synced.setdefault(peer, set()).add(room)
         await self._send_to({peer}, [RoomSync(room, have)])
 
     async def _send_to(self, peers: set[str], messages: Sequence[Message]) -> None:
-        """Best effort to whoever is connected: the rest catch up by anti-entropy."""
+        """Best effort to whoever is connected, never waiting: a peer whose queue is full
+        (or that is offline) gets what it missed from the next anti-entropy."""
         for peer in peers:
-            link = self._links.get(peer)
-            if link is None or not messages:
+            queue = self._queues.get(peer)
+            if queue is None or not messages:
                 continue
-            with contextlib.suppress(LinkClosed):
-                for start in range(0, len(messages), 64):
-                    await link.send_all(messages[start : start + 64])
+            with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
+                queue.send_nowait(messages)
 
     # ---- telling users ----------------------------------------------------------------
 
     async def _announce(self, before: rs.RoomState | None, after: rs.RoomState) -> None:
+        if after.creator is None:
+            return  # events before the room's creation: nothing to show yet
         room = after.room
         was_invited = before is not None and self._fp in before.invited
-        if self._fp in after.invited and not was_invited and after.creator:
+        if self._fp in after.invited and not was_invited:
             inviter = next(
                 (o.author for o in reversed(after.accepted)
                  if o.op.kind == "invite" and fingerprint(o.op.subject) == self._fp),
@@ -332,19 +394,12 @@ class Rooms:
                 )
             )  # fmt: skip
         old = {op.id for op in before.posts()} if before else set()
-        posts = after.posts()
-        if {op.id for op in posts} == old:
+        if {op.id for op in after.posts()} == old:
             return
-        rows = [
-            RoomPost(
-                op.id, op.author, op.author == self._fp, op.op.sent_at, op.op.lamport, op.op.text
-            )
-            for op in posts
-        ]
-        added = set(await self._store.sync_room_posts(conversation(room), rows, now_ms()))
+        added = await self._mirror_posts(after)
         if not after.is_member(self._fp):
             return
-        for op in posts:
+        for op in after.posts():
             if op.id in added:
                 await self._emit(
                     events.RoomMessage(
@@ -352,6 +407,16 @@ class Rooms:
                         op.op.sent_at, op.op.text,
                     )
                 )  # fmt: skip
+
+    async def _mirror_posts(self, state: rs.RoomState) -> set[bytes]:
+        """Make the room's conversation in `messages` its accepted posts; the ids added."""
+        rows = [
+            RoomPost(
+                op.id, op.author, op.author == self._fp, op.op.sent_at, op.op.lamport, op.op.text
+            )
+            for op in state.posts()
+        ]
+        return set(await self._store.sync_room_posts(conversation(state.room), rows, now_ms()))
 
     def _info(self, state: rs.RoomState) -> RoomInfo:
         return RoomInfo(

@@ -10,8 +10,9 @@ messages, in the same order, whatever order the events arrived in; anti-entropy 
 the sets equal.
 
 Rules (each checked against the state just before the event):
-- create: the first event; the room id is H(author key || nonce), so only its author
-  can have made it.  The author is the first member and an admin.
+- create: the first event; the room id is SHA-256("p2pim room\0" || author key ||
+  nonce)[:16], so only its author can have made it.  The author is the first member and
+  an admin.
 - invite(subject): by a member; the subject becomes invited (at most MAX_MEMBERS
   members and invitees together).
 - join: by an invited identity, which becomes a member.
@@ -35,6 +36,7 @@ from p2pim.wire.errors import RemoteProtocolError
 from p2pim.wire.messages import KEY_SIZE, ROOM_ID_SIZE, RoomEvent, RoomOp
 
 MAX_MEMBERS = 256
+MAX_LAMPORT_JUMP = 2**32  # ahead of the room's time by more than this, an event never counts
 SUBJECT_KINDS = ("invite", "remove", "admin")
 
 
@@ -105,7 +107,7 @@ class RoomState:
     invited: dict[str, bytes] = field(default_factory=dict)  # fingerprint -> key
     accepted: list[Op] = field(default_factory=list)  # the events that count, in order
     rejected: dict[bytes, str] = field(default_factory=dict)  # event id -> why
-    lamport: int = 0  # the highest Lamport time in the log
+    lamport: int = 0  # the highest Lamport time among the events that count
 
     def is_member(self, fp: str) -> bool:
         return fp in self.members
@@ -117,13 +119,25 @@ class RoomState:
 def replay(room: bytes, ops: Iterable[Op]) -> RoomState:
     state = RoomState(room)
     for op in sorted(ops, key=lambda o: o.order):
-        state.lamport = max(state.lamport, op.op.lamport)
         why = _refusal(state, op)
         if why is None:
             state.accepted.append(op)
+            state.lamport = op.op.lamport  # the order is by Lamport time: this is the max
         else:
             state.rejected[op.id] = why
     return state
+
+
+def known_authors(ops: Iterable[Op]) -> set[str]:
+    """Who may have events in the room at all: its creator and everyone ever invited.
+    Events by anyone else can never count, so they are not even kept."""
+    known = set()
+    for op in ops:
+        if op.op.kind == "create":
+            known.add(op.author)
+        elif op.op.kind == "invite":
+            known.add(fingerprint(op.op.subject))
+    return known
 
 
 def _refusal(state: RoomState, op: Op) -> str | None:
@@ -131,6 +145,8 @@ def _refusal(state: RoomState, op: Op) -> str | None:
     o, author = op.op, op.author
     if o.room != state.room:
         return "another room's event"
+    if state.creator is not None and o.lamport > state.lamport + MAX_LAMPORT_JUMP:
+        return "too far in the future"  # else one event could exhaust everyone's clock
     if o.kind == "create":
         if state.creator is not None:
             return "the room exists already"

@@ -81,11 +81,12 @@ class RoomTables(Connection):
             )  # fmt: skip
             return [p.id for p in added]
 
-    def decline_room(self, room: bytes) -> None:
-        """Forget an invitation for good: the room's events go, and stay away."""
+    def decline_room(self, room: bytes, conversation: str) -> None:
+        """Forget an invitation for good: the room's events and posts go, and stay away."""
         with self._transaction(write=True) as conn:
             conn.execute("INSERT OR IGNORE INTO declined_rooms (room) VALUES (?)", (room,))
             conn.execute("DELETE FROM room_events WHERE room = ?", (room,))
+            conn.execute("DELETE FROM messages WHERE peer = ?", (conversation,))
 
     def declined_rooms(self) -> set[bytes]:
         with self._transaction(write=False) as conn:

@@ -344,8 +344,8 @@ class Store:
     ) -> list[bytes]:
         return await self._run(self._db.sync_room_posts, conversation, posts, now_ms)
 
-    async def decline_room(self, room: bytes) -> None:
-        await self._run(self._db.decline_room, room)
+    async def decline_room(self, room: bytes, conversation: str) -> None:
+        await self._run(self._db.decline_room, room, conversation)
 
     async def declined_rooms(self) -> set[bytes]:
         return await self._run(self._db.declined_rooms)

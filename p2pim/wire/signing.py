@@ -20,6 +20,17 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 SEED_SIZE = KEY_SIZE = 32
 SIGNATURE_SIZE = 64
 _P = 2**255 - 19
+# The u-coordinates of Curve25519's points of small order: no real identity has one, and
+# a signing key mapping to one could be a forged "nobody" key.
+_SMALL_ORDER_U = frozenset(
+    (
+        0,
+        1,
+        325606250916557431795983626356110631294008115727848805560023387167927233504,
+        39382357235489614581723060781553021112529911719440698176882885853963445705823,
+        _P - 1,
+    )
+)
 
 
 def generate_seed() -> bytes:
@@ -59,4 +70,4 @@ def binds(key: bytes, static_public: bytes) -> bool:
     if y >= _P or y == 1:
         return False
     u = (1 + y) * pow(1 - y, _P - 2, _P) % _P
-    return u.to_bytes(32, "little") == static_public
+    return u not in _SMALL_ORDER_U and u.to_bytes(32, "little") == static_public
