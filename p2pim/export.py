@@ -32,7 +32,8 @@ def to_jsonl(messages: list[StoredMessage], nicks: dict[str, str]) -> Iterator[s
 
 
 def to_markdown(messages: list[StoredMessage], nicks: dict[str, str], peer: str) -> Iterator[str]:
-    yield f"# Conversation with {nicks.get(peer) or peer[:8]} ({peer[:8]})"
+    short = peer.removeprefix("room:")[:8]  # a peer's fingerprint, or a room's id
+    yield f"# Conversation with {nicks.get(peer) or short} ({short})"
     day = None
     for m in messages:
         sent = _local_time(m.sent_at, m.stored_at)

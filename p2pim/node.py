@@ -27,7 +27,7 @@ from p2pim.config import NodeConfig
 from p2pim.events import NodeEvent
 from p2pim.export import export
 from p2pim.identity import Identity, fingerprint, safety_number
-from p2pim.messaging import Messenger, now_ms
+from p2pim.messaging import Messenger, check_text, now_ms
 from p2pim.net.link import LinkClosed, PeerLink
 from p2pim.presence import AutoAway
 from p2pim.reach import Address, ReachPlanner, Source, Target, dialable
@@ -669,6 +669,7 @@ class Node:
     async def broadcast(self, text: str) -> dict[str, str]:
         """An announcement: one direct message to every peer online now (kept in history
         on both sides, like any message)."""
+        check_text(text)  # even when nobody is online to send it to
         online = [fp for fp in self._links if fp in self._records]
         sendable = [fp for fp in online if self._records[fp].trust != trust.KEY_CHANGED]
         return {peer: await self.send_text(peer, text) for peer in sendable}

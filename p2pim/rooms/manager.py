@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 MAX_ROOMS = 1024  # rooms we keep, counting invitations
 MAX_EVENTS_PER_ROOM = 100_000
-MAX_PENDING_ROOMS = 16  # rooms we are not in whose events we hold, awaiting an invitation
+MAX_PENDING_PER_PEER = 4  # rooms we are not in, held for one peer, awaiting an invitation
 MAX_PENDING_EVENTS = 10_000
 ROOM_QUEUE = 64  # batches waiting to go to one peer; beyond, anti-entropy catches up
 
@@ -86,6 +86,7 @@ class Rooms:
         self._synced: dict[str, set[bytes]] = {}  # per peer: rooms we sent a RoomSync this session
         # Rooms we are not in (yet): their events wait in memory until one invites us.
         self._pending: dict[bytes, dict[tuple[str, int], rs.Op]] = {}
+        self._pending_from: dict[bytes, str] = {}  # which peer sent us each held room
         self._queues: dict[str, trio.MemorySendChannel[Sequence[Message]]] = {}
         self._nursery: trio.Nursery | None = None
         self._lock = trio.Lock()  # one event accepted at a time: replays never interleave
@@ -239,7 +240,10 @@ class Rooms:
             return
         async with self._lock:
             before = self._states.get(room)
-            kept = await self._keep(op) if room in self._states else await self._hold(op)
+            if room in self._states:
+                kept = await self._keep(op)
+            else:
+                kept = await self._hold(op, link.fingerprint)
             after = self._states.get(room)
         if not kept or after is None:
             return
@@ -268,14 +272,19 @@ class Rooms:
         self._states[room] = rs.replay(room, ops.values())
         return True
 
-    async def _hold(self, op: rs.Op) -> bool:
-        """An event of a room we are not in: kept in memory (bounded) until the room's
-        log shows we are invited; then the room and its events are stored."""
+    async def _hold(self, op: rs.Op, sender: str) -> bool:
+        """An event of a room we are not in: kept in memory until the room's log shows we
+        are invited; then the room and its events are stored.  Each peer may have us hold
+        a few rooms (its oldest gives way), so nobody can crowd out others' invitations."""
         room = op.op.room
-        if room not in self._pending and (
-            len(self._pending) >= MAX_PENDING_ROOMS or len(self._states) >= MAX_ROOMS
-        ):
-            return False
+        if room not in self._pending:
+            if len(self._states) >= MAX_ROOMS:
+                return False
+            theirs = [r for r, s in self._pending_from.items() if s == sender]
+            if len(theirs) >= MAX_PENDING_PER_PEER:
+                self._pending.pop(theirs[0], None)
+                del self._pending_from[theirs[0]]
+            self._pending_from[room] = sender
         pending = self._pending.setdefault(room, {})
         if (op.author, op.op.seq) in pending or len(pending) >= MAX_PENDING_EVENTS:
             return False
@@ -284,6 +293,7 @@ class Rooms:
         if self._fp not in state.invited and not state.is_member(self._fp):
             return True
         del self._pending[room]
+        self._pending_from.pop(room, None)
         self._ops[room] = {}
         self._states[room] = rs.RoomState(room)
         for held in sorted(pending.values(), key=lambda o: o.order):
@@ -300,6 +310,14 @@ class Rooms:
         theirs = {fingerprint(c.author): c.seq for c in sync.have}
         if state is not None and (peer in state.members or peer in state.invited):
             missing = [op.event for op in state.accepted if op.op.seq > theirs.get(op.author, 0)]
+            await self._send_to({peer}, missing)
+        elif state is not None and (removal := _last_removal(state, peer)) is not None:
+            # Removed while away: it gets the log up to its removal, and learns of it.
+            missing = [
+                op.event
+                for op in state.accepted
+                if op.order <= removal.order and op.op.seq > theirs.get(op.author, 0)
+            ]
             await self._send_to({peer}, missing)
         mine = self._cursors(room)
         behind = state is None or any(seq > mine.get(fp, 0) for fp, seq in theirs.items())
@@ -430,6 +448,13 @@ class Rooms:
             state.is_member(self._fp),
             self._fp in state.invited,
         )
+
+
+def _last_removal(state: rs.RoomState, peer: str) -> rs.Op | None:
+    for op in reversed(state.accepted):
+        if op.op.kind == "remove" and fingerprint(op.op.subject) == peer:
+            return op
+    return None
 
 
 def _shape(state: rs.RoomState) -> tuple[object, ...]:
