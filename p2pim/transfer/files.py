@@ -152,6 +152,11 @@ class IncomingFile:
         os.lseek(self._fd, self.done, os.SEEK_SET)
         return self.done
 
+    @property
+    def is_open(self) -> bool:
+        """Opened, and neither finished nor discarded."""
+        return self._fd is not None
+
     def write(self, data: bytes) -> None:
         assert self._fd is not None
         view = memoryview(data)

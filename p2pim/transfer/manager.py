@@ -51,6 +51,7 @@ from p2pim.wire.messages import (
 
 log = logging.getLogger(__name__)
 
+STOP_CHECKPOINT_TIMEOUT = 5.0  # an interrupted download may take this long to save itself
 CHECKPOINT_BYTES = 8 << 20  # a receiver killed mid-file loses at most this much progress
 TRANSFER_RECEIVE_SIZE = 1 << 20
 SEND_BLOCK = 16 * MAX_CHUNK_BYTES  # read from disk and written to the socket at once
@@ -495,8 +496,14 @@ class Transfers:
             await trio.to_thread.run_sync(incoming.discard)
             return failure, None
         finally:
-            with trio.CancelScope(shield=True):
+            # Interrupted (a dropped link, a stop): what arrived is sound, so keep it all
+            # for the resume, not just what the last checkpoint made durable.
+            with trio.move_on_after(STOP_CHECKPOINT_TIMEOUT, shield=True):
                 await checkpoint.idle.wait()  # a checkpoint may still use the file
+                if incoming.is_open and incoming.done > file.done:
+                    await self._checkpoint(
+                        record, file.index, incoming, incoming.done, trio.Event()
+                    )
             incoming.close()  # after an interruption the partial file stays, for resuming
 
     async def _receive(
