@@ -162,10 +162,7 @@ class RpcServer:
     async def history(
         self, peer: str, before: str | None = None, limit: int = 50
     ) -> list[dict[str, Any]]:
-        before = _hex_id(before) if before is not None else None
-        if type(limit) is not int:
-            raise ValueError("limit is an integer")
-        found = await self.node.history(self.resolve_peer(peer), before=before, limit=limit)
+        found = await self.node.history(self.resolve_peer(peer), **_page(before, limit))
         return [message_to_json(m) for m in found]
 
     async def search(self, query: str, limit: int = 50) -> list[dict[str, Any]]:
@@ -273,10 +270,7 @@ class RpcServer:
     async def room_history(
         self, room: str, before: str | None = None, limit: int = 50
     ) -> list[dict[str, Any]]:
-        before = _hex_id(before) if before is not None else None
-        if type(limit) is not int:
-            raise ValueError("limit is an integer")
-        found = await self.node.room_history(room, before=before, limit=limit)
+        found = await self.node.room_history(room, **_page(before, limit))
         return [message_to_json(m) for m in found]
 
     async def send_files_to_room(
@@ -374,6 +368,13 @@ class RpcServer:
         else:
             response = {"jsonrpc": "2.0", "id": rid, "result": result}
         return response if "id" in request else None  # notifications get no reply
+
+
+def _page(before: object, limit: object) -> dict[str, Any]:
+    """A page of history: messages before the id `before` (or the newest), `limit` many."""
+    if type(limit) is not int:
+        raise ValueError("limit is an integer")
+    return {"before": _hex_id(before) if before is not None else None, "limit": limit}
 
 
 def _hex_id(text: object) -> str:
