@@ -152,13 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         "say which)",
     )
     send.add_argument("text", metavar="TEXT", help="the message (one argument: quote it)")
-    send.add_argument(
-        "--wait",
-        type=seconds,
-        default=5.0,
-        metavar="SECONDS",
-        help="how long to wait for the delivery receipt (default 5)",
-    )
+    add_wait(send, 5, "how long to wait for the delivery receipt")
     send_file = one_shot("send-file", "offer files and folders, and wait until they are sent")
     send_file.add_argument("name", metavar="PEER", help=peer_help)
     send_file.add_argument("paths", metavar="PATH", nargs="+")
@@ -170,21 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="give up (withdrawing the offer) after this long (default: never)",
     )
     peers = one_shot("peers", "list the peers this node knows")
-    peers.add_argument(
-        "--wait",
-        type=seconds,
-        default=2.0,
-        metavar="SECONDS",
-        help="without a running node: how long to let peers connect (default 2)",
-    )
+    add_wait(peers, 2, "without a running node: how long to let peers connect")
     doctor = one_shot("doctor", "check discovery, reachability and clocks; explain problems")
-    doctor.add_argument(
-        "--wait",
-        type=seconds,
-        default=3.0,
-        metavar="SECONDS",
-        help="without a running node: how long to let peers connect first (default 3)",
-    )
+    add_wait(doctor, 3, "without a running node: how long to let peers connect first")
     history = one_shot("history", "show the last messages with a peer")
     history.add_argument("name", metavar="PEER", help=peer_help)
     history.add_argument(
@@ -210,6 +192,16 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("status", nargs="?", choices=("online", "away", "busy"))
     status.add_argument("text", nargs="?", default="", metavar="TEXT", help="status text")
     return parser
+
+
+def add_wait(command: argparse.ArgumentParser, default: float, what: str) -> None:
+    command.add_argument(
+        "--wait",
+        type=seconds,
+        default=float(default),
+        metavar="SECONDS",
+        help=f"{what} (default {default:g})",
+    )
 
 
 def node_config(args: argparse.Namespace) -> NodeConfig:
