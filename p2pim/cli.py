@@ -100,7 +100,11 @@ ONE_SHOT_EPILOG = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="p2pim", description="Serverless LAN messenger.")
+    parser = argparse.ArgumentParser(
+        prog="p2pim",
+        description="Serverless LAN messenger. Without a command: the terminal UI.",
+        parents=[node_options()],
+    )
     parser.add_argument(
         "--profile",
         type=Path,
@@ -290,9 +294,12 @@ def main(argv: list[str] | None = None) -> int:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 out.write(text)
         return 0
-    parser.print_help()
-    print("\nThe terminal UI is not built yet; `p2pim daemon` runs a node.", file=sys.stderr)
-    return 0
+    from p2pim.ui.run import run_ui
+
+    try:
+        return run_ui(profile, args)
+    except ValueError as exc:  # a bad nick or option
+        parser.error(str(exc))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ HOMES = {
     "spake2": {"wire/pake.py"},
     "blake3": {"transfer/files.py"},
     "textual": {"ui/"},
+    "PIL": {"ui/conversation.py"},
+    "rich_pixels": {"ui/conversation.py"},
 }
 # The sans-IO core does no I/O and knows nothing above itself.
 WIRE_FORBIDDEN = {"trio", "socket", "asyncio", "selectors", "threading", "time", "os", "p2pim"}

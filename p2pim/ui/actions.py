@@ -1,0 +1,534 @@
+"""What each key, command-palette entry and slash command does (mixed into the app)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+
+from p2pim import events as ev
+from p2pim.cli import parse_host_port
+from p2pim.names import resolve_peer
+from p2pim.node import Node
+from p2pim.settings import Settings
+from p2pim.ui import commands
+from p2pim.ui import format as fmt
+from p2pim.ui.dialogs import Ask, Confirm, PickPeers
+from p2pim.ui.model import ROOM_PREFIX, Model
+from p2pim.ui.sidebar import GROUP_PREFIX
+
+STATUSES = ("online", "away", "busy")
+FAILED: Any = object()  # what `guarded` returns when the call failed (and was shown)
+
+
+class Actions(App[None]):
+    """The app's commands; `P2pimApp` provides the state and the views they update."""
+
+    node: Node
+    model: Model
+    settings: Settings | None
+    profile: Path | None
+
+    async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def open_conversation(self, key: str | None, *, reload: bool = True) -> None:
+        raise NotImplementedError
+
+    async def _load_and_open(self, key: str) -> None:
+        raise NotImplementedError
+
+    async def load_transfers(self) -> None:
+        raise NotImplementedError
+
+    def refresh_status(self) -> None:
+        raise NotImplementedError
+
+    def refresh_sidebar(self) -> None:
+        raise NotImplementedError
+
+    def refresh_transfers(self, event: ev.NodeEvent) -> None:
+        raise NotImplementedError
+
+    # ---- sending -------------------------------------------------------------------------
+
+    async def submit(self, text: str) -> None:
+        try:
+            command = commands.parse(text)
+        except commands.CommandError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if command is not None:
+            await self.run_command(command)
+            return
+        key = self.model.current
+        if key is None:
+            self.notify("Pick a person, room or group on the left first.", severity="warning")
+            return
+        await self.send_message(key, commands.message_text(text))
+
+    async def send_message(self, key: str, text: str) -> None:
+        if key.startswith(GROUP_PREFIX):
+            sent = await self.guarded(self.node.send_to_group, key.removeprefix(GROUP_PREFIX), text)
+            if sent is not FAILED:
+                self.model.add_own(key, f"g{fmt.now_ms()}", text, fmt.now_ms(), "sent")
+                self.open_conversation(key, reload=False)
+                self.notify(f"Sent to {len(sent)} member(s).")
+            return
+        if key.startswith(ROOM_PREFIX):
+            message_id = await self.guarded(
+                self.node.post_to_room, key.removeprefix(ROOM_PREFIX), text
+            )
+            if message_id is not FAILED:
+                self.model.add_own(key, message_id, text, fmt.now_ms(), "")
+                self.open_conversation(key, reload=False)
+            return
+        message_id = await self.guarded(self.node.send_text, key, text)
+        if message_id is FAILED:
+            return
+        connected = await self.call(self.node.is_connected, key)
+        self.model.add_own(key, message_id, text, fmt.now_ms(), "sent" if connected else "queued")
+        lines = self.model.conversations[key]
+        if lines and lines[-1].message_id == message_id:
+            from p2pim.ui.conversation import Conversation
+
+            self.query_one(Conversation).append(lines[-1])
+        if not connected:
+            self.notify(f"{self.model.nick(key)} is offline: queued, it goes when they are back.")
+
+    async def guarded(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """A node call whose failure is shown to the user (and gives FAILED), not raised."""
+        try:
+            return await self.call(fn, *args, **kwargs)
+        except Exception as exc:  # every refusal reaches the user as a message
+            self.notify(str(exc) or type(exc).__name__, severity="error", timeout=8)
+            return FAILED
+
+    async def answer_offer(
+        self, offer: ev.OfferReceived, accept: bool, directory: str | None
+    ) -> None:
+        """Accept or decline; a refused accept (no space, say) leaves the offer open."""
+        if accept:
+            done = await self.guarded(
+                self.node.accept_offer, offer.peer, offer.offer, directory=directory
+            )
+        else:
+            done = await self.guarded(self.node.decline_offer, offer.peer, offer.offer)
+        if done is not FAILED:
+            self.model.offers.pop((offer.peer, offer.offer), None)
+
+    # ---- slash commands ------------------------------------------------------------------
+
+    async def run_command(self, command: commands.Command) -> None:
+        name, args = command.name, command.args
+        key = self.model.current
+        room = key.removeprefix(ROOM_PREFIX) if key and key.startswith(ROOM_PREFIX) else None
+        peer = key if key and not key.startswith((ROOM_PREFIX, GROUP_PREFIX)) else None
+        needs_room = {"invite", "join", "decline", "leave", "topic", "kick", "admin"}
+        if name in needs_room and room is None:
+            self.notify(f"/{name} works in a room: open one first.", severity="warning")
+            return
+        if name in {"verify", "edit", "delete"} and peer is None:
+            self.notify(f"/{name} works in a conversation with a person.", severity="warning")
+            return
+        if name == "status":
+            await self.set_status(args[0], " ".join(args[1:]))
+        elif name == "send":
+            if args:
+                await self.send_paths(list(args))
+            else:
+                self.action_send_files()
+        elif name == "room":
+            await self.create_room(args[0])
+        elif name == "invite" and room:
+            target = self.resolve(args[0])
+            if target and await self.guarded(self.node.invite_to_room, room, target) is not FAILED:
+                self.notify(f"Invited {self.model.nick(target)}.")
+        elif name == "join" and room:
+            await self.guarded(self.node.join_room, room)
+        elif name == "decline" and room:
+            await self.guarded(self.node.decline_room, room)
+            self.model.rooms.pop(room, None)
+            self.open_conversation(None)
+        elif name == "leave" and room:
+            self.action_leave_room()
+        elif name == "topic" and room:
+            await self.guarded(self.node.set_room_topic, room, args[0])
+        elif name in ("kick", "admin") and room:
+            target = self.resolve(args[0])
+            fn = self.node.remove_from_room if name == "kick" else self.node.make_room_admin
+            if target:
+                await self.guarded(fn, room, target)
+        elif name == "group":
+            await self.save_group(args[0], [fp for a in args[1:] if (fp := self.resolve(a))])
+        elif name == "broadcast":
+            await self.broadcast(args[0])
+        elif name == "verify":
+            self.action_verify()
+        elif name == "search":
+            self.action_search(args[0])
+        elif name == "export":
+            await self.export(*args)
+        elif name == "peer":
+            await self.add_peer(args[0])
+        elif name in ("edit", "delete") and peer:
+            await self.edit_last(peer, args[0] if args else None)
+        elif name == "transfers":
+            self.action_transfers()
+        elif name == "settings":
+            self.action_settings()
+        elif name == "help":
+            self.action_help()
+        elif name == "quit":
+            await self.action_quit()
+
+    def resolve(self, name: str) -> str | None:
+        """A peer's fingerprint from a nick or fingerprint prefix; tells the user if not."""
+        try:
+            return resolve_peer(
+                name, [(c.fingerprint, c.nick) for c in self.model.contacts.values()]
+            )
+        except ValueError as exc:
+            self.notify(str(exc), severity="error")
+            return None
+
+    async def set_status(self, status: str, text: str) -> None:
+        if status not in STATUSES:
+            self.notify(f"a status is one of {', '.join(STATUSES)}", severity="error")
+            return
+        await self.guarded(self.node.set_status, status, text)
+        self.refresh_status()
+
+    async def create_room(self, name: str, topic: str = "") -> None:
+        room = await self.guarded(self.node.create_room, name, topic)
+        if room is not FAILED:
+            for info in await self.call(self.node.rooms):
+                self.model.set_room(info)
+            self.open_conversation(ROOM_PREFIX + room)
+            self.notify(f"Room #{name} created: /invite PEER asks people in.")
+
+    async def save_group(self, name: str, members: list[str]) -> None:
+        if await self.guarded(self.node.set_group, name, members) is not FAILED:
+            self.model.groups = await self.call(self.node.groups)
+            self.refresh_sidebar()
+            self.notify(
+                f"Group {name}: {len(members)} member(s)." if members else f"Group {name} removed."
+            )
+
+    async def broadcast(self, text: str) -> None:
+        sent = await self.guarded(self.node.broadcast, text)
+        if sent is not FAILED:
+            self.notify(f"Broadcast to {len(sent)} peer(s) online.")
+
+    async def send_paths(self, paths: list[str]) -> None:
+        key = self.model.current
+        missing = [p for p in paths if not Path(p).expanduser().exists()]
+        if missing:
+            self.notify(f"No such file or folder: {missing[0]}", severity="error")
+            return
+        resolved = [str(Path(p).expanduser()) for p in paths]
+        if key is None or key.startswith(GROUP_PREFIX):
+            self.notify(
+                "Open a conversation with a person or a room to send files.", severity="warning"
+            )
+        elif key.startswith(ROOM_PREFIX):
+            if (
+                await self.guarded(
+                    self.node.send_files_to_room, key.removeprefix(ROOM_PREFIX), resolved
+                )
+                is not FAILED
+            ):
+                self.notify("Offered to every member of the room.")
+        else:
+            offer = await self.guarded(self.node.send_files, [key], resolved)
+            if offer is not FAILED:
+                await self.load_transfers()
+                self.refresh_transfers(ev.OfferAnswered(key, offer, ()))
+
+    async def export(self, *args: str) -> None:
+        key = self.model.current
+        if key is None or key.startswith(GROUP_PREFIX):
+            self.notify("Open a conversation to export it.", severity="warning")
+            return
+        fmt_name = args[0] if args else "markdown"
+        if fmt_name not in ("markdown", "jsonl"):
+            self.notify("usage: /export [markdown|jsonl] [FILE]", severity="error")
+            return
+        suffix = "md" if fmt_name == "markdown" else "jsonl"
+        target = (
+            Path(args[1]).expanduser()
+            if len(args) > 1
+            else self.node.config.download_dir / f"{self.model.title(key).lstrip('#')}.{suffix}"
+        )
+        text = await self.guarded(self.node.export, key, fmt_name)
+        if text is FAILED:
+            return
+        try:
+            await asyncio.to_thread(_write_private, target, text)
+        except OSError as exc:
+            self.notify(f"Could not write {target}: {exc.strerror}", severity="error")
+            return
+        self.notify(f"Saved to {target}")
+
+    async def add_peer(self, address: str) -> None:
+        try:
+            host, port = parse_host_port(address)
+        except Exception as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if await self.guarded(self.node.add_peer, host, port) is not FAILED:
+            self.notify(f"Reaching {host}:{port}; it is remembered.")
+
+    async def edit_last(self, peer: str, text: str | None) -> None:
+        own = [
+            line
+            for line in self.model.conversations.get(peer, [])
+            if line.outgoing and not line.deleted
+        ]
+        if not own:
+            self.notify("You have sent nothing here yet.", severity="warning")
+            return
+        if text is None:
+            await self.guarded(self.node.delete, peer, own[-1].message_id)
+            self.model.apply(ev.MessageDeleted(peer, own[-1].message_id))
+        else:
+            await self.guarded(self.node.edit, peer, own[-1].message_id, text)
+            self.model.apply(ev.MessageEdited(peer, own[-1].message_id, text))
+        self.open_conversation(peer, reload=False)
+
+    async def desktop_notify(self, title: str, text: str) -> None:
+        program = shutil.which("notify-send")
+        if program is None:
+            return
+        process = await asyncio.create_subprocess_exec(
+            program,
+            "--app-name=p2pim",
+            title,
+            text,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        await process.wait()
+
+    # ---- actions bound to keys and the command palette ------------------------------------
+
+    def action_help(self) -> None:
+        from p2pim.ui.help import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    def action_transfers(self) -> None:
+        from p2pim.ui.transfers import TransfersScreen
+
+        self.push_screen(TransfersScreen(self.model))
+
+    def action_status(self) -> None:
+        current = self.node.status
+
+        def chosen(values: object) -> None:
+            if isinstance(values, tuple):
+                self.run_worker(self.set_status(values[0].strip().lower() or "online", values[1]))
+
+        self.push_screen(
+            Ask(
+                "Your status",
+                [
+                    ("online, away or busy", current.status),
+                    ("status text (optional)", current.status_text),
+                ],
+                hint="Auto-away sets “away” after the idle time in Settings (F4).",
+            ),
+            chosen,
+        )
+
+    def action_send_files(self) -> None:
+        from p2pim.ui.picker import FilePicker
+
+        if self.model.current is None or self.model.current.startswith(GROUP_PREFIX):
+            self.notify("Open a conversation with a person or a room first.", severity="warning")
+            return
+
+        def picked(paths: object) -> None:
+            if isinstance(paths, list) and paths:
+                self.run_worker(self.send_paths(paths))
+
+        self.push_screen(FilePicker(Path.home()), picked)
+
+    def action_search(self, query: str = "") -> None:
+        from p2pim.ui.search import SearchScreen
+
+        def jump(hit: object) -> None:
+            if isinstance(hit, tuple):
+                self.run_worker(self.jump_to(*hit))
+
+        self.push_screen(SearchScreen(self.node, self.model, self.call, query), jump)
+
+    async def jump_to(self, key: str, message_id: str) -> None:
+        await self._load_and_open(key)
+        from p2pim.ui.conversation import Conversation
+
+        if not self.query_one(Conversation).highlight(message_id):
+            self.notify("That message is older than what is shown here.", severity="warning")
+
+    def action_new_room(self) -> None:
+        def made(values: object) -> None:
+            if isinstance(values, tuple) and values[0].strip():
+                self.run_worker(self.create_room(values[0].strip(), values[1].strip()))
+
+        self.push_screen(
+            Ask("New room", [("room name", ""), ("topic (optional)", "")], ok="Create"), made
+        )
+
+    def action_invite(self) -> None:
+        key = self.model.current
+        if key is None or not key.startswith(ROOM_PREFIX):
+            self.notify("Open a room first.", severity="warning")
+            return
+        room = self.model.rooms[key.removeprefix(ROOM_PREFIX)]
+        candidates = [
+            (c.nick, c.fingerprint)
+            for c in self.model.contacts.values()
+            if c.fingerprint not in room.members and c.trust is not None
+        ]
+
+        def chosen(result: object) -> None:
+            if isinstance(result, tuple):
+                for fp in result[1]:
+                    self.run_worker(self.guarded(self.node.invite_to_room, room.room, fp))
+
+        self.push_screen(PickPeers(f"Invite to #{room.name}", candidates, ok="Invite"), chosen)
+
+    def action_leave_room(self) -> None:
+        key = self.model.current
+        if key is None or not key.startswith(ROOM_PREFIX):
+            self.notify("Open a room first.", severity="warning")
+            return
+        room = key.removeprefix(ROOM_PREFIX)
+
+        def confirmed(yes: object) -> None:
+            if yes is True:
+                self.run_worker(self.guarded(self.node.leave_room, room))
+
+        self.push_screen(Confirm(f"Leave {self.model.title(key)}?", yes="Leave"), confirmed)
+
+    def action_new_group(self) -> None:
+        key = self.model.current
+        name = key.removeprefix(GROUP_PREFIX) if key and key.startswith(GROUP_PREFIX) else ""
+        members = self.model.groups.get(name, [])
+        candidates = [
+            (c.nick, c.fingerprint) for c in self.model.contacts.values() if c.trust is not None
+        ]
+
+        def chosen(result: object) -> None:
+            if isinstance(result, tuple) and result[0]:
+                self.run_worker(self.save_group(result[0], result[1]))
+
+        self.push_screen(
+            PickPeers("Contact group", candidates, selected=members, name=name, ok="Save"), chosen
+        )
+
+    def action_broadcast(self) -> None:
+        def typed(values: object) -> None:
+            if isinstance(values, tuple) and values[0].strip():
+                self.run_worker(self.broadcast(values[0]))
+
+        self.push_screen(Ask("Broadcast to everyone online", [("message", "")], ok="Send"), typed)
+
+    def action_add_peer(self) -> None:
+        def typed(values: object) -> None:
+            if isinstance(values, tuple) and values[0].strip():
+                self.run_worker(self.add_peer(values[0].strip()))
+
+        hint = f"This node listens on port {self.node.port}." if self.node.port else ""
+        self.push_screen(
+            Ask("Add a peer by address", [("HOST:PORT", "")], hint=hint, ok="Add"), typed
+        )
+
+    def action_export(self) -> None:
+        self.run_worker(self.export())
+
+    def action_verify(self) -> None:
+        key = self.model.current
+        if (
+            key is None
+            or key.startswith((ROOM_PREFIX, GROUP_PREFIX))
+            or key not in self.model.contacts
+        ):
+            self.notify("Open a conversation with a person to verify them.", severity="warning")
+            return
+        self.run_worker(self.open_verify(key))
+
+    async def open_verify(self, peer: str) -> None:
+        from p2pim.ui.verify import VerifyScreen, VerifyView
+
+        number = await self.guarded(self.node.safety_number, peer)
+        if number is FAILED:
+            return
+        contact = self.model.contacts[peer]
+        view = VerifyView(
+            contact.nick, peer, self.model.me, number, contact.trust, contact.previous_fingerprint
+        )
+        choice = await self.push_screen_wait(VerifyScreen(view))
+        if choice == "verified":
+            if await self.guarded(self.node.verify, peer) is not FAILED:
+                self.notify(f"{contact.nick} is verified.")
+        elif choice == "show-code":
+            code = await self.call(self.node.start_pairing)
+            await self.push_screen_wait(
+                Confirm(
+                    f"Pairing code: {code}\n\nRead it to {contact.nick}; they choose "
+                    "“Enter their code”. It works once, for five minutes.",
+                    yes="Done",
+                    no="Close",
+                )
+            )
+        elif choice == "enter-code":
+            addresses = [
+                r.addresses
+                for r in await self.call(self.node.reachability)
+                if r.fingerprint == peer
+            ]
+            address = addresses[0][0] if addresses and addresses[0] else ""
+            values = await self.push_screen_wait(
+                Ask(
+                    f"Pair with {contact.nick}",
+                    [("their code", ""), ("their HOST:PORT", address)],
+                    ok="Pair",
+                )
+            )
+            if isinstance(values, tuple):
+                try:
+                    host, port = parse_host_port(values[1].strip())
+                except Exception as exc:
+                    self.notify(str(exc), severity="error")
+                    return
+                if await self.guarded(self.node.pair, host, port, values[0].strip()) is not FAILED:
+                    self.notify(f"Paired: {contact.nick} is verified on both sides.")
+
+    def action_settings(self) -> None:
+        from p2pim.ui.settings_screen import SettingsScreen
+
+        if self.settings is None:
+            self.notify("Settings need a profile (this node runs without one).", severity="warning")
+            return
+        self.push_screen(SettingsScreen(self.settings, self.node.port), self.settings_saved)
+
+    def settings_saved(self, result: object) -> None:
+        if isinstance(result, Settings):
+            self.settings = result
+            if self.profile is not None:
+                self.run_worker(asyncio.to_thread(result.save, self.profile))
+            self.node.config.download_dir = Path(result.download_dir)  # read at each accept
+            self.notify("Saved. A new nick or interfaces apply from the next start.")
+
+
+def _write_private(path: Path, text: str) -> None:
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)

@@ -1,0 +1,370 @@
+"""The Textual app: layout, key bindings, and node events turned into screen updates.
+
+Everything the user does becomes one `Node` call through the bridge (`self.call`);
+everything that happens comes back as a node event folded into the `Model`.  What each
+command does lives in `actions.py`; this module wires the pieces together.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Footer, OptionList, Static
+
+from p2pim import control
+from p2pim import events as ev
+from p2pim.identity import format_fingerprint
+from p2pim.node import Node
+from p2pim.settings import Settings
+from p2pim.ui import format as fmt
+from p2pim.ui.actions import Actions
+from p2pim.ui.bridge import NodeBridge
+from p2pim.ui.composer import Composer
+from p2pim.ui.conversation import Conversation
+from p2pim.ui.model import ROOM_PREFIX, Model
+from p2pim.ui.offer import OfferScreen
+from p2pim.ui.palette import P2pimCommands
+from p2pim.ui.sidebar import GROUP_PREFIX, Sidebar
+from p2pim.ui.transfers import TransfersScreen
+
+TYPING_EVERY = 2.0  # seconds between "typing" signals while the user keeps typing
+
+
+class NodeEvent(Message):
+    """A node event, delivered on the UI's message queue."""
+
+    def __init__(self, event: ev.NodeEvent) -> None:
+        super().__init__()
+        self.event = event
+
+
+class StatusBar(Static):
+    """Own nick, status and fingerprint."""
+
+    DEFAULT_CSS = """
+    StatusBar { dock: top; height: 1; background: $panel; padding: 0 1; }
+    """
+
+    def show(self, nick: str, status: str, text: str, fingerprint: str) -> None:
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append("p2pim  ", "bold")
+        line.append(f"{nick} ", "bold")
+        line.append(
+            fmt.PRESENCE_GLYPH.get(status, "") + f" {status}", fmt.PRESENCE_STYLE.get(status, "")
+        )
+        if text:
+            line.append(f" “{text}”", "italic")
+        line.append(f"   id {format_fingerprint(fingerprint)[:19]}", "dim")
+        self.update(line)
+
+
+class P2pimApp(Actions):
+    TITLE = "p2pim"
+    CSS = """
+    #main { height: 1fr; }
+    #chat { width: 1fr; }
+    #chat-title { height: 1; padding: 0 1; background: $boost; text-style: bold; }
+    #typing { height: 1; padding: 0 1; color: $text-muted; text-style: italic; }
+    """
+    COMMANDS = App.COMMANDS | {P2pimCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "help", "Help", priority=True),
+        Binding("f2", "status", "Status", priority=True),
+        Binding("f3", "transfers", "Transfers", priority=True),
+        Binding("ctrl+o", "send_files", "Send file", priority=True),
+        Binding("ctrl+f", "search", "Search", priority=True),
+        Binding("ctrl+n", "new_room", "Room", priority=True),
+        Binding("ctrl+r", "verify", "Verify", priority=True),
+        Binding("ctrl+g", "new_group", "Group", show=False, priority=True),
+        Binding("ctrl+b", "broadcast", "Broadcast", show=False, priority=True),
+        Binding("f4", "settings", "Settings", show=False, priority=True),
+        Binding("escape", "focus_input", "Input", show=False),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(
+        self,
+        node: Node,
+        *,
+        settings: Settings | None = None,
+        profile: Path | None = None,
+        peers: tuple[tuple[str, int], ...] = (),
+    ) -> None:
+        """`profile`: where settings are saved and the control socket is served (None:
+        neither, as in tests)."""
+        super().__init__()
+        self.node = node
+        self.settings = settings
+        self.profile = profile
+        self.model = Model(node.fingerprint, node.config.nick)
+        socket = control.socket_path(profile) if profile is not None else None
+        self.bridge = NodeBridge(node, self._relay, peers=peers, control_socket=socket)
+        self._typing_sent: dict[str, float] = {}
+        self._quitting = False
+
+    # ---- life cycle ----------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        with Horizontal(id="main"):
+            yield Sidebar(id="sidebar")
+            with Vertical(id="chat"):
+                yield Static("", id="chat-title")
+                yield Conversation(id="conversation")
+                yield Static("", id="typing")
+                yield Composer(id="composer")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        await self.bridge.start()
+        for peer in await self.call(self.node.peers):
+            contact = self.model.contact(peer.fingerprint, peer.nick)
+            contact.status = peer.status if peer.connected else "offline"
+            contact.status_text, contact.trust = peer.status_text, peer.trust
+        for room in await self.call(self.node.rooms):
+            self.model.set_room(room)
+        self.model.groups = await self.call(self.node.groups)
+        await self.load_transfers()
+        self.refresh_status()
+        self.refresh_sidebar()
+        self.open_conversation(None)
+        self.query_one(Composer).focus()
+        self.run_worker(self._exit_when_node_stops())
+
+    async def _exit_when_node_stops(self) -> None:
+        """The node can stop without us (a script's `shutdown` over the control socket)."""
+        await self.bridge.wait()
+        self.exit()
+
+    async def load_transfers(self) -> None:
+        for info in reversed(await self.call(self.node.transfers)):  # oldest first
+            self.model.set_transfer(info, fmt.now_ms())
+
+    async def on_unmount(self) -> None:
+        await self.bridge.shutdown()  # also when the app ends some other way than quit
+
+    async def action_quit(self) -> None:
+        """Say goodbye to every peer, withdraw from mDNS, close the database, then exit."""
+        if self._quitting:
+            return
+        self._quitting = True
+        self.query_one(StatusBar).update(Text("Saying goodbye…", "bold"))
+        await self.bridge.shutdown()
+        self.exit()
+
+    async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """One node call, run in trio; its result, or its exception raised here."""
+        return await self.bridge.call(fn, *args, **kwargs)
+
+    def _relay(self, event: ev.NodeEvent) -> None:
+        self.post_message(NodeEvent(event))
+
+    # ---- node events ---------------------------------------------------------------------
+
+    async def on_node_event(self, message: NodeEvent) -> None:
+        event = message.event
+        changed = self.model.apply(event)
+        if "contacts" in changed or "rooms" in changed:
+            self.refresh_sidebar()
+        current = self.model.current
+        if current is not None and current in changed:
+            self.refresh_conversation(event)
+        if "transfers" in changed:
+            self.refresh_transfers(event)
+        await self.announce(event)
+
+    def refresh_conversation(self, event: ev.NodeEvent) -> None:
+        key = self.model.current
+        assert key is not None
+        view = self.query_one(Conversation)
+        lines = self.model.conversations.get(key, [])
+        match event:
+            case ev.MessageReceived() | ev.RoomMessage() if lines:
+                view.append(lines[-1])
+                self.run_worker(self.mark_read(key))
+            case (
+                ev.MessageEdited() | ev.MessageDeleted() | ev.MessageDelivered() | ev.MessageRead()
+            ):
+                for line in lines:
+                    if line.message_id == event.message_id:
+                        view.patch(line)
+            case ev.TypingChanged():
+                self.refresh_typing()
+            case _:
+                self.open_conversation(key, reload=False)
+
+    def refresh_transfers(self, event: ev.NodeEvent) -> None:
+        offer = getattr(event, "offer", None)
+        peer = getattr(event, "peer", None)
+        transfer = self.model.transfers.get((peer, offer)) if peer and offer else None
+        if transfer is not None and transfer.peer == self.model.current:
+            self.query_one(Conversation).card(transfer, self.model.nick(transfer.peer))
+        for screen in self.screen_stack:
+            if isinstance(screen, TransfersScreen):
+                screen.refresh_rows()
+
+    async def announce(self, event: ev.NodeEvent) -> None:
+        """Toasts, the bell and desktop notifications for what happens elsewhere."""
+        match event:
+            case ev.MessageReceived(sender=sender, nick=nick, text=text) if (
+                sender != self.model.current
+            ):
+                self.alert(f"{nick}: {text[:120]}", title="New message")
+            case ev.RoomMessage(room=room, nick=nick, text=text, author=author) if (
+                ROOM_PREFIX + room != self.model.current and author != self.model.me
+            ):
+                self.alert(f"{nick}: {text[:120]}", title=self.model.title(ROOM_PREFIX + room))
+            case ev.OfferReceived(nick=nick, files=files, total_size=total):
+                self.alert(
+                    f"{nick} offers {len(files)} file(s), {fmt.size(total)}", title="Files offered"
+                )
+                self.ask_offer(event)
+            case ev.TransferFinished(state="failed", reason=reason, peer=peer):
+                self.notify(
+                    f"Transfer with {self.model.nick(peer)} failed: {reason}",
+                    severity="error",
+                    timeout=10,
+                )
+            case ev.TransferFinished(state="completed", outgoing=False, files=files):
+                saved = [f.saved_as for f in files if f.saved_as]
+                self.notify(f"Received {len(saved)} file(s)" + (f": {saved[0]}" if saved else ""))
+            case ev.RoomInvited(name=name, inviter_nick=inviter):
+                self.alert(
+                    f"{inviter} invites you to #{name}: open it to join", title="Room invitation"
+                )
+            case ev.PeerKeyChanged(nick=nick):
+                self.notify(
+                    f"{nick}'s key changed. Sending to them is blocked until you verify (Ctrl+R).",
+                    severity="warning",
+                    timeout=15,
+                )
+            case ev.PairingFailed(reason=reason):
+                self.notify(f"Pairing failed: {reason}", severity="error")
+
+    def alert(self, text: str, *, title: str) -> None:
+        self.notify(text, title=title)
+        if self.settings is None or self.settings.bell:
+            self.bell()
+        if self.settings is not None and self.settings.desktop_notifications:
+            self.run_worker(self.desktop_notify(title, text))
+
+    # ---- showing state -------------------------------------------------------------------
+
+    def refresh_status(self) -> None:
+        status = self.node.status
+        self.query_one(StatusBar).show(
+            self.model.my_nick, status.status, status.status_text, self.model.me
+        )
+
+    def refresh_sidebar(self) -> None:
+        self.query_one(Sidebar).show(self.model)
+
+    def refresh_typing(self) -> None:
+        key = self.model.current
+        contact = self.model.contacts.get(key) if key else None
+        typing = f"{contact.nick} is typing…" if contact and contact.typing else ""
+        self.query_one("#typing", Static).update(typing)
+
+    def open_conversation(self, key: str | None, *, reload: bool = True) -> None:
+        """Show a conversation (None: the welcome text); loads its history first."""
+        if key is not None and reload:
+            self.run_worker(self._load_and_open(key), group="open", exclusive=True)
+            return
+        self.model.open(key) if key is not None else None
+        title = self.model.title(key) if key and not key.startswith(GROUP_PREFIX) else ""
+        notice = ""
+        if key and key.startswith(GROUP_PREFIX):
+            name = key.removeprefix(GROUP_PREFIX)
+            members = ", ".join(self.model.nick(fp) for fp in self.model.groups.get(name, []))
+            title = f"≡ {name}"
+            notice = f"Messages here go to each member as a private message: {members}"
+        elif key and key.startswith(ROOM_PREFIX):
+            room = self.model.rooms.get(key.removeprefix(ROOM_PREFIX))
+            if room is not None:
+                members = ", ".join(self.model.nick(fp) for fp in room.members)
+                title += f"  {room.topic}" if room.topic else ""
+                notice = (
+                    f"{room.inviter_nick or 'Someone'} invited you: /join or /decline"
+                    if room.invited_us and not room.joined
+                    else f"Members: {members}"
+                )
+        elif key:
+            contact = self.model.contacts.get(key)
+            if contact is not None:
+                title += f"  {fmt.PRESENCE_GLYPH.get(contact.status, '')} {contact.status}"
+                title += f"  {contact.status_text}" if contact.status_text else ""
+        self.query_one("#chat-title", Static).update(title)
+        self.query_one(Conversation).show(self.model, key, notice)
+        self.query_one(Composer).disabled = key is not None and self.model.blocked(key)
+        self.refresh_typing()
+        self.refresh_sidebar()
+
+    async def _load_and_open(self, key: str) -> None:
+        if key.startswith(ROOM_PREFIX):
+            history = await self.call(
+                self.node.room_history, key.removeprefix(ROOM_PREFIX), limit=200
+            )
+            self.model.load_history(key, history)
+        elif not key.startswith(GROUP_PREFIX):
+            self.model.load_history(key, await self.call(self.node.history, key, limit=200))
+        self.open_conversation(key, reload=False)
+        if not key.startswith(GROUP_PREFIX):
+            await self.mark_read(key)
+
+    async def mark_read(self, key: str) -> None:
+        if not key.startswith((ROOM_PREFIX, GROUP_PREFIX)) and self.model.conversations.get(key):
+            await self.call(self.node.mark_read, key)
+
+    # ---- input ---------------------------------------------------------------------------
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option_id:
+            self.open_conversation(event.option_id)
+            self.query_one(Composer).focus()
+
+    def on_composer_typing(self, message: Composer.Typing) -> None:
+        self.run_worker(self.call(self.node.note_activity))
+        key = self.model.current
+        if key is None or key.startswith((ROOM_PREFIX, GROUP_PREFIX)):
+            return
+        now = time.monotonic()
+        if message.active and now - self._typing_sent.get(key, 0.0) < TYPING_EVERY:
+            return
+        self._typing_sent[key] = now if message.active else 0.0
+        self.run_worker(self.call(self.node.set_typing, key, message.active))
+
+    async def on_composer_submitted(self, message: Composer.Submitted) -> None:
+        await self.submit(message.text)
+
+    def on_transfers_screen_act(self, message: TransfersScreen.Act) -> None:
+        transfer = message.transfer
+        if message.what == "answer":
+            offer = self.model.offers.get((transfer.peer, transfer.offer))
+            if offer is not None:
+                self.run_worker(self.answer_offer(offer, message.accept, None))
+        elif message.what == "cancel":
+            self.run_worker(self.guarded(self.node.cancel_transfer, transfer.peer, transfer.offer))
+
+    def ask_offer(self, offer: ev.OfferReceived) -> None:
+        """Open the offer modal now, unless another dialog is up (then F3 answers it)."""
+        if len(self.screen_stack) > 1:
+            return
+        trust = self.model.contacts[offer.peer].trust if offer.peer in self.model.contacts else None
+
+        def answered(answer: object) -> None:
+            from p2pim.ui.offer import Answer
+
+            if isinstance(answer, Answer):
+                self.run_worker(self.answer_offer(offer, answer.accept, answer.directory))
+
+        self.push_screen(OfferScreen(offer, trust, str(self.node.config.download_dir)), answered)
+
+    def action_focus_input(self) -> None:
+        self.query_one(Composer).focus()

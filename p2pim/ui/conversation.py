@@ -1,0 +1,174 @@
+"""The open conversation: day separators, authors, times, receipts, edits, file cards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from p2pim.ui import format as fmt
+from p2pim.ui.model import Line, Model, Transfer
+
+PREVIEW_SIZE = (32, 16)  # columns, pixel rows (two per text row)
+
+
+def render_line(line: Line) -> Text:
+    text = Text()
+    text.append(fmt.clock(line.sent_at) + " ", "dim")
+    text.append(line.nick, "bold cyan" if line.outgoing else "bold magenta")
+    text.append(": ")
+    if line.deleted:
+        text.append("message deleted", "dim italic")
+    else:
+        text.append(line.text)
+    if line.edited and not line.deleted:
+        text.append(" (edited)", "dim italic")
+    if line.mark:
+        style = "red" if line.mark == "failed" else "green" if line.mark == "read" else "dim"
+        text.append("  " + fmt.DELIVERY_MARK[line.mark], style)
+    return text
+
+
+def render_card(transfer: Transfer, nick: str) -> Text:
+    arrow = "→" if transfer.outgoing else "←"
+    text = Text()
+    text.append(f"{arrow} 📎 ", "bold")
+    names = ", ".join(transfer.names[:3]) + (" …" if len(transfer.names) > 3 else "")
+    text.append(names, "bold")
+    text.append(f"  {fmt.size(transfer.total)}  ", "dim")
+    state = transfer.state if transfer.finished else f"{transfer.fraction:.0%}"
+    style = {"completed": "green", "failed": "red", "cancelled": "yellow"}.get(state, "")
+    text.append(state, style)
+    if transfer.reason and transfer.state != "completed":
+        text.append(f" ({transfer.reason})", "dim")
+    if transfer.saved_as:
+        text.append(f"\n   saved as {transfer.saved_as[0]}", "dim")
+    return text
+
+
+def image_preview(path: str) -> RenderableType | None:
+    """A half-block preview of an image file, or None when it cannot be read."""
+    try:
+        from PIL import Image
+        from rich_pixels import Pixels
+
+        with Image.open(Path(path)) as image:
+            image.thumbnail((PREVIEW_SIZE[0], PREVIEW_SIZE[1]))
+            pixels: RenderableType = Pixels.from_image(image.convert("RGB"))
+            return pixels
+    except Exception:  # any unreadable or hostile image: the card alone is shown
+        return None
+
+
+class MessageView(Static):
+    DEFAULT_CSS = """
+    MessageView { padding: 0 1; }
+    MessageView.outgoing { background: $boost; }
+    MessageView.found { background: $warning 30%; }
+    """
+
+
+class DaySeparator(Static):
+    DEFAULT_CSS = """
+    DaySeparator { color: $text-muted; text-align: center; text-style: italic; }
+    """
+
+
+class FileCard(Static):
+    DEFAULT_CSS = """
+    FileCard { padding: 0 1; margin: 0 0 0 2; border-left: thick $accent; }
+    """
+
+
+class Conversation(VerticalScroll):
+    """Shows one conversation; rebuilt on open, appended to or patched on events."""
+
+    DEFAULT_CSS = """
+    Conversation { height: 1fr; }
+    Conversation > .banner { background: $error; color: $text; padding: 0 1; }
+    Conversation > .notice { color: $text-muted; padding: 0 1; }
+    """
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.key: str | None = None
+        self._last_day: int | None = None
+
+    def show(self, model: Model, key: str | None, notice: str = "") -> None:
+        self.key = key
+        self._last_day = None
+        self.remove_children()
+        if key is None:
+            self.mount(Static(WELCOME, classes="notice"))
+            return
+        if model.blocked(key):
+            self.mount(Static(key_change_banner(model, key), classes="banner"))
+        if notice:
+            self.mount(Static(notice, classes="notice"))
+        for line in model.conversations.get(key, []):
+            self.append(line)
+        for transfer in model.transfers.values():
+            if transfer.peer == key:
+                self.card(transfer, model.nick(transfer.peer))
+        self.scroll_end(animate=False)
+
+    def append(self, line: Line) -> None:
+        if self._last_day is None or not fmt.same_day(self._last_day, line.sent_at):
+            self.mount(DaySeparator(f"── {fmt.day(line.sent_at)} ──"))
+        self._last_day = line.sent_at
+        view = MessageView(render_line(line), id=f"m-{line.message_id}")
+        view.set_class(line.outgoing, "outgoing")
+        self.mount(view)
+        self.scroll_end(animate=False)
+
+    def patch(self, line: Line) -> None:
+        for view in self.query(f"#m-{line.message_id}"):
+            if isinstance(view, Static):
+                view.update(render_line(line))
+
+    def card(self, transfer: Transfer, nick: str) -> None:
+        card_id = f"t-{transfer.offer}"
+        body: RenderableType = render_card(transfer, nick)
+        if transfer.state == "completed" and not transfer.outgoing:
+            previews = [image_preview(p) for p in transfer.saved_as if fmt.is_image(p)]
+            shown = [p for p in previews if p is not None]
+            if shown:
+                body = Group(body, *shown)
+        existing = self.query(f"#{card_id}")
+        if existing:
+            existing.first(Static).update(body)
+        else:
+            self.mount(FileCard(body, id=card_id))
+            self.scroll_end(animate=False)
+
+    def highlight(self, message_id: str) -> bool:
+        """Scroll to a message and mark it (a search result); False if it is not shown."""
+        for view in self.query(MessageView):
+            view.remove_class("found")
+        found = self.query(f"#m-{message_id}")
+        if not found:
+            return False
+        view = found.first(MessageView)
+        view.add_class("found")
+        self.scroll_to_widget(view, animate=False)
+        return True
+
+
+WELCOME = (
+    "Welcome to p2pim.\n\n"
+    "Pick a person or a room on the left (Tab moves between panes), or press Ctrl+P for "
+    "every command. Peers on this network appear by themselves; F1 shows the keys."
+)
+
+
+def key_change_banner(model: Model, key: str) -> Text:
+    contact = model.contacts[key]
+    return Text(
+        f"⚠ {contact.nick}'s key has changed since you last talked. This can be a reinstall, "
+        "or someone pretending to be them. Sending is blocked until you compare safety "
+        "numbers: press Ctrl+R (or type /verify).",
+        style="bold",
+    )

@@ -1,0 +1,323 @@
+"""What the UI shows, kept apart from both the widgets and the node (pure, no I/O).
+
+Node events go in through `apply()`; widgets read the result.  Conversations are keyed
+like the message store keys them: a peer's fingerprint, or `room:<id>` for a room.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from p2pim import events as ev
+from p2pim.rooms.manager import RoomInfo
+from p2pim.storage.messages import StoredMessage
+from p2pim.transfer.manager import TransferInfo
+
+Mark = Literal["", "queued", "sent", "delivered", "read", "failed"]
+ROOM_PREFIX = "room:"
+
+
+def room_key(room: str) -> str:
+    return ROOM_PREFIX + room
+
+
+@dataclass(slots=True)
+class Contact:
+    fingerprint: str
+    nick: str
+    status: str = "offline"  # online / away / busy / offline
+    status_text: str = ""
+    trust: str | None = None  # unverified / verified / key_changed; None: never met
+    previous_fingerprint: str | None = None  # set when this key replaced a known one
+    unread: int = 0
+    typing: bool = False
+
+
+@dataclass(slots=True)
+class Room:
+    room: str
+    name: str
+    topic: str = ""
+    members: tuple[str, ...] = ()
+    admins: tuple[str, ...] = ()
+    invited: tuple[str, ...] = ()
+    joined: bool = False
+    invited_us: bool = False
+    inviter_nick: str = ""
+    unread: int = 0
+
+
+@dataclass(slots=True)
+class Line:
+    """One message as the conversation view shows it."""
+
+    message_id: str
+    author: str  # fingerprint
+    nick: str
+    sent_at: int  # ms since the epoch, the author's clock
+    text: str
+    outgoing: bool
+    mark: Mark = ""
+    edited: bool = False
+    deleted: bool = False
+
+
+@dataclass(slots=True)
+class Transfer:
+    peer: str
+    offer: str
+    outgoing: bool
+    names: tuple[str, ...]
+    total: int
+    done: int = 0
+    rate: float = 0.0
+    eta: float | None = None
+    state: str = "offered"  # offered / running / completed / failed / cancelled / ...
+    reason: str = ""
+    saved_as: tuple[str, ...] = ()
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("completed", "failed", "cancelled", "declined", "expired")
+
+    @property
+    def fraction(self) -> float:
+        return 1.0 if self.total == 0 else min(1.0, self.done / self.total)
+
+
+@dataclass(slots=True)
+class Model:
+    me: str
+    my_nick: str
+    contacts: dict[str, Contact] = field(default_factory=dict)
+    rooms: dict[str, Room] = field(default_factory=dict)
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    conversations: dict[str, list[Line]] = field(default_factory=dict)
+    transfers: dict[tuple[str, str], Transfer] = field(default_factory=dict)
+    offers: dict[tuple[str, str], ev.OfferReceived] = field(default_factory=dict)
+    current: str | None = None  # the open conversation's key
+
+    # ---- names ---------------------------------------------------------------------------
+
+    def nick(self, fingerprint: str) -> str:
+        if fingerprint == self.me:
+            return self.my_nick
+        contact = self.contacts.get(fingerprint)
+        return contact.nick if contact else fingerprint[:8]
+
+    def title(self, key: str) -> str:
+        if key.startswith(ROOM_PREFIX):
+            room = self.rooms.get(key.removeprefix(ROOM_PREFIX))
+            return f"#{room.name}" if room else key
+        return self.nick(key)
+
+    def blocked(self, key: str) -> bool:
+        """Sending there is refused until the user verifies the new key."""
+        contact = self.contacts.get(key)
+        return contact is not None and contact.trust == "key_changed"
+
+    # ---- loading -------------------------------------------------------------------------
+
+    def contact(self, fingerprint: str, nick: str = "") -> Contact:
+        contact = self.contacts.get(fingerprint)
+        if contact is None:
+            contact = self.contacts[fingerprint] = Contact(fingerprint, nick or fingerprint[:8])
+        elif nick:
+            contact.nick = nick
+        return contact
+
+    def set_room(self, info: RoomInfo) -> None:
+        room = self.rooms.setdefault(info.room, Room(info.room, info.name))
+        room.name, room.topic, room.members = info.name, info.topic, info.members
+        room.admins, room.invited, room.joined = info.admins, info.invited, info.joined
+        room.invited_us = info.invited_us
+
+    def set_transfer(self, info: TransferInfo, now_ms: int) -> None:
+        """A transfer as the node lists it (at start, or after sending an offer)."""
+        if info.state == "arriving":  # the offer is still coming in
+            return
+        state = "running" if info.state == "accepted" else info.state
+        names = tuple(f.path for f in info.files)
+        saved = tuple(f.saved_as for f in info.files if f.saved_as)
+        key = (info.peer, info.offer)
+        self.transfers[key] = Transfer(
+            info.peer,
+            info.offer,
+            info.outgoing,
+            names,
+            info.total,
+            info.done,
+            state=state,
+            reason=info.reason,
+            saved_as=saved,
+        )
+        if state == "offered" and not info.outgoing:
+            self.offers[key] = ev.OfferReceived(
+                info.peer,
+                self.nick(info.peer),
+                info.offer,
+                info.files,
+                info.total,
+                max(0.0, (info.expires_at - now_ms) / 1000),
+            )
+
+    def load_history(self, key: str, messages: list[StoredMessage]) -> None:
+        self.conversations[key] = [self.line(m) for m in messages]
+
+    def line(self, m: StoredMessage) -> Line:
+        mark: Mark = ""
+        if m.outgoing:
+            mark = "read" if m.read_at else "delivered" if m.delivered_at else "sent"
+            if m.peer.startswith(ROOM_PREFIX):
+                mark = ""  # rooms have no per-member receipts
+        return Line(
+            m.id.hex(),
+            m.author,
+            self.nick(m.author),
+            m.sent_at,
+            m.body,
+            m.outgoing,
+            mark,
+            m.edited_at is not None,
+            m.deleted,
+        )
+
+    # ---- events --------------------------------------------------------------------------
+
+    def apply(self, event: ev.NodeEvent) -> set[str]:
+        """Fold one node event in; returns what changed: "contacts", "rooms", "transfers",
+        "offers", or a conversation key."""
+        match event:
+            case ev.PeerDiscovered(fingerprint_hint=hint, nick=nick):
+                known = [c for c in self.contacts if c.startswith(hint)]
+                if not known:
+                    return set()
+                self.contact(known[0], nick)
+                return {"contacts"}
+            case ev.PeerConnected(fingerprint=fp, nick=nick, status=status, trust=trust):
+                contact = self.contact(fp, nick)
+                contact.status, contact.status_text = status, event.status_text
+                contact.trust = trust
+                return {"contacts"}
+            case ev.PeerDisconnected(fingerprint=fp):
+                contact = self.contact(fp)
+                contact.status, contact.typing = "offline", False
+                return {"contacts"}
+            case ev.PeerStatusChanged(fingerprint=fp, status=status, status_text=text):
+                contact = self.contact(fp)
+                contact.status, contact.status_text = status, text
+                return {"contacts"}
+            case ev.PeerKeyChanged(fingerprint=fp, nick=nick, previous_fingerprint=previous):
+                contact = self.contact(fp, nick)
+                contact.trust, contact.previous_fingerprint = "key_changed", previous
+                return {"contacts", fp}
+            case ev.PeerTrustChanged(fingerprint=fp, trust=trust):
+                self.contact(fp).trust = trust
+                return {"contacts", fp}
+            case ev.MessageReceived(sender=fp, nick=nick):
+                self.contact(fp, nick)
+                line = Line(event.message_id, fp, nick, event.sent_at, event.text, False)
+                return self._add(fp, line)
+            case ev.MessageEdited(peer=peer, message_id=mid, text=text):
+                return self._update(peer, mid, text=text, edited=True)
+            case ev.MessageDeleted(peer=peer, message_id=mid):
+                return self._update(peer, mid, text="", deleted=True)
+            case ev.MessageDelivered(peer=peer, message_id=mid):
+                return self._mark(peer, mid, "delivered")
+            case ev.MessageRead(peer=peer, message_id=mid):
+                return self._mark(peer, mid, "read")
+            case ev.TypingChanged(peer=peer, typing=typing):
+                self.contact(peer).typing = typing
+                return {"contacts", peer}
+            case ev.RoomInvited(room=room, name=name, inviter_nick=inviter_nick):
+                entry = self.rooms.setdefault(room, Room(room, name))
+                entry.invited_us, entry.inviter_nick = True, inviter_nick
+                return {"rooms"}
+            case ev.RoomChanged(room=room):
+                entry = self.rooms.setdefault(room, Room(room, event.name))
+                entry.name, entry.topic = event.name, event.topic
+                entry.members, entry.invited = event.members, event.invited
+                entry.admins, entry.joined = event.admins, event.joined
+                if event.joined or self.me not in event.invited:
+                    entry.invited_us = False
+                return {"rooms", room_key(room)}
+            case ev.RoomMessage(room=room, author=author, nick=nick):
+                outgoing = author == self.me
+                line = Line(event.message_id, author, nick, event.sent_at, event.text, outgoing)
+                return self._add(room_key(room), line)
+            case ev.OfferReceived(peer=peer, offer=offer):
+                self.offers[(peer, offer)] = event
+                self.transfers[(peer, offer)] = Transfer(
+                    peer, offer, False, tuple(f.path for f in event.files), event.total_size
+                )
+                return {"offers", "transfers"}
+            case ev.TransferProgress(peer=peer, offer=offer):
+                transfer = self.transfers.get((peer, offer))
+                if transfer is None:
+                    return set()
+                transfer.done, transfer.total = event.done, event.total
+                transfer.rate, transfer.eta, transfer.state = event.rate, event.eta, "running"
+                return {"transfers"}
+            case ev.OfferAnswered(peer=peer, offer=offer, accepted=accepted):
+                transfer = self.transfers.get((peer, offer))
+                if transfer is not None and transfer.state == "offered":
+                    transfer.state = "running" if accepted else "declined"
+                return {"transfers"}
+            case ev.TransferFinished(peer=peer, offer=offer, state=state, reason=reason):
+                self.offers.pop((peer, offer), None)
+                transfer = self.transfers.get((peer, offer))
+                if transfer is None:
+                    names = tuple(f.path for f in event.files)
+                    transfer = Transfer(peer, offer, event.outgoing, names, 0)
+                    self.transfers[(peer, offer)] = transfer
+                transfer.state, transfer.reason = state, reason
+                if state == "completed":
+                    transfer.done = transfer.total
+                transfer.saved_as = tuple(f.saved_as for f in event.files if f.saved_as)
+                return {"transfers", "offers"}
+        return set()
+
+    def _add(self, key: str, line: Line) -> set[str]:
+        lines = self.conversations.setdefault(key, [])
+        if any(existing.message_id == line.message_id for existing in lines[-200:]):
+            return set()
+        lines.append(line)
+        if key != self.current and not line.outgoing:
+            if key.startswith(ROOM_PREFIX):
+                room = self.rooms.get(key.removeprefix(ROOM_PREFIX))
+                if room is not None:
+                    room.unread += 1
+            else:
+                self.contact(key).unread += 1
+        return {key, "contacts", "rooms"}
+
+    def _update(self, key: str, message_id: str, **changes: object) -> set[str]:
+        for line in self.conversations.get(key, []):
+            if line.message_id == message_id:
+                for name, value in changes.items():
+                    setattr(line, name, value)
+                return {key}
+        return set()
+
+    def _mark(self, key: str, message_id: str, mark: Mark) -> set[str]:
+        for line in self.conversations.get(key, []):
+            if line.message_id == message_id:
+                if not (line.mark == "read" and mark == "delivered"):
+                    line.mark = mark
+                return {key}
+        return set()
+
+    def add_own(self, key: str, message_id: str, text: str, sent_at: int, mark: Mark) -> None:
+        line = Line(message_id, self.me, self.my_nick, sent_at, text, True, mark)
+        self._add(key, line)
+
+    def open(self, key: str) -> None:
+        """The user opened this conversation: it has nothing unread any more."""
+        self.current = key
+        if key.startswith(ROOM_PREFIX):
+            room = self.rooms.get(key.removeprefix(ROOM_PREFIX))
+            if room is not None:
+                room.unread = 0
+        elif key in self.contacts:
+            self.contacts[key].unread = 0

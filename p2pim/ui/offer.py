@@ -1,0 +1,100 @@
+"""The incoming-offer modal: who offers what, how big, and how far we trust them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Button, Input, Label, Static
+
+from p2pim.events import OfferReceived
+from p2pim.ui import format as fmt
+from p2pim.ui.dialogs import Dialog
+
+TRUST_WORDS = {
+    "verified": ("✔ verified: you compared safety numbers", "green"),
+    "unverified": ("unverified: you have not compared safety numbers", "yellow"),
+    "key_changed": ("⚠ KEY CHANGED: this may not be who you think", "bold red"),
+}
+SHOWN_FILES = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    accept: bool
+    directory: str | None = None  # None: the configured download folder
+
+
+def files_table(offer: OfferReceived) -> Table:
+    table = Table(box=None, expand=True, show_header=True, pad_edge=False)
+    table.add_column("File", ratio=1, overflow="fold")
+    table.add_column("Size", justify="right", no_wrap=True)
+    for file in offer.files[:SHOWN_FILES]:
+        table.add_row(file.path, fmt.size(file.size))
+    if len(offer.files) > SHOWN_FILES:
+        table.add_row(f"… and {len(offer.files) - SHOWN_FILES} more", "")
+    return table
+
+
+class OfferScreen(Dialog):
+    """Dismisses with an `Answer`, or None when put off (Escape: answer later)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "accept", "Accept"),
+        Binding("d", "decline", "Decline"),
+        Binding("escape", "cancel", "Later"),
+    ]
+    DEFAULT_CSS = """
+    OfferScreen VerticalScroll { height: auto; max-height: 12; border: round $panel; }
+    OfferScreen .warning { color: $error; text-style: bold; }
+    """
+
+    def __init__(self, offer: OfferReceived, trust: str | None, download_dir: str) -> None:
+        super().__init__()
+        self.offer, self._trust, self._download_dir = offer, trust or "unverified", download_dir
+
+    def compose(self) -> ComposeResult:
+        offer = self.offer
+        count = len(offer.files)
+        words, style = TRUST_WORDS.get(self._trust, TRUST_WORDS["unverified"])
+        with Vertical():
+            yield Label(
+                f"{offer.nick} offers {count} file{'s' if count != 1 else ''}, "
+                f"{fmt.size(offer.total_size)}",
+                classes="title",
+            )
+            yield Static(Text(words, style))
+            yield VerticalScroll(Static(files_table(offer)))
+            yield Label("Save into:", classes="hint")
+            yield Input(self._download_dir, id="directory")
+            yield self.buttons(
+                Button("Accept (a)", variant="success", id="accept"),
+                Button("Decline (d)", variant="error", id="decline"),
+                Button("Later (Esc)", id="later"),
+            )
+
+    def on_mount(self) -> None:
+        self.query_one("#accept", Button).focus()
+
+    def action_accept(self) -> None:
+        directory = self.query_one("#directory", Input).value.strip()
+        self.dismiss(Answer(True, directory if directory != self._download_dir else None))
+
+    def action_decline(self) -> None:
+        self.dismiss(Answer(False))
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "accept":
+            self.action_accept()
+        elif event.button.id == "decline":
+            self.action_decline()
+        else:
+            self.dismiss(None)
+
+    def on_input_submitted(self) -> None:
+        self.action_accept()

@@ -1,0 +1,43 @@
+"""Command palette entries (Ctrl+P): every action of the app, searchable by name."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from textual.command import Hit, Hits, Provider
+
+ENTRIES: tuple[tuple[str, str, str], ...] = (
+    ("Send a file or folder", "send_files", "offer files to this conversation (Ctrl+O)"),
+    ("Transfers", "transfers", "progress, accept, decline, cancel, open folder (F3)"),
+    ("Search history", "search", "search every conversation (Ctrl+F)"),
+    ("New room", "new_room", "create a group room (Ctrl+N)"),
+    ("Invite to this room", "invite", "ask people into the open room"),
+    ("Leave this room", "leave_room", "leave the open room"),
+    ("New or edit contact group", "new_group", "a label for several people (Ctrl+G)"),
+    ("Broadcast", "broadcast", "one message to everyone online (Ctrl+B)"),
+    ("Set status", "status", "online, away or busy, and a status text (F2)"),
+    ("Verify this peer", "verify", "safety number or pairing code (Ctrl+R)"),
+    ("Add a peer by address", "add_peer", "reach a peer on another subnet"),
+    ("Export this conversation", "export", "Markdown file in the download folder"),
+    ("Settings", "settings", "nick, download folder, interfaces, away timer (F4)"),
+    ("Help", "help", "keys and slash commands (F1)"),
+    ("Quit", "quit", "say goodbye to peers and quit (Ctrl+Q)"),
+)
+
+
+class P2pimCommands(Provider):
+    async def discover(self) -> Hits:
+        for name, action, help_text in ENTRIES:
+            yield Hit(1.0, name, partial(self.app.run_action, action), help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, action, help_text in ENTRIES:
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(
+                    score,
+                    matcher.highlight(name),
+                    partial(self.app.run_action, action),
+                    help=help_text,
+                )

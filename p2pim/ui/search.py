@@ -1,0 +1,85 @@
+"""Search every conversation; Enter on a result jumps to it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.widgets import Input, Label, OptionList
+from textual.widgets.option_list import Option
+
+from p2pim.node import Node
+from p2pim.ui import format as fmt
+from p2pim.ui.dialogs import Dialog
+from p2pim.ui.model import Model
+
+
+class SearchScreen(Dialog):
+    """Dismisses with (conversation key, message id) or None."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Close"),
+        Binding("down", "results", show=False),
+    ]
+    DEFAULT_CSS = """
+    SearchScreen OptionList { height: auto; max-height: 16; margin-top: 1; }
+    """
+
+    def __init__(
+        self, node: Node, model: Model, call: Callable[..., Awaitable[Any]], query: str = ""
+    ) -> None:
+        super().__init__()
+        self._node, self._model, self._call, self._query = node, model, call, query
+        self._hits: dict[str, tuple[str, str]] = {}
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(
+                "Search history (whole words; Enter searches, ↓ goes to results)", classes="title"
+            )
+            yield Input(self._query, placeholder="words to find", id="query")
+            yield OptionList(id="results")
+
+    async def on_mount(self) -> None:
+        if self._query:
+            await self.search(self._query)
+
+    async def on_input_submitted(self, event: Input.Submitted) -> None:
+        await self.search(event.value)
+
+    def action_results(self) -> None:
+        self.query_one(OptionList).focus()
+
+    async def search(self, query: str) -> None:
+        results = self.query_one(OptionList)
+        results.clear_options()
+        if not query.strip():
+            return
+        try:
+            found = await self._call(self._node.search, query, limit=100)
+        except Exception as exc:  # a malformed query, for one
+            self.notify(f"Search failed: {exc}", severity="error")
+            return
+        self._hits = {}
+        for i, message in enumerate(found):
+            key = message.peer
+            line = Text(no_wrap=True, overflow="ellipsis")
+            line.append(f"{fmt.day(message.sent_at)[:-5]} {fmt.clock(message.sent_at)} ", "dim")
+            line.append(f"{self._model.title(key)}", "bold")
+            line.append(f" {self._model.nick(message.author)}: ", "italic")
+            line.append(message.body)
+            self._hits[str(i)] = (key, message.id.hex())
+            results.add_option(Option(line, id=str(i)))
+        if not found:
+            results.add_option(Option(Text("nothing found", "dim italic"), disabled=True))
+        else:
+            results.focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        hit = self._hits.get(event.option_id or "")
+        if hit is not None:
+            self.dismiss(hit)

@@ -1,0 +1,82 @@
+"""The sidebar: people with presence and marks, rooms, contact groups."""
+
+from __future__ import annotations
+
+import contextlib
+
+from rich.text import Text
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+from p2pim.ui import format as fmt
+from p2pim.ui.model import ROOM_PREFIX, Model
+
+GROUP_PREFIX = "group:"
+STATUS_ORDER = {"online": 0, "busy": 1, "away": 2, "offline": 3}
+
+
+def _badge(text: Text, unread: int) -> None:
+    if unread:
+        text.append(f" {unread}", style="bold reverse")
+
+
+def person(model: Model, fingerprint: str) -> Text:
+    contact = model.contacts[fingerprint]
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(
+        fmt.PRESENCE_GLYPH.get(contact.status, "?") + " ",
+        fmt.PRESENCE_STYLE.get(contact.status, ""),
+    )
+    text.append(contact.nick, "bold" if contact.unread else "")
+    mark = fmt.TRUST_MARK.get(contact.trust, "")
+    if mark:
+        text.append(" " + mark, "bold red" if contact.trust == "key_changed" else "green")
+    if contact.typing:
+        text.append(" …", "italic")
+    _badge(text, contact.unread)
+    if contact.status_text:
+        text.append(f"\n  {contact.status_text}", "dim italic")
+    return text
+
+
+def room(model: Model, room_id: str) -> Text:
+    entry = model.rooms[room_id]
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append("# ", "bold")
+    text.append(entry.name, "bold" if entry.unread else "")
+    if entry.invited_us:
+        text.append(" (invited)", "italic yellow")
+    _badge(text, entry.unread)
+    return text
+
+
+class Sidebar(OptionList):
+    """Option ids are conversation keys: a fingerprint, `room:<id>` or `group:<name>`."""
+
+    DEFAULT_CSS = """
+    Sidebar { width: 28; height: 1fr; border-right: tall $panel; }
+    """
+
+    def show(self, model: Model) -> None:
+        highlighted = self.highlighted_option.id if self.highlighted_option else None
+        options: list[Option | None] = [Option(Text("People", "bold underline"), disabled=True)]
+        people = sorted(
+            (c for c in model.contacts.values() if c.fingerprint != model.me),
+            key=lambda c: (STATUS_ORDER.get(c.status, 9), c.nick.casefold(), c.fingerprint),
+        )
+        options += [Option(person(model, c.fingerprint), id=c.fingerprint) for c in people]
+        if not people:
+            options.append(Option(Text("  nobody yet", "dim italic"), disabled=True))
+        rooms = sorted(model.rooms.values(), key=lambda r: (not r.joined, r.name.casefold()))
+        visible = [r for r in rooms if r.joined or r.invited_us]
+        options += [None, Option(Text("Rooms", "bold underline"), disabled=True)]
+        options += [Option(room(model, r.room), id=ROOM_PREFIX + r.room) for r in visible]
+        options += [None, Option(Text("Groups", "bold underline"), disabled=True)]
+        for name in sorted(model.groups, key=str.casefold):
+            label = Text(f"≡ {name} ({len(model.groups[name])})", no_wrap=True)
+            options.append(Option(label, id=GROUP_PREFIX + name))
+        self.clear_options()
+        self.add_options(options)
+        if highlighted is not None:
+            with contextlib.suppress(LookupError):  # it went away
+                self.highlighted = self.get_option_index(highlighted)

@@ -1,0 +1,173 @@
+"""The transfers view: every offer in and out with progress, rate and ETA."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Label, ProgressBar, Static
+
+from p2pim.ui import format as fmt
+from p2pim.ui.model import Model, Transfer
+
+
+def describe(transfer: Transfer, nick: str) -> Text:
+    direction = "to" if transfer.outgoing else "from"
+    names = ", ".join(transfer.names[:2]) + (
+        f" +{len(transfer.names) - 2}" if len(transfer.names) > 2 else ""
+    )
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(f"{'↑' if transfer.outgoing else '↓'} {names}", "bold")
+    text.append(f"  {direction} {nick}  ", "dim")
+    if transfer.state == "running":
+        text.append(
+            f"{fmt.size(transfer.done)} / {fmt.size(transfer.total)}  {fmt.rate(transfer.rate)}"
+            f"  ETA {fmt.eta(transfer.eta)}"
+        )
+    else:
+        style = {"completed": "green", "failed": "red", "offered": "yellow"}.get(
+            transfer.state, "dim"
+        )
+        waiting = "waiting for your answer" if not transfer.outgoing else "waiting for an answer"
+        state = waiting if transfer.state == "offered" else transfer.state
+        text.append(f"{fmt.size(transfer.total)}  {state}", style)
+        if transfer.reason and transfer.state != "completed":
+            text.append(f": {transfer.reason}", "dim")
+    return text
+
+
+class TransferRow(Widget, can_focus=True):
+    DEFAULT_CSS = """
+    TransferRow { height: 3; padding: 0 1; }
+    TransferRow:focus { background: $boost; }
+    TransferRow Horizontal { height: 1; }
+    TransferRow ProgressBar { width: 1fr; }
+    """
+
+    def __init__(self, transfer: Transfer, nick: str) -> None:
+        super().__init__(id=f"row-{transfer.offer}")
+        self.transfer, self._nick = transfer, nick
+
+    def compose(self) -> ComposeResult:
+        yield Static(describe(self.transfer, self._nick), classes="describe")
+        with Horizontal():
+            yield ProgressBar(total=max(1, self.transfer.total), show_eta=False)
+        yield Static("")
+
+    def on_mount(self) -> None:
+        self.show(self.transfer, self._nick)
+
+    def show(self, transfer: Transfer, nick: str) -> None:
+        self.transfer, self._nick = transfer, nick
+        self.query_one(".describe", Static).update(describe(transfer, nick))
+        bar = self.query_one(ProgressBar)
+        bar.update(
+            total=max(1, transfer.total), progress=transfer.fraction * max(1, transfer.total)
+        )
+
+
+class TransfersScreen(Screen[None]):
+    """a accept, d decline, c cancel, o open the folder; Escape goes back."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("a", "answer(True)", "Accept"),
+        Binding("d", "answer(False)", "Decline"),
+        Binding("c", "cancel_transfer", "Cancel"),
+        Binding("o", "open_folder", "Open folder"),
+    ]
+    DEFAULT_CSS = """
+    TransfersScreen #empty { color: $text-muted; padding: 1 2; }
+    TransfersScreen .title { text-style: bold; padding: 0 1; background: $panel; width: 100%; }
+    """
+
+    class Act(Message):
+        """Ask the app to answer, cancel or open a transfer."""
+
+        def __init__(self, what: str, transfer: Transfer, accept: bool = True) -> None:
+            super().__init__()
+            self.what, self.transfer, self.accept = what, transfer, accept
+
+    def __init__(self, model: Model) -> None:
+        super().__init__()
+        self.model = model
+
+    def compose(self) -> ComposeResult:
+        yield Label(
+            "File transfers   (↑↓ move · a accept · d decline · c cancel · o open folder)",
+            classes="title",
+        )
+        yield VerticalScroll(id="rows")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_rows()
+
+    def refresh_rows(self) -> None:
+        rows = self.query_one("#rows", VerticalScroll)
+        transfers = list(self.model.transfers.values())[::-1]  # newest first
+        if not transfers:
+            if not rows.query("#empty"):
+                rows.mount(Label("No transfers yet. Ctrl+O sends a file.", id="empty"))
+            return
+        rows.query("#empty").remove()
+        for transfer in transfers:
+            nick = self.model.nick(transfer.peer)
+            found = rows.query(f"#row-{transfer.offer}")
+            if found:
+                found.first(TransferRow).show(transfer, nick)
+            else:
+                rows.mount(TransferRow(transfer, nick), before=0 if rows.children else None)
+        if self.focused is None and rows.children:
+            rows.children[0].focus()
+
+    def _selected(self) -> Transfer | None:
+        focused = self.focused
+        return focused.transfer if isinstance(focused, TransferRow) else None
+
+    def key_down(self) -> None:
+        self.focus_next(TransferRow)
+
+    def key_up(self) -> None:
+        self.focus_previous(TransferRow)
+
+    def action_answer(self, accept: bool) -> None:
+        transfer = self._selected()
+        if transfer and not transfer.outgoing and transfer.state == "offered":
+            self.post_message(self.Act("answer", transfer, accept))
+
+    def action_cancel_transfer(self) -> None:
+        transfer = self._selected()
+        if transfer and not transfer.finished:
+            self.post_message(self.Act("cancel", transfer))
+
+    def action_open_folder(self) -> None:
+        transfer = self._selected()
+        if transfer and transfer.saved_as:
+            open_folder(Path(transfer.saved_as[0]).parent)
+        elif transfer:
+            self.notify("Nothing saved yet for this transfer.", severity="warning")
+
+
+def open_folder(folder: Path) -> bool:
+    """Show a folder in the desktop's file manager, when there is one."""
+    opener = shutil.which("xdg-open") or shutil.which("open")
+    if opener is None or (not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    subprocess.Popen(
+        [opener, str(folder)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    return True
