@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
+
+import outcome
 
 from p2pim.storage import schema
 
@@ -41,6 +43,7 @@ class Connection:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn: sqlite3.Connection | None = conn
         self._lock = threading.Lock()
+        self._batch_thread: int | None = None  # the thread running `run_batch`, if any
         self.path = path
 
     @classmethod
@@ -89,14 +92,49 @@ class Connection:
     ) -> None:
         self.close()
 
+    def run_batch(self, calls: Sequence[Callable[[], Any]]) -> list[outcome.Outcome[Any]]:
+        """Group commit: run the calls (methods of this object) in ONE transaction, each in
+        a savepoint of its own, so one commit (one fsync) makes all of them durable.  A
+        call that fails is rolled back alone and gets its error; if the commit fails,
+        every call gets that error."""
+        with self._lock:
+            conn = self._connection()
+            self._batch_thread = threading.get_ident()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                results = []
+                for call in calls:
+                    if not conn.in_transaction:
+                        break  # SQLite rolled the whole batch back (disk full, I/O error)
+                    results.append(outcome.capture(call))
+                if not conn.in_transaction:
+                    error = StorageError("the transaction was rolled back by an error")
+                    return [outcome.Error(error) for _ in calls]
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                error = StorageError(str(exc))
+                return [outcome.Error(error) for _ in calls]
+            finally:
+                self._batch_thread = None
+        return results
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StorageError("the database is closed")
+        return self._conn
+
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+        if self._batch_thread == threading.get_ident():  # inside run_batch: a savepoint
+            yield from self._savepoint()
+            return
         # IMMEDIATE takes the write lock up front, so a write never fails halfway with
         # SQLITE_BUSY after reading; reads use a deferred transaction for a consistent view.
         with self._lock:
-            conn = self._conn
-            if conn is None:
-                raise StorageError("the database is closed")
+            conn = self._connection()
             try:
                 conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 try:
@@ -110,6 +148,20 @@ class Connection:
                     raise
             except sqlite3.Error as exc:
                 raise StorageError(str(exc)) from exc
+
+    def _savepoint(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connection()
+        try:
+            conn.execute("SAVEPOINT call")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK TO call")  # undo this call only; the batch goes on
+                conn.execute("RELEASE call")
+                raise
+            conn.execute("RELEASE call")
+        except sqlite3.Error as exc:
+            raise StorageError(str(exc)) from exc
 
     # -- health --------------------------------------------------------------------------
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar, TypeVarTuple
+from typing import Any, TypeVar, TypeVarTuple
 
+import outcome
 import trio
 
 from p2pim.storage.database import Database
@@ -21,17 +24,24 @@ T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
 
+@dataclass(eq=False, slots=True)
+class _Call:
+    fn: Callable[[], Any]
+    done: trio.Event = field(default_factory=trio.Event)
+    result: outcome.Outcome[Any] | None = None
+
+
 class Store:
-    """The async face of `Database` for trio.  Each call runs in a worker thread under a
-    `CapacityLimiter(1)`: one call at a time, in the order the calls arrived (trio's
-    limiter is fair), and the trio thread never blocks on the disk.
+    """The async face of `Database` for trio.  Calls run in a worker thread, one batch at
+    a time, in the order the calls arrived, and the trio thread never blocks on the disk.
 
     Cancelling a caller never interrupts a transaction: the thread call is not abandoned,
     so a write has either committed or not by the time the cancellation is delivered."""
 
     def __init__(self, database: Database) -> None:
         self._db = database
-        self._limiter = trio.CapacityLimiter(1)
+        self._turn = trio.Lock()  # fair: callers take turns in arrival order
+        self._pending: list[_Call] = []
 
     @classmethod
     @asynccontextmanager
@@ -50,10 +60,42 @@ class Store:
         return self._db.path
 
     async def _run(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
-        return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+        """Group commit: calls that arrive while another batch is on the disk wait for
+        their turn and then run together in one transaction (`Database.run_batch`), so
+        N concurrent writers cost one fsync, not N.  Order is arrival order."""
+        call = _Call(functools.partial(fn, *args))
+        self._pending.append(call)
+        try:
+            async with self._turn:
+                if not call.done.is_set():  # an earlier turn may have run it already
+                    await self._run_pending()
+        except trio.Cancelled:
+            if call in self._pending:  # never started: it will not run
+                self._pending.remove(call)
+                raise
+            with trio.CancelScope(shield=True):  # started: report only once it is over
+                await call.done.wait()
+            raise
+        assert call.result is not None
+        value: T = call.result.unwrap()
+        return value
+
+    async def _run_pending(self) -> None:
+        batch, self._pending = self._pending, []
+        # Shielded: the batch holds other callers' calls, so once taken it must run and
+        # report to each of them; the transaction is committed or not, never half.
+        with trio.CancelScope(shield=True):
+            ran = await outcome.acapture(
+                trio.to_thread.run_sync, self._db.run_batch, [c.fn for c in batch]
+            )
+        results = ran.unwrap() if isinstance(ran, outcome.Value) else [ran] * len(batch)
+        for call, result in zip(batch, results, strict=True):
+            call.result = result
+            call.done.set()
 
     async def aclose(self) -> None:
-        await self._run(self._db.close)
+        async with self._turn:
+            await trio.to_thread.run_sync(self._db.close)
 
     async def get_peer(self, fingerprint: str) -> PeerRecord | None:
         return await self._run(self._db.get_peer, fingerprint)
