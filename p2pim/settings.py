@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from p2pim.config import default_download_dir, default_nick
+from p2pim.wire.messages import MAX_NICK_BYTES
 
 log = logging.getLogger(__name__)
 FILE = "settings.json"
@@ -52,8 +54,18 @@ class Settings:
                 log.warning("ignoring %s in %s: wrong type", f.name, profile / FILE)
                 continue
             setattr(settings, f.name, value)
+        defaults = cls()
         if not all(isinstance(i, str) for i in settings.interfaces):
             settings.interfaces = []
+        # Values of the right type that a node refuses (or trio chokes on) would stop the
+        # start: an empty or too long nick, a negative, NaN or infinite away time.
+        if not 0 < len(settings.nick.encode()) <= MAX_NICK_BYTES:
+            log.warning("ignoring nick in %s: 1 to %d bytes", profile / FILE, MAX_NICK_BYTES)
+            settings.nick = defaults.nick
+        minutes = settings.auto_away_minutes
+        if not (math.isfinite(minutes) and minutes >= 0):
+            log.warning("ignoring auto_away_minutes in %s: not a number >= 0", profile / FILE)
+            settings.auto_away_minutes = defaults.auto_away_minutes
         return settings
 
     def save(self, profile: Path) -> None:

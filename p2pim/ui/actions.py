@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,7 @@ from p2pim.settings import Settings
 from p2pim.ui import commands
 from p2pim.ui import format as fmt
 from p2pim.ui.dialogs import Ask, Confirm, PickPeers
-from p2pim.ui.model import ROOM_PREFIX, Model
-from p2pim.ui.sidebar import GROUP_PREFIX
+from p2pim.ui.model import GROUP_PREFIX, ROOM_PREFIX, Model
 
 STATUSES = ("online", "away", "busy")
 FAILED: Any = object()  # what `guarded` returns when the call failed (and was shown)
@@ -74,8 +74,11 @@ class Actions(App[None]):
         if key.startswith(GROUP_PREFIX):
             sent = await self.guarded(self.node.send_to_group, key.removeprefix(GROUP_PREFIX), text)
             if sent is not FAILED:
-                self.model.add_own(key, f"g{fmt.now_ms()}", text, fmt.now_ms(), "sent")
-                self.open_conversation(key, reload=False)
+                # One line for the group, with an id of its own: that of one member's copy
+                # (a clock-based id repeats when two sends fall in the same millisecond).
+                line_id = "g" + next(iter(sent.values()))
+                self.model.add_own(key, line_id, text, fmt.now_ms(), "sent")
+                self.show_own(key, line_id)
                 self.notify(f"Sent to {len(sent)} member(s).")
             return
         if key.startswith(ROOM_PREFIX):
@@ -84,20 +87,28 @@ class Actions(App[None]):
             )
             if message_id is not FAILED:
                 self.model.add_own(key, message_id, text, fmt.now_ms(), "")
-                self.open_conversation(key, reload=False)
+                self.show_own(key, message_id)
             return
         message_id = await self.guarded(self.node.send_text, key, text)
         if message_id is FAILED:
             return
         connected = await self.call(self.node.is_connected, key)
         self.model.add_own(key, message_id, text, fmt.now_ms(), "sent" if connected else "queued")
-        lines = self.model.conversations[key]
-        if lines and lines[-1].message_id == message_id:
-            from p2pim.ui.conversation import Conversation
-
-            self.query_one(Conversation).append(lines[-1])
+        self.show_own(key, message_id)
         if not connected:
             self.notify(f"{self.model.nick(key)} is offline: queued, it goes when they are back.")
+
+    def show_own(self, key: str, message_id: str) -> None:
+        """Append a line we just sent to the open view.  Not a rebuild of the view: that
+        remounts every line under the id it still has while the old widgets are being
+        removed (DuplicateIds), and it would scroll away from what the user reads."""
+        from p2pim.ui.conversation import Conversation
+
+        view = self.query_one(Conversation)
+        lines = self.model.conversations.get(key, [])
+        line = next((x for x in reversed(lines) if x.message_id == message_id), None)
+        if line is not None and view.key == key and not view.query(f"#m-{message_id}"):
+            view.append(line)
 
     async def guarded(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """A node call whose failure is shown to the user (and gives FAILED), not raised."""
@@ -258,12 +269,19 @@ class Actions(App[None]):
             self.notify("usage: /export [markdown|jsonl] [FILE]", severity="error")
             return
         suffix = "md" if fmt_name == "markdown" else "jsonl"
+        # The default name comes from a peer-chosen nick: no separators, no "..", no dotfile.
+        name = re.sub(r"[^\w-]+", "_", self.model.title(key)).strip("_") or "conversation"
         target = (
             Path(args[1]).expanduser()
             if len(args) > 1
-            else self.node.config.download_dir / f"{self.model.title(key).lstrip('#')}.{suffix}"
+            else self.node.config.download_dir / f"{name}.{suffix}"
         )
-        text = await self.guarded(self.node.export, key, fmt_name)
+        # Node.export takes keyword arguments only: a peer's conversation or a room's.
+        if key.startswith(ROOM_PREFIX):
+            room = key.removeprefix(ROOM_PREFIX)
+            text = await self.guarded(self.node.export, room=room, fmt=fmt_name)
+        else:
+            text = await self.guarded(self.node.export, peer=key, fmt=fmt_name)
         if text is FAILED:
             return
         try:
@@ -291,13 +309,18 @@ class Actions(App[None]):
         if not own:
             self.notify("You have sent nothing here yet.", severity="warning")
             return
+        # Shown here only once the node took it: a refused edit (too long, say) changes nothing.
         if text is None:
-            await self.guarded(self.node.delete, peer, own[-1].message_id)
+            if await self.guarded(self.node.delete, peer, own[-1].message_id) is FAILED:
+                return
             self.model.apply(ev.MessageDeleted(peer, own[-1].message_id))
         else:
-            await self.guarded(self.node.edit, peer, own[-1].message_id, text)
+            if await self.guarded(self.node.edit, peer, own[-1].message_id, text) is FAILED:
+                return
             self.model.apply(ev.MessageEdited(peer, own[-1].message_id, text))
-        self.open_conversation(peer, reload=False)
+        from p2pim.ui.conversation import Conversation
+
+        self.query_one(Conversation).patch(own[-1])  # that line only, as for a peer's edit
 
     async def desktop_notify(self, title: str, text: str) -> None:
         program = shutil.which("notify-send")
@@ -480,7 +503,7 @@ class Actions(App[None]):
             await self.push_screen_wait(
                 Confirm(
                     f"Pairing code: {code}\n\nRead it to {contact.nick}; they choose "
-                    "“Enter their code”. It works once, for five minutes.",
+                    "“Enter code”. It works once, for five minutes.",
                     yes="Done",
                     no="Close",
                 )

@@ -7,6 +7,7 @@ command does lives in `actions.py`; this module wires the pieces together.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,14 +25,14 @@ from p2pim.identity import format_fingerprint
 from p2pim.node import Node
 from p2pim.settings import Settings
 from p2pim.ui import format as fmt
-from p2pim.ui.actions import Actions
-from p2pim.ui.bridge import NodeBridge
+from p2pim.ui.actions import FAILED, Actions
+from p2pim.ui.bridge import NodeBridge, NodeStopped
 from p2pim.ui.composer import Composer
-from p2pim.ui.conversation import Conversation
-from p2pim.ui.model import ROOM_PREFIX, Model
+from p2pim.ui.conversation import Conversation, heading
+from p2pim.ui.model import GROUP_PREFIX, ROOM_PREFIX, Model
 from p2pim.ui.offer import OfferScreen
 from p2pim.ui.palette import P2pimCommands
-from p2pim.ui.sidebar import GROUP_PREFIX, Sidebar
+from p2pim.ui.sidebar import Sidebar
 from p2pim.ui.transfers import TransfersScreen
 
 TYPING_EVERY = 2.0  # seconds between "typing" signals while the user keeps typing
@@ -173,6 +174,7 @@ class P2pimApp(Actions):
         changed = self.model.apply(event)
         if "contacts" in changed or "rooms" in changed:
             self.refresh_sidebar()
+            self.refresh_title()  # the open peer's presence, the open room's topic
         current = self.model.current
         if current is not None and current in changed:
             self.refresh_conversation(event)
@@ -277,60 +279,62 @@ class P2pimApp(Actions):
         if key is not None and reload:
             self.run_worker(self._load_and_open(key), group="open", exclusive=True)
             return
-        self.model.open(key) if key is not None else None
-        title = self.model.title(key) if key and not key.startswith(GROUP_PREFIX) else ""
-        notice = ""
-        if key and key.startswith(GROUP_PREFIX):
-            name = key.removeprefix(GROUP_PREFIX)
-            members = ", ".join(self.model.nick(fp) for fp in self.model.groups.get(name, []))
-            title = f"≡ {name}"
-            notice = f"Messages here go to each member as a private message: {members}"
-        elif key and key.startswith(ROOM_PREFIX):
-            room = self.model.rooms.get(key.removeprefix(ROOM_PREFIX))
-            if room is not None:
-                members = ", ".join(self.model.nick(fp) for fp in room.members)
-                title += f"  {room.topic}" if room.topic else ""
-                notice = (
-                    f"{room.inviter_nick or 'Someone'} invited you: /join or /decline"
-                    if room.invited_us and not room.joined
-                    else f"Members: {members}"
-                )
-        elif key:
-            contact = self.model.contacts.get(key)
-            if contact is not None:
-                title += f"  {fmt.PRESENCE_GLYPH.get(contact.status, '')} {contact.status}"
-                title += f"  {contact.status_text}" if contact.status_text else ""
+        if key is None:  # the welcome text: nothing is open, so nothing gets sent anywhere
+            self.model.current = None
+        else:
+            self.model.open(key)
+        title, notice = heading(self.model, key)
         self.query_one("#chat-title", Static).update(title)
         self.query_one(Conversation).show(self.model, key, notice)
-        self.query_one(Composer).disabled = key is not None and self.model.blocked(key)
+        composer = self.query_one(Composer)
+        was_disabled = composer.disabled
+        composer.disabled = key is not None and self.model.blocked(key)
+        if was_disabled and not composer.disabled:  # verified just now: type at once
+            composer.focus()
         self.refresh_typing()
         self.refresh_sidebar()
 
+    def refresh_title(self) -> None:
+        self.query_one("#chat-title", Static).update(heading(self.model, self.model.current)[0])
+
     async def _load_and_open(self, key: str) -> None:
+        # Guarded: a refused history (a room we were just removed from, say) is a message
+        # to the user, not an exception in a worker, which would end the app.
         if key.startswith(ROOM_PREFIX):
-            history = await self.call(
+            history = await self.guarded(
                 self.node.room_history, key.removeprefix(ROOM_PREFIX), limit=200
             )
-            self.model.load_history(key, history)
         elif not key.startswith(GROUP_PREFIX):
-            self.model.load_history(key, await self.call(self.node.history, key, limit=200))
+            history = await self.guarded(self.node.history, key, limit=200)
+        else:
+            history = []
+        if history is FAILED:
+            return
+        if not key.startswith(GROUP_PREFIX):
+            self.model.load_history(key, history)
         self.open_conversation(key, reload=False)
         if not key.startswith(GROUP_PREFIX):
             await self.mark_read(key)
 
     async def mark_read(self, key: str) -> None:
         if not key.startswith((ROOM_PREFIX, GROUP_PREFIX)) and self.model.conversations.get(key):
-            await self.call(self.node.mark_read, key)
+            await self.call_quietly(self.node.mark_read, key)
+
+    async def call_quietly(self, fn: Any, *args: Any) -> None:
+        """A node call nobody waits for (typing, activity, read receipts), run as a worker:
+        one that comes as the node stops fails quietly instead of ending the app."""
+        with contextlib.suppress(NodeStopped):
+            await self.call(fn, *args)
 
     # ---- input ---------------------------------------------------------------------------
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        if event.option_id:
+        if isinstance(event.option_list, Sidebar) and event.option_id:
             self.open_conversation(event.option_id)
             self.query_one(Composer).focus()
 
     def on_composer_typing(self, message: Composer.Typing) -> None:
-        self.run_worker(self.call(self.node.note_activity))
+        self.run_worker(self.call_quietly(self.node.note_activity))
         key = self.model.current
         if key is None or key.startswith((ROOM_PREFIX, GROUP_PREFIX)):
             return
@@ -338,7 +342,7 @@ class P2pimApp(Actions):
         if message.active and now - self._typing_sent.get(key, 0.0) < TYPING_EVERY:
             return
         self._typing_sent[key] = now if message.active else 0.0
-        self.run_worker(self.call(self.node.set_typing, key, message.active))
+        self.run_worker(self.call_quietly(self.node.set_typing, key, message.active))
 
     async def on_composer_submitted(self, message: Composer.Submitted) -> None:
         await self.submit(message.text)

@@ -26,6 +26,10 @@ T = TypeVar("T")
 STOP_GRACE = 3.0  # seconds a graceful stop may take before the node is cancelled
 
 
+class NodeStopped(RuntimeError):
+    """The node has stopped, or is stopping and takes no new calls."""
+
+
 class NodeBridge:
     def __init__(
         self,
@@ -65,7 +69,7 @@ class NodeBridge:
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run `fn(*args, **kwargs)` (sync or async) inside trio; its result or error."""
         if self._token is None or self._nursery is None or not self.running:
-            raise RuntimeError("the node is not running")
+            raise NodeStopped("the node is not running")
         result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         nursery = self._nursery
 
@@ -83,7 +87,20 @@ class NodeBridge:
                 if not result.done():
                     result.set_result(value)
 
-        self._token.run_sync_soon(nursery.start_soon, run)
+        def spawn() -> None:
+            # Runs in trio, where an exception would crash the whole run (TrioInternalError)
+            # and leave this call waiting forever: a call that races the node's stop finds
+            # the nursery closed to new tasks, and fails like any call to a stopped node.
+            try:
+                nursery.start_soon(run)
+            except RuntimeError:
+                if not result.done():
+                    result.set_exception(NodeStopped("the node is not running"))
+
+        try:
+            self._token.run_sync_soon(spawn)
+        except trio.RunFinishedError:  # trio is done; our done callback has yet to run
+            raise NodeStopped("the node is not running") from None
         return await result
 
     async def wait(self) -> None:

@@ -13,8 +13,10 @@ HISTORY = 100
 
 
 class Composer(TextArea):
+    # The border stays TextArea's, dim until focused: an accent border here made the
+    # input look focused when it was not (and brighter than when it was).
     DEFAULT_CSS = """
-    Composer { height: auto; max-height: 8; min-height: 3; border: tall $accent; }
+    Composer { height: auto; max-height: 8; min-height: 3; }
     Composer:disabled { border: tall $error; }
     """
 

@@ -6,13 +6,39 @@ from pathlib import Path
 
 from rich.console import Group, RenderableType
 from rich.text import Text
-from textual.containers import VerticalScroll
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
 from p2pim.ui import format as fmt
-from p2pim.ui.model import Line, Model, Transfer
+from p2pim.ui.model import GROUP_PREFIX, ROOM_PREFIX, Line, Model, Transfer
 
 PREVIEW_SIZE = (32, 16)  # columns, pixel rows (two per text row)
+
+
+def heading(model: Model, key: str | None) -> tuple[str, str]:
+    """The title line over a conversation, and the notice at its top."""
+    if key is None:
+        return "", ""
+    if key.startswith(GROUP_PREFIX):
+        name = key.removeprefix(GROUP_PREFIX)
+        members = ", ".join(model.nick(fp) for fp in model.groups.get(name, []))
+        return f"≡ {name}", f"Messages here go to each member as a private message: {members}"
+    title = model.title(key)
+    if key.startswith(ROOM_PREFIX):
+        room = model.rooms.get(key.removeprefix(ROOM_PREFIX))
+        if room is None:
+            return title, ""
+        if room.invited_us and not room.joined:
+            notice = f"{room.inviter_nick or 'Someone'} invited you: /join or /decline"
+        else:
+            notice = "Members: " + ", ".join(model.nick(fp) for fp in room.members)
+        return title + (f"  {room.topic}" if room.topic else ""), notice
+    contact = model.contacts.get(key)
+    if contact is not None:
+        title += f"  {fmt.PRESENCE_GLYPH.get(contact.status, '')} {contact.status}"
+        title += f"  {contact.status_text}" if contact.status_text else ""
+    return title, ""
 
 
 def render_line(line: Line) -> Text:
@@ -35,7 +61,7 @@ def render_line(line: Line) -> Text:
 def render_card(transfer: Transfer, nick: str) -> Text:
     arrow = "→" if transfer.outgoing else "←"
     text = Text()
-    text.append(f"{arrow} 📎 ", "bold")
+    text.append(f"{arrow} ", "bold")  # no emoji: terminals disagree on its width
     names = ", ".join(transfer.names[:3]) + (" …" if len(transfer.names) > 3 else "")
     text.append(names, "bold")
     text.append(f"  {fmt.size(transfer.total)}  ", "dim")
@@ -83,31 +109,48 @@ class FileCard(Static):
     """
 
 
+class Page(Vertical):
+    """One showing of a conversation: what `Conversation.show` builds, and replaces."""
+
+    DEFAULT_CSS = """
+    Page { height: auto; }
+    """
+
+
 class Conversation(VerticalScroll):
     """Shows one conversation; rebuilt on open, appended to or patched on events."""
 
     DEFAULT_CSS = """
     Conversation { height: 1fr; }
-    Conversation > .banner { background: $error; color: $text; padding: 0 1; }
-    Conversation > .notice { color: $text-muted; padding: 0 1; }
+    Conversation .banner { background: $error; color: $text; padding: 0 1; }
+    Conversation .notice { color: $text-muted; padding: 0 1; }
     """
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.key: str | None = None
         self._last_day: int | None = None
+        self._page = Page()
+
+    def compose(self) -> ComposeResult:
+        yield self._page
 
     def show(self, model: Model, key: str | None, notice: str = "") -> None:
         self.key = key
         self._last_day = None
-        self.remove_children()
+        # A new page, not the old one emptied: removing widgets completes later, and a
+        # line remounted under the id its old widget still held raised DuplicateIds (a
+        # rebuild of the open conversation, after a trust change say, ended the app).
+        self._page.remove()
+        self._page = Page()
+        self.mount(self._page)
         if key is None:
-            self.mount(Static(WELCOME, classes="notice"))
+            self._page.mount(Static(WELCOME, classes="notice"))
             return
         if model.blocked(key):
-            self.mount(Static(key_change_banner(model, key), classes="banner"))
+            self._page.mount(Static(key_change_banner(model, key), classes="banner"))
         if notice:
-            self.mount(Static(notice, classes="notice"))
+            self._page.mount(Static(notice, classes="notice"))
         for line in model.conversations.get(key, []):
             self.append(line)
         for transfer in model.transfers.values():
@@ -117,15 +160,15 @@ class Conversation(VerticalScroll):
 
     def append(self, line: Line) -> None:
         if self._last_day is None or not fmt.same_day(self._last_day, line.sent_at):
-            self.mount(DaySeparator(f"── {fmt.day(line.sent_at)} ──"))
+            self._page.mount(DaySeparator(f"── {fmt.day(line.sent_at)} ──"))
         self._last_day = line.sent_at
         view = MessageView(render_line(line), id=f"m-{line.message_id}")
         view.set_class(line.outgoing, "outgoing")
-        self.mount(view)
+        self._page.mount(view)
         self.scroll_end(animate=False)
 
     def patch(self, line: Line) -> None:
-        for view in self.query(f"#m-{line.message_id}"):
+        for view in self._page.query(f"#m-{line.message_id}"):
             if isinstance(view, Static):
                 view.update(render_line(line))
 
@@ -137,18 +180,18 @@ class Conversation(VerticalScroll):
             shown = [p for p in previews if p is not None]
             if shown:
                 body = Group(body, *shown)
-        existing = self.query(f"#{card_id}")
+        existing = self._page.query(f"#{card_id}")
         if existing:
             existing.first(Static).update(body)
         else:
-            self.mount(FileCard(body, id=card_id))
+            self._page.mount(FileCard(body, id=card_id))
             self.scroll_end(animate=False)
 
     def highlight(self, message_id: str) -> bool:
         """Scroll to a message and mark it (a search result); False if it is not shown."""
-        for view in self.query(MessageView):
+        for view in self._page.query(MessageView):
             view.remove_class("found")
-        found = self.query(f"#m-{message_id}")
+        found = self._page.query(f"#m-{message_id}")
         if not found:
             return False
         view = found.first(MessageView)

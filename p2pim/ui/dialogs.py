@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, SelectionList
+from textual.widgets import Button, Input, Label, SelectionList, Static
 
 DIALOG_CSS = """
 Dialog { align: center middle; }
@@ -94,7 +94,7 @@ class Confirm(Dialog):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self._question)
+            yield Static(self._question)  # wraps, unlike a Label
             yield self.buttons(
                 Button(self._yes, variant="error", id="yes"), Button(self._no, id="no")
             )
@@ -111,6 +111,14 @@ class Confirm(Dialog):
 
 class PickPeers(Dialog):
     """Choose peers from a list (space toggles); dismisses with (name, fingerprints)."""
+
+    # Enter is ours before the focused widget's: a screen `key_enter` also fired on the
+    # name field's Enter (saving a group with nobody in it) and on the list's (toggling
+    # the highlighted peer as it confirmed).
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("enter", "confirm", "Confirm", priority=True, show=False),
+    ]
 
     def __init__(
         self,
@@ -144,11 +152,14 @@ class PickPeers(Dialog):
         else:
             self.dismiss(None)
 
-    def on_input_submitted(self) -> None:
-        self.query_one("#peers", SelectionList).focus()
-
-    def key_enter(self) -> None:
-        self._done()
+    def action_confirm(self) -> None:
+        focused = self.focused
+        if isinstance(focused, Input):  # the name first, then on to the list
+            self.query_one("#peers", SelectionList).focus()
+        elif isinstance(focused, Button):
+            focused.press()
+        else:
+            self._done()
 
     def _done(self) -> None:
         name = self.query_one("#name", Input).value.strip() if self._name is not None else ""

@@ -16,6 +16,7 @@ from p2pim.transfer.manager import TransferInfo
 
 Mark = Literal["", "queued", "sent", "delivered", "read", "failed"]
 ROOM_PREFIX = "room:"
+GROUP_PREFIX = "group:"  # the UI's key for a contact group (not a stored conversation)
 
 
 def room_key(room: str) -> str:

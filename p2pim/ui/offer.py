@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -82,8 +83,10 @@ class OfferScreen(Dialog):
         self.query_one("#accept", Button).focus()
 
     def action_accept(self) -> None:
-        directory = self.query_one("#directory", Input).value.strip()
-        self.dismiss(Answer(True, directory if directory != self._download_dir else None))
+        # "~" means home here as in /send; an emptied field means the download folder.
+        directory = os.path.expanduser(self.query_one("#directory", Input).value.strip())
+        chosen = directory if directory and directory != self._download_dir else None
+        self.dismiss(Answer(True, chosen))
 
     def action_decline(self) -> None:
         self.dismiss(Answer(False))

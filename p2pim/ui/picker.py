@@ -15,8 +15,10 @@ from p2pim.ui.dialogs import Dialog
 
 def complete(text: str) -> str:
     """Tab completion: the longest common extension of the entries `text` starts."""
-    path = Path(os.path.expanduser(text)) if text else Path.cwd()
-    folder, stem = (path, "") if text.endswith("/") else (path.parent, path.name)
+    path = Path(os.path.expanduser(text))
+    # Nothing typed: the current folder's own entries (Path("") is "."), not its siblings
+    # (splitting cwd into parent and name completed "" to "/").
+    folder, stem = (path, "") if not text or text.endswith("/") else (path.parent, path.name)
     try:
         names = [e.name for e in os.scandir(folder) if e.name.startswith(stem)]
     except OSError:

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from p2pim import identity as ident
 from p2pim.config import NodeConfig
@@ -12,6 +18,14 @@ from p2pim.control import ProfileInUse, hold_profile
 from p2pim.node import Node
 from p2pim.settings import Settings
 from p2pim.storage import database_path
+
+if TYPE_CHECKING:
+    from p2pim.ui.app import P2pimApp
+
+# `kill` or a logout (SIGTERM) and a closed terminal (SIGHUP): their default action ends
+# the process at once, with no goodbye (peers would see us go only at the presence
+# timeout) and the terminal left in raw mode.  They quit like Ctrl+Q instead.
+QUIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def ui_config(settings: Settings, args: argparse.Namespace) -> NodeConfig:
@@ -40,8 +54,30 @@ def run_ui(profile: Path, args: argparse.Namespace) -> int:
     try:
         with hold_profile(profile):
             app = P2pimApp(node, settings=settings, profile=profile, peers=tuple(args.peer))
-            app.run()
+            with quit_on_signals(app):
+                app.run()
     except ProfileInUse as exc:
         print(f"p2pim: {exc}", file=sys.stderr)
         return 1
     return app.return_code or 0
+
+
+@contextlib.contextmanager
+def quit_on_signals(app: P2pimApp) -> Iterator[None]:
+    """While the block runs, `QUIT_SIGNALS` run the app's quit action."""
+
+    def quit_soon(signum: int, frame: FrameType | None) -> None:
+        # Python runs this on the main thread between two bytecodes, maybe in the middle
+        # of the event loop's own code: hand the quit over to the loop, thread-safely.
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # the UI is not running (yet, or any more): nobody to tell
+            raise SystemExit(128 + signum) from None
+        loop.call_soon_threadsafe(app.call_later, app.action_quit)
+
+    previous = {number: signal.signal(number, quit_soon) for number in QUIT_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

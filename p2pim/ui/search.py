@@ -77,9 +77,11 @@ class SearchScreen(Dialog):
         if not found:
             results.add_option(Option(Text("nothing found", "dim italic"), disabled=True))
         else:
+            results.highlighted = 0  # without a highlight, Enter on the results does nothing
             results.focus()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()  # a result's id is not a conversation key: keep it from the app's sidebar
         hit = self._hits.get(event.option_id or "")
         if hit is not None:
             self.dismiss(hit)

@@ -9,15 +9,16 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from p2pim.ui import format as fmt
-from p2pim.ui.model import ROOM_PREFIX, Model
+from p2pim.ui.model import GROUP_PREFIX, ROOM_PREFIX, Model
 
-GROUP_PREFIX = "group:"
 STATUS_ORDER = {"online": 0, "busy": 1, "away": 2, "offline": 3}
 
 
 def _badge(text: Text, unread: int) -> None:
     if unread:
-        text.append(f" {unread}", style="bold reverse")
+        # The space stays out of the reverse video: reversed, it read as part of the name.
+        text.append(" ")
+        text.append(str(unread), style="bold reverse")
 
 
 def person(model: Model, fingerprint: str) -> Text:
@@ -53,8 +54,11 @@ def room(model: Model, room_id: str) -> Text:
 class Sidebar(OptionList):
     """Option ids are conversation keys: a fingerprint, `room:<id>` or `group:<name>`."""
 
+    # Only a right border, focused or not: OptionList's full border would push "People"
+    # a row below the chat title and cost the list two rows and a column at 80x24.
     DEFAULT_CSS = """
-    Sidebar { width: 28; height: 1fr; border-right: tall $panel; }
+    Sidebar { width: 28; height: 1fr; border: none; border-right: tall $panel; }
+    Sidebar:focus { border: none; border-right: tall $border; }
     """
 
     def show(self, model: Model) -> None:

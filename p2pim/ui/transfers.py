@@ -46,6 +46,11 @@ def describe(transfer: Transfer, nick: str) -> Text:
     return text
 
 
+def row_id(transfer: Transfer) -> str:
+    """One row per peer of an offer: an offer to a room has one id for every member."""
+    return f"row-{transfer.offer}-{transfer.peer}"
+
+
 class TransferRow(Widget, can_focus=True):
     DEFAULT_CSS = """
     TransferRow { height: 3; padding: 0 1; }
@@ -55,7 +60,7 @@ class TransferRow(Widget, can_focus=True):
     """
 
     def __init__(self, transfer: Transfer, nick: str) -> None:
-        super().__init__(id=f"row-{transfer.offer}")
+        super().__init__(id=row_id(transfer))
         self.transfer, self._nick = transfer, nick
 
     def compose(self) -> ComposeResult:
@@ -65,11 +70,16 @@ class TransferRow(Widget, can_focus=True):
         yield Static("")
 
     def on_mount(self) -> None:
-        self.show(self.transfer, self._nick)
+        self._paint()
 
     def show(self, transfer: Transfer, nick: str) -> None:
         self.transfer, self._nick = transfer, nick
-        self.query_one(".describe", Static).update(describe(transfer, nick))
+        if self.is_mounted:  # a row still being mounted is painted by on_mount, up to date
+            self._paint()
+
+    def _paint(self) -> None:
+        transfer = self.transfer
+        self.query_one(".describe", Static).update(describe(transfer, self._nick))
         bar = self.query_one(ProgressBar)
         bar.update(
             total=max(1, transfer.total), progress=transfer.fraction * max(1, transfer.total)
@@ -115,7 +125,7 @@ class TransfersScreen(Screen[None]):
 
     def refresh_rows(self) -> None:
         rows = self.query_one("#rows", VerticalScroll)
-        transfers = list(self.model.transfers.values())[::-1]  # newest first
+        transfers = list(self.model.transfers.values())  # oldest first: each new row goes on top
         if not transfers:
             if not rows.query("#empty"):
                 rows.mount(Label("No transfers yet. Ctrl+O sends a file.", id="empty"))
@@ -123,7 +133,7 @@ class TransfersScreen(Screen[None]):
         rows.query("#empty").remove()
         for transfer in transfers:
             nick = self.model.nick(transfer.peer)
-            found = rows.query(f"#row-{transfer.offer}")
+            found = rows.query(f"#{row_id(transfer)}")
             if found:
                 found.first(TransferRow).show(transfer, nick)
             else:

@@ -47,7 +47,7 @@ class VerifyScreen(Dialog):
         with Vertical():
             yield Label(f"Verify {view.nick}", classes="title")
             if view.trust == "key_changed":
-                yield Label(
+                yield Static(  # a Static wraps; a Label would cut the sentence off
                     "⚠ This key replaced the one you knew"
                     + (f" ({view.previous_fingerprint[:16]}…)" if view.previous_fingerprint else "")
                     + ". Only mark it verified after comparing the number in person or by phone.",
@@ -59,16 +59,16 @@ class VerifyScreen(Dialog):
             yield Static(number_block(view.safety_number), id="number")
             yield Static(
                 Text.assemble(
-                    ("Their key: ", "dim"),
-                    format_fingerprint(view.fingerprint),
-                    ("\nYour key:  ", "dim"),
-                    format_fingerprint(view.my_fingerprint),
+                    ("Their key  ", "dim"),
+                    key_lines(view.fingerprint),
+                    ("\nYour key   ", "dim"),
+                    key_lines(view.my_fingerprint),
                 )
             )
             yield self.buttons(
                 Button("They match (m)", variant="success", id="verified"),
-                Button("Show pairing code", id="show-code"),
-                Button("Enter their code", id="enter-code"),
+                Button("Show code", id="show-code"),
+                Button("Enter code", id="enter-code"),
                 Button("Close", id="close"),
             )
 
@@ -83,3 +83,9 @@ def number_block(digits: str) -> str:
     """60 digits as 3 rows of 4 groups of 5: easy to read aloud and compare."""
     groups = fmt.grouped(digits).split()
     return "\n".join("  ".join(groups[i : i + 4]) for i in range(0, len(groups), 4))
+
+
+def key_lines(fingerprint: str) -> str:
+    """A fingerprint in two lines of eight groups, so it never wraps mid-group."""
+    groups = format_fingerprint(fingerprint).split()
+    return " ".join(groups[:8]) + "\n           " + " ".join(groups[8:])
