@@ -52,7 +52,7 @@ async def raw_round_trips(count: int) -> list[float]:
     return samples
 
 
-async def p2pim_run(count: int, workdir: Path) -> tuple[list[float], float]:
+async def p2pim_run(count: int, burst: int, workdir: Path) -> tuple[list[float], float]:
     """Round trips (send_text -> delivery receipt) one at a time, then a pipelined burst."""
     a_id, b_id = Identity.generate(), Identity.generate()
     async with (
@@ -78,26 +78,37 @@ async def p2pim_run(count: int, workdir: Path) -> tuple[list[float], float]:
             await delivered()
             samples.append(time.perf_counter() - start)
 
+        async def arrived() -> None:
+            received = 0
+            async for event in b_events:
+                if isinstance(event, MessageReceived) and event.text.startswith("burst"):
+                    received += 1
+                    if received == burst:
+                        return
+
+        async def drain(events: trio.MemoryReceiveChannel[object]) -> None:
+            async for _ in events:  # a subscriber that stops reading holds its node back
+                pass
+
         start = time.perf_counter()
-        for i in range(count):
-            await a.send_text(b.fingerprint, f"burst {i}")
-        received = 0
-        async for event in b_events:
-            if isinstance(event, MessageReceived) and event.text.startswith("burst"):
-                received += 1
-                if received == count:
-                    break
-        return samples, count / (time.perf_counter() - start)
+        async with trio.open_nursery() as nursery:  # pipelined: many sends in flight
+            nursery.start_soon(drain, a_events)
+            for i in range(burst):
+                nursery.start_soon(a.send_text, b.fingerprint, f"burst {i}")
+            await arrived()
+            elapsed = time.perf_counter() - start
+            nursery.cancel_scope.cancel()
+        return samples, burst / elapsed
 
 
 def pct(samples: list[float], q: int) -> float:
     return statistics.quantiles(samples, n=100)[q - 1] * 1000
 
 
-async def main(count: int) -> None:
+async def main(count: int, burst: int) -> None:
     raw = await raw_round_trips(count)
     with tempfile.TemporaryDirectory() as tmp:
-        ours, rate = await p2pim_run(count, Path(tmp))
+        ours, rate = await p2pim_run(count, burst, Path(tmp))
     print(f"{'round trip (ms)':<28}{'baseline':>10}{'p2pim':>10}{'ratio':>8}")
     for q in (50, 99):
         print(
@@ -109,4 +120,6 @@ async def main(count: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=500)
-    trio.run(main, parser.parse_args().count)
+    parser.add_argument("--burst", type=int, default=20000)
+    args = parser.parse_args()
+    trio.run(main, args.count, args.burst)

@@ -20,7 +20,8 @@ import trio
 
 from p2pim import events
 from p2pim.net.link import LinkClosed, PeerLink
-from p2pim.storage import Store
+from p2pim.storage import Database, Store
+from p2pim.storage.messages import StoredMessage
 from p2pim.wire import codec
 from p2pim.wire.messages import (
     MAX_ACKED_IDS,
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 OUTBOX_BATCH = 256
 MAX_IN_FLIGHT = 1024  # unacknowledged sends per session: memory stays bounded
+INBOX_SIZE = 1024  # received but not yet stored, per session; the reader waits beyond
 TYPING_TTL = 6.0  # a typing indicator not refreshed within this is over
 
 
@@ -90,6 +92,7 @@ class Messenger:
         self._in_flight: dict[str, set[bytes]] = {}
         self._withdrawn: dict[str, set[bytes]] = {}  # deleted while a pump may hold a copy
         self._to_ack: dict[str, list[bytes]] = {}
+        self._inboxes: dict[str, tuple[PeerLink, trio.MemorySendChannel[Message]]] = {}
         self._ack_due: dict[str, Signal] = {}
         self._pumps: dict[str, trio.CancelScope] = {}
         self._typing_until: dict[str, float] = {}
@@ -109,8 +112,16 @@ class Messenger:
         scope = self._pumps[link.fingerprint] = trio.CancelScope()
         self._to_ack[link.fingerprint] = []  # now: the reader may ack before the task runs
         self._nursery.start_soon(self._serve_session, link, scope)
+        inbox, received = trio.open_memory_channel[Message](INBOX_SIZE)
+        self._inboxes[link.fingerprint] = (link, inbox)
+        # Outside the session's scope: what was received is stored even if the link drops
+        # meanwhile; the task ends when session_ended closes the inbox.
+        self._nursery.start_soon(self._store_received, link, received)
 
     async def session_ended(self, fp: str) -> None:
+        link_inbox = self._inboxes.pop(fp, None)
+        if link_inbox is not None:
+            link_inbox[1].close()
         scope = self._pumps.pop(fp, None)
         if scope is not None:
             scope.cancel()
@@ -199,26 +210,28 @@ class Messenger:
     # ---- sending ------------------------------------------------------------------------
 
     async def send_text(self, peer: str, text: str) -> bytes:
-        """Accepted ⇒ committed: returns once the message and its outbox entry are on disk."""
+        """Accepted ⇒ committed: returns once the message and its outbox entry are on disk
+        (the clock's tick too: one transaction, one commit)."""
         check_text(text)
-        message = Text(
-            id=new_message_id(),
-            sent_at=now_ms(),
-            body=text,
-            lamport=await self._store.tick_lamport(),
-        )
-        await self._store.queue_message(
-            message.id,
-            peer,
-            self.me,
-            message.sent_at,
-            message.lamport,
-            text,
-            codec.encode(message),
-            message.sent_at,
-        )
+        me = self.me
+
+        def queue(db: Database) -> bytes:
+            message = Text(new_message_id(), now_ms(), text, db.tick_lamport())
+            db.queue_message(
+                message.id,
+                peer,
+                me,
+                message.sent_at,
+                message.lamport,
+                text,
+                codec.encode(message),
+                message.sent_at,
+            )
+            return message.id
+
+        message_id = await self._store.atomically(queue)
         self.wake(peer)
-        return message.id
+        return message_id
 
     async def edit(self, peer: str, target: bytes, text: str) -> None:
         check_text(text)
@@ -260,20 +273,81 @@ class Messenger:
     # ---- receiving ----------------------------------------------------------------------
 
     async def received(self, link: PeerLink, message: Message) -> bool:
-        """Handle a messaging message; False if it is not one."""
+        """Handle a messaging message; False if it is not one.  Messages, edits, deletes,
+        read receipts and acks go through the session's inbox, in order, so that a burst
+        is stored in a few transactions (group commit) while the reader keeps reading."""
+        if isinstance(message, Ack):  # the pump may send more at once; the rest can wait
+            in_flight = self._in_flight.get(link.fingerprint)
+            if in_flight is not None:
+                in_flight.difference_update(message.ids)
+                self._acked.setdefault(link.fingerprint, Signal()).fire()
+        if isinstance(message, Text | Edit | Delete | ReadReceipt | Ack):
+            current = self._inboxes.get(link.fingerprint)
+            if current is not None and current[0] is link:
+                await current[1].send(message)
+            elif isinstance(message, Ack):  # a replaced session's ack still counts
+                await self._mark_delivered(link.fingerprint, message.ids)
+            # else: unacked, so the peer sends it again on the session that replaced it
+        elif isinstance(message, Typing):
+            await self._on_typing(link.fingerprint, message.active)
+        else:
+            return False
+        return True
+
+    async def _store_received(
+        self, link: PeerLink, inbox: trio.MemoryReceiveChannel[Message]
+    ) -> None:
+        """Drain the inbox: each run of texts is stored together (one commit for all),
+        then acked and shown in arrival order; other operations apply one by one, and
+        the acks of our own sends are marked delivered together."""
+        async with inbox:
+            async for first in inbox:
+                batch = [first]
+                with contextlib.suppress(trio.WouldBlock, trio.EndOfChannel):
+                    while len(batch) < INBOX_SIZE:
+                        batch.append(inbox.receive_nowait())
+                texts: list[Text] = []
+                acked: list[bytes] = []
+                for message in batch:
+                    if isinstance(message, Ack):  # all of the batch's acks: one commit
+                        acked.extend(message.ids)
+                        continue
+                    if isinstance(message, Text):
+                        texts.append(message)
+                        continue
+                    if texts:
+                        await self._store_texts(link, texts)
+                        texts = []
+                    await self._apply(link, message)
+                if texts:
+                    await self._store_texts(link, texts)
+                if acked:
+                    await self._mark_delivered(link.fingerprint, acked)
+
+    async def _store_texts(self, link: PeerLink, texts: list[Text]) -> None:
         fp = link.fingerprint
-        if isinstance(message, Text):
-            stored = await self._store.store_incoming(
+        stored: list[StoredMessage | None] = [None] * len(texts)
+
+        async def store(i: int, message: Text) -> None:
+            stored[i] = await self._store.store_incoming(
                 message.id, fp, fp, message.sent_at, message.lamport, message.body, now_ms()
             )
+
+        async with trio.open_nursery() as nursery:  # concurrent calls share a commit
+            for i, message in enumerate(texts):
+                nursery.start_soon(store, i, message)
+        for message, row in zip(texts, stored, strict=True):
             await self.ack(link, message.id)
-            if stored is not None:  # a resend of what we already have is acked, not shown
+            if row is not None:  # a resend of what we already have is acked, not shown
                 await self._emit(
                     events.MessageReceived(
                         fp, link.remote_nick, message.id.hex(), message.sent_at, message.body
                     )
                 )
-        elif isinstance(message, Edit):
+
+    async def _apply(self, link: PeerLink, message: Message) -> None:
+        fp = link.fingerprint
+        if isinstance(message, Edit):
             edited = await self._store.apply_edit(
                 message.id, message.target, fp, message.body, message.sent_at, now_ms()
             )
@@ -290,13 +364,6 @@ class Messenger:
             await self.ack(link, message.id)
             for message_id in read:
                 await self._emit(events.MessageRead(fp, message_id.hex()))
-        elif isinstance(message, Ack):
-            await self._on_ack(fp, message.ids)
-        elif isinstance(message, Typing):
-            await self._on_typing(fp, message.active)
-        else:
-            return False
-        return True
 
     async def ack(self, link: PeerLink, op_id: bytes) -> None:
         """Queue an ack for the session's acknowledger (unacked means resent next session)."""
@@ -305,11 +372,7 @@ class Messenger:
             pending.append(op_id)
             self._ack_due.setdefault(link.fingerprint, Signal()).fire()
 
-    async def _on_ack(self, fp: str, ids: tuple[bytes, ...]) -> None:
-        in_flight = self._in_flight.get(fp)
-        if in_flight is not None:
-            in_flight.difference_update(ids)
-            self._acked.setdefault(fp, Signal()).fire()
+    async def _mark_delivered(self, fp: str, ids: list[bytes] | tuple[bytes, ...]) -> None:
         for message_id in await self._store.mark_delivered(fp, ids, now_ms()):
             await self._emit(events.MessageDelivered(fp, message_id.hex()))
 

@@ -171,3 +171,38 @@ async def test_the_export_command_writes_a_conversation(tmp_path: Path) -> None:
         (sent[0], "one", "me"),
         (sent[1], "two", "me"),
     ]
+
+
+async def test_a_burst_cut_off_mid_store_is_kept_once_and_the_node_lives_on(
+    tmp_path: Path,
+) -> None:
+    """A session that ends while its burst is still being stored: what was read is
+    stored (and shown) once, the rest comes again, and the node keeps serving."""
+    from nodes import raw_session
+
+    from p2pim.messaging import new_message_id
+    from p2pim.wire.messages import Text
+
+    sender = Identity.generate()
+    async with open_node(
+        Identity.generate(), loopback_config("b"), store_path=tmp_path / "b.db"
+    ) as b:
+        events = b.subscribe()
+        burst = [Text(new_message_id(), 1000 + i, f"m{i}", i + 1) for i in range(600)]
+        for _ in range(5):
+            link = await raw_session(b.port, sender)
+            for message in burst:
+                await link.send(message)
+            await link.close()  # gone before the node can have stored all of it
+        link = await raw_session(b.port, sender)  # the node still serves; resend everything
+        for message in burst:
+            await link.send(message)
+        shown: list[str] = []
+        with trio.fail_after(20):
+            while len(shown) < len(burst):
+                event = await next_event(events, lambda e: isinstance(e, MessageReceived))
+                shown.append(event.text)  # type: ignore[union-attr]
+        assert sorted(shown) == sorted(m.body for m in burst)  # each exactly once
+        history = await b.history(sender.fingerprint, limit=1000)
+        assert len(history) == len(burst) == len({m.id for m in history})
+        await link.close()

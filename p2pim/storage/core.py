@@ -106,7 +106,7 @@ class Connection:
                 for call in calls:
                     if not conn.in_transaction:
                         break  # SQLite rolled the whole batch back (disk full, I/O error)
-                    results.append(outcome.capture(call))
+                    results.append(outcome.capture(self._in_savepoint, call))
                 if not conn.in_transaction:
                     error = StorageError("the transaction was rolled back by an error")
                     return [outcome.Error(error) for _ in calls]
@@ -120,6 +120,11 @@ class Connection:
             finally:
                 self._batch_thread = None
         return results
+
+    def _in_savepoint(self, call: Callable[[], Any]) -> Any:
+        # A call made of several steps (`Store.atomically`) is undone as a whole.
+        with self._transaction(write=True):
+            return call()
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:

@@ -93,6 +93,10 @@ class Store:
             call.result = result
             call.done.set()
 
+    async def atomically(self, fn: Callable[[Database], T]) -> T:
+        """Run several `Database` calls as one transaction: all or nothing, one commit."""
+        return await self._run(fn, self._db)
+
     async def aclose(self) -> None:
         async with self._turn:
             await trio.to_thread.run_sync(self._db.close)
