@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 SERVICE_TYPE = "_p2pim._tcp.local."
 RESOLVE_TIMEOUT_MS = 3000
-MAX_QUEUED_CHANGES = 256
+MAX_QUEUED_CHANGES = 4096  # service names waiting to be looked at (coalesced by name)
+MAX_QUEUED_RESOLVES = 256  # names not in the cache, waiting for a network resolve
 MAX_CONCURRENT_RESOLVES = 4
 # Virtual and container interfaces are skipped unless named explicitly (DESIGN.md §3).
 VIRTUAL_PREFIXES = (
@@ -182,6 +183,8 @@ class Discovery:
             parsed_addresses=interfaces,
         )
         self.dropped_changes = 0
+        self._pending: dict[str, ServiceStateChange] = {}  # by service name, in order
+        self._pending_posted = trio.Event()
         self._zc: Zeroconf | None = None
 
     @staticmethod
@@ -212,15 +215,11 @@ class Discovery:
     ) -> None:
         """Advertise and browse until cancelled; withdraw the record on the way out."""
         zc = self._zc = await trio.to_thread.run_sync(self._open)
-        changes_in, changes_out = trio.open_memory_channel[tuple[ServiceStateChange, str]](
-            MAX_QUEUED_CHANGES
-        )
         token = trio.lowlevel.current_trio_token()
 
         def on_change(**kwargs: Any) -> None:  # runs in zeroconf's thread
-            change = (kwargs["state_change"], kwargs["name"])
             with contextlib.suppress(trio.RunFinishedError):
-                token.run_sync_soon(self._post, changes_in, change)
+                token.run_sync_soon(self._post, kwargs["state_change"], kwargs["name"])
 
         browser = None
         try:
@@ -228,24 +227,25 @@ class Discovery:
             browser = ServiceBrowser(zc, SERVICE_TYPE, handlers=[on_change])
             await trio.to_thread.run_sync(self._register, zc)
             task_status.started()
-            # A fixed pool of workers: a flood of records queues (bounded), never fans out.
+            to_resolve, resolving = trio.open_memory_channel[str](MAX_QUEUED_RESOLVES)
             async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._handle_changes, zc, to_resolve, events)
+                # A fixed pool of workers: a flood of records queues (bounded), never fans out.
                 for _ in range(MAX_CONCURRENT_RESOLVES):
-                    nursery.start_soon(self._handle_changes, zc, changes_out.clone(), events)
+                    nursery.start_soon(self._resolve, zc, resolving.clone(), events)
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(3):
                 await trio.to_thread.run_sync(self._close, zc, browser, abandon_on_cancel=True)
 
-    def _post(
-        self, channel: trio.MemorySendChannel[tuple[ServiceStateChange, str]], change: Any
-    ) -> None:
-        try:
-            channel.send_nowait(change)
-        except trio.WouldBlock:
-            # A hint, not a fact: mDNS repeats itself, so dropping under a flood is safe.
-            self.dropped_changes += 1
-        except trio.ClosedResourceError:
-            pass
+    def _post(self, state_change: ServiceStateChange, name: str) -> None:
+        """Runs in trio.  Changes are kept by name (the latest wins), so a flood repeating
+        the same records takes no more room, and a real peer among thousands of fakes
+        is not lost while the queue holds fewer than MAX_QUEUED_CHANGES names."""
+        if name in self._pending or len(self._pending) < MAX_QUEUED_CHANGES:
+            self._pending[name] = state_change
+            self._pending_posted.set()
+        else:
+            self.dropped_changes += 1  # a hint, not a fact: mDNS repeats itself
 
     def _open(self) -> Zeroconf:
         return Zeroconf(interfaces=self.interfaces, ip_version=IPVersion.V4Only, use_asyncio=False)
@@ -265,15 +265,41 @@ class Discovery:
     async def _handle_changes(
         self,
         zc: Zeroconf,
-        changes: trio.MemoryReceiveChannel[tuple[ServiceStateChange, str]],
+        to_resolve: trio.MemorySendChannel[str],
         events: trio.MemorySendChannel[DiscoveryEvent],
     ) -> None:
-        async for state_change, name in changes:
-            if name == self._info.name:
-                continue
-            if state_change is ServiceStateChange.Removed:
-                await events.send(PeerWithdrawn(name))
-                continue
+        """Take every pending change at once; whatever zeroconf's cache already holds (a
+        flood's responses carry all their records) is parsed in one thread call, and only
+        the rest waits for a network resolve."""
+        while True:
+            await self._pending_posted.wait()
+            self._pending_posted = trio.Event()
+            changes, self._pending = self._pending, {}
+            names = []
+            for name, state_change in changes.items():
+                if name == self._info.name:
+                    continue
+                if state_change is ServiceStateChange.Removed:
+                    await events.send(PeerWithdrawn(name))
+                else:
+                    names.append(name)
+            cached = await trio.to_thread.run_sync(_from_cache, zc, names, abandon_on_cancel=True)
+            for name, advert in cached.items():
+                if advert is not None:
+                    await events.send(advert)
+                    continue
+                try:
+                    to_resolve.send_nowait(name)
+                except trio.WouldBlock:
+                    self.dropped_changes += 1
+
+    async def _resolve(
+        self,
+        zc: Zeroconf,
+        names: trio.MemoryReceiveChannel[str],
+        events: trio.MemorySendChannel[DiscoveryEvent],
+    ) -> None:
+        async for name in names:
             info = await trio.to_thread.run_sync(
                 zc.get_service_info,
                 SERVICE_TYPE,
@@ -284,3 +310,13 @@ class Discovery:
             advert = parse_service(name, info) if info is not None else None
             if advert is not None:
                 await events.send(advert)
+
+
+def _from_cache(zc: Zeroconf, names: list[str]) -> dict[str, PeerAdvertised | None]:
+    """Runs in a worker thread (zeroconf's own `get_service_info` reads its cache from the
+    caller's thread too): each name's advert if the cache holds all its records."""
+    found: dict[str, PeerAdvertised | None] = {}
+    for name in names:
+        info = ServiceInfo(SERVICE_TYPE, name)
+        found[name] = parse_service(name, info) if info.load_from_cache(zc) else None
+    return found

@@ -58,6 +58,7 @@ from p2pim.wire.messages import (
 log = logging.getLogger(__name__)
 
 MAX_KNOWN_ADVERTS = 1024
+MAX_ADVERTS_PER_ADDRESS = 16  # services one address may announce (a host runs a few nodes)
 MAX_KNOWN_PEERS = 4096
 SUBSCRIBER_BUFFER = 1024
 EXCHANGE_MIN_INTERVAL = 1.0  # peer lists are coalesced: at most one round per second
@@ -806,8 +807,8 @@ class Node:
                 continue
             if event.fingerprint_hint == self.fingerprint or event.version != PROTOCOL_VERSION:
                 continue
-            if event.instance not in self._adverts and len(self._adverts) >= MAX_KNOWN_ADVERTS:
-                continue  # bounded table: a flood of fake records cannot grow it
+            if event.instance not in self._adverts and not self._room_for_advert(event):
+                continue  # a flood of fake records can neither grow the table nor fill it
             self._adverts[event.instance] = event
             now = trio.current_time()
             for host in event.addresses:
@@ -820,6 +821,15 @@ class Node:
                     event.fingerprint_hint, event.nick, event.addresses, event.port, event.status
                 )
             )
+
+    def _room_for_advert(self, advert: discovery.PeerAdvertised) -> bool:
+        """Bounded overall, and per address: one host announcing thousands of services
+        (all pointing at itself) gets a few slots, so real peers still get theirs."""
+        if len(self._adverts) >= MAX_KNOWN_ADVERTS:
+            return False
+        hosts = set(advert.addresses)
+        crowded = sum(1 for known in self._adverts.values() if hosts & set(known.addresses))
+        return crowded < MAX_ADVERTS_PER_ADDRESS
 
     # ---- peer exchange ------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ outcome is kept so the node can explain one-way visibility.  Everything is bound
 
 from __future__ import annotations
 
+import collections
 import enum
 import ipaddress
 import random
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 MAX_TARGETS = 1024
 MAX_ADDRESSES_PER_TARGET = 8
+MAX_DIALS_PER_HOST = 2
 
 
 def dialable(host: str) -> bool:
@@ -64,6 +66,11 @@ class Target:
 
     def ordered_addresses(self) -> list[Address]:
         return sorted(self.addresses, key=lambda a: self.addresses[a])
+
+
+def _host(target: Target) -> str:
+    """Where a dial goes first."""
+    return target.ordered_addresses()[0].host
 
 
 class ReachPlanner:
@@ -165,18 +172,32 @@ class ReachPlanner:
         return target.fingerprint is not None and target.fingerprint in self._connected
 
     def due(self, now: float) -> list[Target]:
-        """Targets to dial now, marked as dialling; never more than `max_concurrent` at once."""
+        """Targets to dial now, marked as dialling; never more than `max_concurrent` at once
+        nor `MAX_DIALS_PER_HOST` to one host, so a host announcing many identities (a
+        tarpit that holds each dial until the handshake deadline) cannot take every slot.
+        Targets known from more than mDNS (manual, remembered, exchanged) go first."""
         room = self.max_concurrent - sum(t.dialing for t in self._targets.values())
+        per_host = collections.Counter(
+            _host(t) for t in self._targets.values() if t.dialing and t.addresses
+        )
         ready = [
             t
             for t in self._targets.values()
             if not t.dialing and t.addresses and t.due_at <= now and not self._satisfied(t)
         ]
-        ready.sort(key=lambda t: t.due_at)
-        for target in ready[: max(room, 0)]:
+        ready.sort(key=lambda t: (max(t.addresses.values()) is Source.MDNS, t.due_at))
+        chosen: list[Target] = []
+        for target in ready:
+            if len(chosen) >= room:
+                break
+            host = _host(target)
+            if per_host[host] >= MAX_DIALS_PER_HOST:
+                continue
+            per_host[host] += 1
             target.dialing = True
             target.last_attempt_at = now
-        return ready[: max(room, 0)]
+            chosen.append(target)
+        return chosen
 
     def next_due(self) -> float | None:
         waiting = [

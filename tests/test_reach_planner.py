@@ -98,9 +98,24 @@ def test_targets_are_bounded() -> None:
 def test_concurrent_dials_are_capped() -> None:
     p = planner(max_concurrent=3)
     for i in range(10):
-        p.learn(f"{i:064x}", HERE, Source.MDNS, 0.0)
+        p.learn(f"{i:064x}", Address(f"192.0.2.{i + 1}", 4000), Source.MDNS, 0.0)
     assert len(p.due(0.0)) == 3
     assert p.due(0.0) == []
+
+
+def test_one_host_announcing_many_identities_gets_two_dials_and_real_peers_go_first() -> None:
+    """A tarpit announcing a thousand fake identities cannot hold every dial slot."""
+    p = planner(max_concurrent=8)
+    for i in range(1000):
+        p.learn(f"{i:064x}", Address("192.0.2.66", 4000 + i), Source.MDNS, 0.0)
+    p.learn(FP, Address("192.0.2.7", 4000), Source.MDNS, 1.0)  # a real peer, announced later
+    remembered = "e" * 64
+    p.learn(remembered, Address("192.0.2.8", 4000), Source.REMEMBERED, 1.0)
+    dialled = p.due(1.0)
+    assert dialled[0].key == remembered  # known from more than mDNS: first
+    assert FP in [t.key for t in dialled]
+    assert sum(t.ordered_addresses()[0].host == "192.0.2.66" for t in dialled) == 2
+    assert p.due(1.0) == []  # the tarpit's two slots are taken; nothing else is due
 
 
 def test_a_manual_address_learns_its_identity() -> None:
