@@ -151,7 +151,9 @@ class Messenger:
         due = self._ack_due.setdefault(fp, Signal())
         while True:
             seen = due.version
-            pending = self._to_ack[fp]
+            pending = self._to_ack.get(fp)
+            if pending is None:
+                return  # the session ended before this task first ran
             if not pending:
                 await due.wait_past(seen)
                 continue

@@ -58,6 +58,7 @@ from p2pim.wire.messages import (
 log = logging.getLogger(__name__)
 
 MAX_KNOWN_ADVERTS = 1024
+INTERFACE_POLL = 2.0  # seconds between looks at the mDNS interfaces' addresses
 MAX_ADVERTS_PER_ADDRESS = 16  # services one address may announce (a host runs a few nodes)
 MAX_KNOWN_PEERS = 4096
 SUBSCRIBER_BUFFER = 1024
@@ -231,14 +232,38 @@ class Node:
             self._reach.add_manual(Address(host, port), now)
 
     async def _start_discovery(self, nursery: trio.Nursery) -> None:
+        send, receive = trio.open_memory_channel[discovery.DiscoveryEvent](64)
+        await nursery.start(self._run_discovery, send)
+        nursery.start_soon(self._consume_discovery, receive)
+
+    async def _run_discovery(
+        self,
+        adverts: trio.MemorySendChannel[discovery.DiscoveryEvent],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """mDNS on the configured interfaces' addresses, following them: when they change
+        (DHCP renewal, a new network), zeroconf is reopened on the new addresses and our
+        record re-registered, so peers find us where we are now, under the same key."""
         assert self.port is not None
         interfaces = discovery.resolve_interfaces(self.config.interfaces)
-        self._discovery = discovery.Discovery(
-            self.identity, self.config.nick, self.port, interfaces, self._status.status
-        )
-        send, receive = trio.open_memory_channel[discovery.DiscoveryEvent](64)
-        await nursery.start(self._discovery.run, send)
-        nursery.start_soon(self._consume_discovery, receive)
+        while True:
+            async with trio.open_nursery() as nursery:
+                self._discovery = discovery.Discovery(
+                    self.identity, self.config.nick, self.port, interfaces, self._status.status
+                )
+                await nursery.start(self._discovery.run, adverts)
+                task_status.started()
+                task_status = trio.TASK_STATUS_IGNORED
+                while True:
+                    await trio.sleep(INTERFACE_POLL)
+                    with contextlib.suppress(ValueError):  # a named interface is gone
+                        now = discovery.resolve_interfaces(self.config.interfaces)
+                        if now and now != interfaces:
+                            log.info("mDNS addresses changed: %s -> %s", interfaces, now)
+                            interfaces = now
+                            nursery.cancel_scope.cancel()
+                            break
 
     # ---- events ------------------------------------------------------------------------
 

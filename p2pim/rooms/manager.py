@@ -87,7 +87,8 @@ class Rooms:
         # Rooms we are not in (yet): their events wait in memory until one invites us.
         self._pending: dict[bytes, dict[tuple[str, int], rs.Op]] = {}
         self._pending_from: dict[bytes, str] = {}  # which peer sent us each held room
-        self._queues: dict[str, trio.MemorySendChannel[Sequence[Message]]] = {}
+        # Per peer: the session's link and its writer queue (see _queue_for).
+        self._queues: dict[str, tuple[PeerLink, trio.MemorySendChannel[Sequence[Message]]]] = {}
         self._nursery: trio.Nursery | None = None
         self._lock = trio.Lock()  # one event accepted at a time: replays never interleave
         self.rejected = 0  # events that failed verification (forgeries, garbage)
@@ -342,23 +343,35 @@ class Rooms:
     async def session_opened(self, link: PeerLink) -> None:
         """Anti-entropy: for each room the peer shares with us, tell it what we hold."""
         peer = link.fingerprint
+        if self._links.get(peer) is not link:
+            return  # replaced already: the newer session does its own anti-entropy
         self._synced[peer] = set()
-        old = self._queues.pop(peer, None)
-        if old is not None:
-            old.close()
-        send, receive = trio.open_memory_channel[Sequence[Message]](ROOM_QUEUE)
-        self._queues[peer] = send
-        assert self._nursery is not None
-        self._nursery.start_soon(self._drain, link, receive)
         for room, state in list(self._states.items()):
             if peer in state.members or peer in state.invited:
                 await self._sync_with(peer, room)
 
     def session_closed(self, peer: str) -> None:
         self._synced.pop(peer, None)
-        queue = self._queues.pop(peer, None)
-        if queue is not None:
-            queue.close()
+        current = self._queues.pop(peer, None)
+        if current is not None:
+            current[1].close()
+
+    def _queue_for(self, peer: str) -> trio.MemorySendChannel[Sequence[Message]] | None:
+        """The writer queue of the peer's current session, set up on first use (a sync
+        may arrive, and be answered, before `session_opened` has run); None offline."""
+        link = self._links.get(peer)
+        if link is None:
+            return None
+        current = self._queues.get(peer)
+        if current is not None and current[0] is link:
+            return current[1]
+        if current is not None:
+            current[1].close()  # a replaced session's writer
+        send, receive = trio.open_memory_channel[Sequence[Message]](ROOM_QUEUE)
+        self._queues[peer] = (link, send)
+        assert self._nursery is not None
+        self._nursery.start_soon(self._drain, link, receive)
+        return send
 
     async def _drain(
         self, link: PeerLink, batches: trio.MemoryReceiveChannel[Sequence[Message]]
@@ -374,18 +387,24 @@ class Rooms:
         ops = self._ops.get(room) or self._pending.get(room, {})
         keys = {op.author: op.op.author for op in ops.values()}
         have = tuple(RoomCursor(keys[fp], seq) for fp, seq in self._cursors(room).items() if seq)
-        self._synced.setdefault(peer, set()).add(room)
-        await self._send_to({peer}, [RoomSync(room, have)])
+        if await self._send_to({peer}, [RoomSync(room, have)]):  # asked: once a session
+            self._synced.setdefault(peer, set()).add(room)
 
-    async def _send_to(self, peers: set[str], messages: Sequence[Message]) -> None:
+    async def _send_to(self, peers: set[str], messages: Sequence[Message]) -> bool:
         """Best effort to whoever is connected, never waiting: a peer whose queue is full
-        (or that is offline) gets what it missed from the next anti-entropy."""
+        (or that is offline) gets what it missed from the next anti-entropy.  True if
+        every peer's queue took it."""
+        taken = True
         for peer in peers:
-            queue = self._queues.get(peer)
+            queue = self._queue_for(peer)
             if queue is None or not messages:
+                taken = taken and queue is not None
                 continue
-            with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
+            try:
                 queue.send_nowait(messages)
+            except (trio.WouldBlock, trio.ClosedResourceError):
+                taken = False
+        return taken
 
     # ---- telling users ----------------------------------------------------------------
 
