@@ -33,6 +33,16 @@ class Dialog(ModalScreen[object]):
     def action_cancel(self) -> None:
         self.dismiss(None)
 
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        """The usual pair: "ok" confirms (`_done`), any other button cancels."""
+        if event.button.id == "ok":
+            self._done()
+        else:
+            self.dismiss(None)
+
+    def _done(self) -> None:
+        self.dismiss(None)  # dialogs with an "ok" button say what it returns
+
     def buttons(self, *buttons: Button) -> Horizontal:
         return Horizontal(*buttons, classes="buttons")
 
@@ -69,12 +79,6 @@ class Ask(Dialog):
             inputs[index + 1].focus()
         else:
             self._done()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "ok":
-            self._done()
-        else:
-            self.dismiss(None)
 
     def _done(self) -> None:
         self.dismiss(tuple(field.value for field in self.query(Input)))
@@ -145,12 +149,6 @@ class PickPeers(Dialog):
             yield self.buttons(
                 Button(self._ok, variant="primary", id="ok"), Button("Cancel", id="cancel")
             )
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "ok":
-            self._done()
-        else:
-            self.dismiss(None)
 
     def action_confirm(self) -> None:
         focused = self.focused

@@ -84,12 +84,6 @@ class FilePicker(Dialog):
     def on_input_submitted(self) -> None:
         self._done()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "ok":
-            self._done()
-        else:
-            self.dismiss(None)
-
     def _done(self) -> None:
         raw = self.query_one("#path", Input).value
         paths = [p.strip() for p in raw.split(";") if p.strip()]

@@ -42,10 +42,7 @@ class SettingsScreen(Dialog):
                 Button("Save", variant="primary", id="ok"), Button("Cancel", id="cancel")
             )
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id != "ok":
-            self.dismiss(None)
-            return
+    def _done(self) -> None:
         nick = self.query_one("#nick", Input).value.strip()
         if not nick or len(nick.encode()) > MAX_NICK_BYTES:
             self.notify(f"A nick is 1 to {MAX_NICK_BYTES} bytes.", severity="error")
