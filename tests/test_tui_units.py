@@ -588,3 +588,26 @@ def test_picking_peers_enter_moves_on_then_confirms(keys: list[str], result: obj
 
     run_in_app(check)
     assert answers == [result]
+
+
+def test_a_received_image_gets_a_half_block_preview_and_a_broken_one_none(
+    tmp_path: Path,
+) -> None:
+    from PIL import Image
+    from rich.console import Console
+
+    from p2pim.ui.conversation import image_preview
+
+    picture = tmp_path / "red.png"
+    Image.new("RGB", (64, 40), (255, 0, 0)).save(picture)
+    preview = image_preview(str(picture))
+    assert preview is not None
+    console = Console(width=80, record=True, color_system="truecolor")
+    console.print(preview)
+    text = console.export_text(clear=False)
+    assert "▄" in text or "▀" in text  # drawn with half blocks, two pixel rows per line
+    assert len(text.splitlines()) <= 16  # thumbnailed to fit a conversation
+    assert "#ff0000" in console.export_html()  # in the picture's colour
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    assert image_preview(str(broken)) is None  # a card without a preview, no crash
