@@ -105,6 +105,18 @@ def pct(samples: list[float], q: int) -> float:
     return statistics.quantiles(samples, n=100)[q - 1] * 1000
 
 
+async def run(
+    count: int, burst: int, store_dir: str | None = None
+) -> tuple[list[float], list[float], float]:
+    """For callers (benchmarks/run_all.py): what `main` measures, as numbers: the raw round
+    trips and p2pim's (seconds each), and p2pim's pipelined rate (messages/s).  The stores
+    go in a temporary directory under `store_dir` (default: TMPDIR's)."""
+    raw = await raw_round_trips(count)
+    with tempfile.TemporaryDirectory(dir=store_dir) as tmp:
+        ours, rate = await p2pim_run(count, burst, Path(tmp))
+    return raw, ours, rate
+
+
 async def main(count: int, burst: int) -> None:
     raw = await raw_round_trips(count)
     with tempfile.TemporaryDirectory() as tmp:

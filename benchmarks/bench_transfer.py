@@ -653,7 +653,9 @@ def report(size: int, results: list[ToolResult], extras: P2pimExtras) -> None:
         print(f"stats {name}: {picked}")
 
 
-async def main(size_mib: int, json_path: Path | None) -> int:
+async def measure(size_mib: int) -> tuple[str, list[ToolResult], P2pimExtras]:
+    """Every tool on one `size_mib` MiB file: the source's SHA-256, the results (p2pim's
+    first) and p2pim's extras.  For callers such as benchmarks/run_all.py."""
     size = size_mib << 20
     extras = P2pimExtras()
     results: list[ToolResult] = []
@@ -668,6 +670,12 @@ async def main(size_mib: int, json_path: Path | None) -> int:
         print("... p2pim", file=sys.stderr)
         await trio.to_thread.run_sync(os.sync)
         results.insert(0, await run_p2pim(src, workdir, digest, extras))
+    return digest, results, extras
+
+
+async def main(size_mib: int, json_path: Path | None) -> int:
+    size = size_mib << 20
+    digest, results, extras = await measure(size_mib)
     report(size, results, extras)
     if json_path is not None:
         document = {

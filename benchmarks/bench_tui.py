@@ -64,13 +64,20 @@ def report(document: dict[str, Any]) -> None:
     print(f"\nload average (1, 5, 15 min): before {before}, after {after}")
 
 
-async def main(size_mib: int, samples: int, json_path: Path | None) -> int:
+async def measure(size_mib: int, samples: int) -> dict[str, Any]:
+    """The report as a dict (see `report`); "transfer_state" and "identical" tell whether
+    the copy completed and is right.  For callers such as benchmarks/run_all.py."""
     before = load()
     with tempfile.TemporaryDirectory(prefix="bench_tui-") as tmp:
         result = await measure_transfer_latency(Path(tmp), size_mib << 20, samples=samples)
-    document = {**result.report(), "load_before": before, "load_after": load()}
-    if result.state != "completed" or not result.identical:
-        print(f"error: transfer {result.state}, identical copy: {result.identical}")
+    return {**result.report(), "load_before": before, "load_after": load()}
+
+
+async def main(size_mib: int, samples: int, json_path: Path | None) -> int:
+    document = await measure(size_mib, samples)
+    state, identical = document["transfer_state"], document["identical"]
+    if state != "completed" or not identical:
+        print(f"error: transfer {state}, identical copy: {identical}")
         return 1
     report(document)
     if json_path is not None:

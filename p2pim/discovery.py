@@ -225,14 +225,16 @@ class Discovery:
         try:
             # Browse first: our own probing takes ~1.5 s and peers can be found meanwhile.
             browser = ServiceBrowser(zc, SERVICE_TYPE, handlers=[on_change])
-            await trio.to_thread.run_sync(self._register, zc)
-            task_status.started()
             to_resolve, resolving = trio.open_memory_channel[str](MAX_QUEUED_RESOLVES)
             async with trio.open_nursery() as nursery:
+                # Handle what the browser finds while our own probing runs (~1.5 s): a
+                # newcomer can dial the peers already there before it is announced.
                 nursery.start_soon(self._handle_changes, zc, to_resolve, events)
                 # A fixed pool of workers: a flood of records queues (bounded), never fans out.
                 for _ in range(MAX_CONCURRENT_RESOLVES):
                     nursery.start_soon(self._resolve, zc, resolving.clone(), events)
+                await trio.to_thread.run_sync(self._register, zc)
+                task_status.started()
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(3):
                 await trio.to_thread.run_sync(self._close, zc, browser, abandon_on_cancel=True)

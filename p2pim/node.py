@@ -187,10 +187,12 @@ class Node:
                 await self._transfers.start(nursery)
                 await nursery.start(self._serve)
                 await self._load_reach_hints(store)
-                if self.config.discovery:
-                    await self._start_discovery(nursery)
+                # Dialling runs before mDNS has registered us (~1.7 s of probing), so the
+                # peers it finds meanwhile are reached at once.
                 nursery.start_soon(self._reach_loop)
                 nursery.start_soon(self._exchange_loop)
+                if self.config.discovery:
+                    await self._start_discovery(nursery)
                 if self.config.auto_away_after is not None:
                     self._auto_away = AutoAway(
                         self.config.auto_away_after,
@@ -233,8 +235,8 @@ class Node:
 
     async def _start_discovery(self, nursery: trio.Nursery) -> None:
         send, receive = trio.open_memory_channel[discovery.DiscoveryEvent](64)
+        nursery.start_soon(self._consume_discovery, receive)  # first: adverts come early
         await nursery.start(self._run_discovery, send)
-        nursery.start_soon(self._consume_discovery, receive)
 
     async def _run_discovery(
         self,

@@ -127,6 +127,11 @@ class UiThread:
 
 
 async def _call(fn: Callable[[Pilot[None]], Awaitable[T]], pilot: Pilot[None]) -> T:
+    # A coroutine sent from another thread runs in a task of its own, outside the app's
+    # context: Textual's "current app" must be set for it, or rendering can fail.
+    from textual._context import active_app
+
+    active_app.set(pilot.app)
     return await fn(pilot)
 
 
