@@ -249,23 +249,33 @@ class Node:
         record re-registered, so peers find us where we are now, under the same key."""
         assert self.port is not None
         interfaces = discovery.resolve_interfaces(self.config.interfaces)
+        started = False
         while True:
-            async with trio.open_nursery() as nursery:
-                self._discovery = discovery.Discovery(
-                    self.identity, self.config.nick, self.port, interfaces, self._status.status
-                )
-                await nursery.start(self._discovery.run, adverts)
-                task_status.started()
-                task_status = trio.TASK_STATUS_IGNORED
-                while True:
-                    await trio.sleep(INTERFACE_POLL)
-                    with contextlib.suppress(ValueError):  # a named interface is gone
-                        now = discovery.resolve_interfaces(self.config.interfaces)
-                        if now and now != interfaces:
-                            log.info("mDNS addresses changed: %s -> %s", interfaces, now)
-                            interfaces = now
-                            nursery.cancel_scope.cancel()
-                            break
+            try:
+                async with trio.open_nursery() as nursery:
+                    self._discovery = discovery.Discovery(
+                        self.identity, self.config.nick, self.port, interfaces, self._status.status
+                    )
+                    await nursery.start(self._discovery.run, adverts)
+                    if not started:
+                        task_status.started()
+                        started = True
+                    interfaces = await self._until_addresses_change(interfaces)
+                    nursery.cancel_scope.cancel()
+            except Exception:
+                if not started:
+                    raise  # at start the caller hears of it, as before
+                log.exception("mDNS could not restart on %s; trying again", interfaces)
+                await trio.sleep(INTERFACE_POLL)
+
+    async def _until_addresses_change(self, interfaces: list[str]) -> list[str]:
+        while True:
+            await trio.sleep(INTERFACE_POLL)
+            with contextlib.suppress(ValueError):  # a named interface is gone for now
+                now = discovery.resolve_interfaces(self.config.interfaces)
+                if now and now != interfaces:
+                    log.info("mDNS addresses changed: %s -> %s", interfaces, now)
+                    return now
 
     # ---- events ------------------------------------------------------------------------
 
