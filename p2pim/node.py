@@ -187,12 +187,10 @@ class Node:
                 await self._transfers.start(nursery)
                 await nursery.start(self._serve)
                 await self._load_reach_hints(store)
-                # Dialling runs before mDNS has registered us (~1.7 s of probing), so the
-                # peers it finds meanwhile are reached at once.
-                nursery.start_soon(self._reach_loop)
-                nursery.start_soon(self._exchange_loop)
                 if self.config.discovery:
                     await self._start_discovery(nursery)
+                nursery.start_soon(self._reach_loop)
+                nursery.start_soon(self._exchange_loop)
                 if self.config.auto_away_after is not None:
                     self._auto_away = AutoAway(
                         self.config.auto_away_after,
