@@ -112,11 +112,27 @@ class Messenger:
         scope = self._pumps[link.fingerprint] = trio.CancelScope()
         self._to_ack[link.fingerprint] = []  # now: the reader may ack before the task runs
         self._nursery.start_soon(self._serve_session, link, scope)
+        self._inbox_for(link)
+
+    def _inbox_for(self, link: PeerLink) -> trio.MemorySendChannel[Message] | None:
+        """The inbox of the peer's current session, set up on first use: its reader may
+        deliver before `session_started` has run.  None for a link that is not the
+        session (the peer resends what we do not ack on the one that is)."""
+        fp = link.fingerprint
+        if self._links.get(fp) is not link:
+            return None
+        current = self._inboxes.get(fp)
+        if current is not None and current[0] is link:
+            return current[1]
+        if current is not None:
+            current[1].close()  # a replaced session's: its task finishes what it holds
         inbox, received = trio.open_memory_channel[Message](INBOX_SIZE)
-        self._inboxes[link.fingerprint] = (link, inbox)
+        self._inboxes[fp] = (link, inbox)
         # Outside the session's scope: what was received is stored even if the link drops
         # meanwhile; the task ends when session_ended closes the inbox.
+        assert self._nursery is not None
         self._nursery.start_soon(self._store_received, link, received)
+        return inbox
 
     async def session_ended(self, fp: str) -> None:
         link_inbox = self._inboxes.pop(fp, None)
@@ -284,9 +300,9 @@ class Messenger:
                 in_flight.difference_update(message.ids)
                 self._acked.setdefault(link.fingerprint, Signal()).fire()
         if isinstance(message, Text | Edit | Delete | ReadReceipt | Ack):
-            current = self._inboxes.get(link.fingerprint)
-            if current is not None and current[0] is link:
-                await current[1].send(message)
+            inbox = self._inbox_for(link)
+            if inbox is not None:
+                await inbox.send(message)
             elif isinstance(message, Ack):  # a replaced session's ack still counts
                 await self._mark_delivered(link.fingerprint, message.ids)
             # else: unacked, so the peer sends it again on the session that replaced it
