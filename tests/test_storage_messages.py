@@ -78,7 +78,7 @@ def test_a_v1_database_with_peers_is_migrated_keeping_them(
             db.add_manual_peer("10.0.0.9", 7001, 12)
             assert db.settings()["user_version"] == 1
     with Database.open(path) as db:
-        assert db.settings()["user_version"] == storage.SCHEMA_VERSION == 4
+        assert db.settings()["user_version"] == storage.SCHEMA_VERSION == 5
         assert db.peers() == [alice]
         assert db.addresses(ALICE) == [("10.0.0.1", 7000)]
         assert db.manual_peers() == [("10.0.0.9", 7001)]

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+from p2pim.storage.blocking import BlockTables
 from p2pim.storage.messages import MessageTables
 from p2pim.storage.peers import PeerTables
 from p2pim.storage.rooms import RoomTables
 from p2pim.storage.transfers import TransferTables
 
 
-class Database(PeerTables, MessageTables, TransferTables, RoomTables):
+class Database(PeerTables, MessageTables, TransferTables, RoomTables, BlockTables):
     """The synchronous core.  Safe to call from any thread, one call at a time (a lock
     serialises them; the connection is opened with `check_same_thread=False`).  Every method
     is one transaction, and a method that writes returns only after its COMMIT.

@@ -161,5 +161,19 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (name, member)
     );
     """,
+    # v5: block and mute (p2pim/blocking.py).  A blocked peer's texts, offers and
+    # invitations are dropped before they reach any other table; a muted conversation (a
+    # peer's fingerprint or `room:<hex>`, as in `messages.peer`) still stores everything
+    # but raises no notification.
+    """
+    CREATE TABLE blocked_peers (
+        fingerprint TEXT PRIMARY KEY,
+        blocked_at INTEGER NOT NULL        -- ms since the epoch
+    );
+    CREATE TABLE muted_conversations (
+        conversation TEXT PRIMARY KEY,
+        muted_at INTEGER NOT NULL          -- ms since the epoch
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

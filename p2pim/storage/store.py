@@ -401,3 +401,23 @@ class Store:
 
     async def groups(self) -> dict[str, list[str]]:
         return await self._run(self._db.groups)
+
+    # -- block and mute --------------------------------------------------------------------
+
+    async def block_peer(self, fingerprint: str, now_ms: int) -> bool:
+        return await self._run(self._db.block_peer, fingerprint, now_ms)
+
+    async def unblock_peer(self, fingerprint: str) -> bool:
+        return await self._run(self._db.unblock_peer, fingerprint)
+
+    async def blocked_peers(self) -> list[str]:
+        return await self._run(self._db.blocked_peers)
+
+    async def mute_conversation(self, conversation: str, now_ms: int) -> bool:
+        return await self._run(self._db.mute_conversation, conversation, now_ms)
+
+    async def unmute_conversation(self, conversation: str) -> bool:
+        return await self._run(self._db.unmute_conversation, conversation)
+
+    async def muted_conversations(self) -> list[str]:
+        return await self._run(self._db.muted_conversations)
