@@ -1,9 +1,30 @@
-"""p2pim: a serverless peer-to-peer instant messenger for local networks."""
+"""p2pim: a serverless peer-to-peer instant messenger for local networks.
 
-from p2pim.config import NodeConfig
-from p2pim.identity import Identity, load_or_create
-from p2pim.node import Node, PeerInfo, PeerUnknown, open_node
-from p2pim.sessions import PeerRejectedError
+The public names load on first use (PEP 562), so that `p2pim --help` and the one-shot
+commands, which import submodules of this package, do not load the node, trio and the
+crypto library they do not need."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from p2pim.config import NodeConfig
+    from p2pim.identity import Identity, load_or_create
+    from p2pim.node import Node, PeerInfo, PeerUnknown, open_node
+    from p2pim.sessions import PeerRejectedError
+
+_HOMES = {
+    "Identity": "p2pim.identity",
+    "Node": "p2pim.node",
+    "NodeConfig": "p2pim.config",
+    "PeerInfo": "p2pim.node",
+    "PeerRejectedError": "p2pim.sessions",
+    "PeerUnknown": "p2pim.node",
+    "load_or_create": "p2pim.identity",
+    "open_node": "p2pim.node",
+}
 
 __all__ = [
     "Identity",
@@ -15,3 +36,12 @@ __all__ = [
     "load_or_create",
     "open_node",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'p2pim' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # the next access is a plain lookup
+    return value

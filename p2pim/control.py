@@ -10,60 +10,43 @@ the user's running node.  A client receives event notifications after `subscribe
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import trio
 
 from p2pim import events as ev
 from p2pim.node import Node
+from p2pim.profile import (
+    LOCK_NAME,
+    MAX_SOCKET_PATH,
+    SOCKET_NAME,
+    ProfileInUse,
+    hold_profile,
+    node_running,
+    socket_path,
+)
 from p2pim.rpc import JsonLineWriter, RpcServer, notification, serve_lines
+
+# The lock and the socket path live in p2pim.profile, where a CLI loads them fast.
+__all__ = [
+    "LOCK_NAME",
+    "MAX_CLIENTS",
+    "MAX_SOCKET_PATH",
+    "SOCKET_NAME",
+    "ProfileInUse",
+    "hold_profile",
+    "node_running",
+    "serve_control",
+    "socket_path",
+]
 
 log = logging.getLogger(__name__)
 
-SOCKET_NAME = "control.sock"
-LOCK_NAME = "node.lock"
 MAX_CLIENTS = 32
 EVENT_WRITE_TIMEOUT = 5.0  # a client that takes no events for this long is dropped
-MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes, the last a NUL
-
-
-class ProfileInUse(Exception):
-    """Another node already runs on this profile."""
-
-
-def socket_path(profile: Path) -> Path:
-    return profile / SOCKET_NAME
-
-
-@contextlib.contextmanager
-def hold_profile(profile: Path) -> Iterator[None]:
-    """Hold the profile's lock for the duration of the block (ProfileInUse if taken).
-    The kernel drops the lock when the process dies, so a crash never leaves it held."""
-    profile.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(profile / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise ProfileInUse(f"a p2pim node already runs on the profile {profile}") from None
-    try:
-        yield
-    finally:
-        os.close(fd)
-
-
-def node_running(profile: Path) -> bool:
-    """Is a node running on this profile (holding its lock) right now?"""
-    try:
-        with hold_profile(profile):
-            return False
-    except ProfileInUse:
-        return True
 
 
 async def serve_control(
