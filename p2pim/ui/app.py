@@ -84,6 +84,7 @@ class P2pimApp(Actions):
         Binding("ctrl+n", "new_room", "Room", priority=True),
         Binding("ctrl+r", "verify", "Verify", priority=True),
         Binding("ctrl+g", "new_group", "Group", show=False, priority=True),
+        Binding("ctrl+k", "jump", "Jump to", show=False, priority=True),
         Binding("ctrl+b", "broadcast", "Broadcast", show=False, priority=True),
         Binding("f4", "settings", "Settings", show=False, priority=True),
         Binding("escape", "focus_input", "Input", show=False),
@@ -369,6 +370,17 @@ class P2pimApp(Actions):
                 self.run_worker(self.answer_offer(offer, answer.accept, answer.directory))
 
         self.push_screen(OfferScreen(offer, trust, str(self.node.config.download_dir)), answered)
+
+    def action_jump(self) -> None:
+        """Ctrl+K: type part of a name, Enter opens that conversation."""
+        from p2pim.ui.jump import JumpScreen
+
+        def chosen(key: object) -> None:
+            if isinstance(key, str):
+                self.open_conversation(key)
+                self.query_one(Composer).focus()
+
+        self.push_screen(JumpScreen(self.model), chosen)
 
     def action_focus_input(self) -> None:
         self.query_one(Composer).focus()

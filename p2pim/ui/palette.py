@@ -7,6 +7,7 @@ from functools import partial
 from textual.command import Hit, Hits, Provider
 
 ENTRIES: tuple[tuple[str, str, str], ...] = (
+    ("Jump to…", "jump", "open a person, room or group by typing part of its name (Ctrl+K)"),
     ("Send a file or folder", "send_files", "offer files to this conversation (Ctrl+O)"),
     ("Transfers", "transfers", "progress, accept, decline, cancel, open folder (F3)"),
     ("Search history", "search", "search every conversation (Ctrl+F)"),

@@ -62,7 +62,10 @@ class Sidebar(OptionList):
     """
 
     def show(self, model: Model) -> None:
-        highlighted = self.highlighted_option.id if self.highlighted_option else None
+        # The highlight follows the open conversation; with none open, it stays put.
+        highlighted = model.current or (
+            self.highlighted_option.id if self.highlighted_option else None
+        )
         options: list[Option | None] = [Option(Text("People", "bold underline"), disabled=True)]
         people = sorted(
             (c for c in model.contacts.values() if c.fingerprint != model.me),
@@ -84,3 +87,14 @@ class Sidebar(OptionList):
         if highlighted is not None:
             with contextlib.suppress(LookupError):  # it went away
                 self.highlighted = self.get_option_index(highlighted)
+
+    def on_focus(self) -> None:
+        """Tab lands on an entry a person can open, never on a header."""
+        option = self.highlighted_option
+        if option is None or option.disabled or option.id is None:
+            first = next(
+                (i for i in range(self.option_count) if not self.get_option_at_index(i).disabled),
+                None,
+            )
+            if first is not None:
+                self.highlighted = first

@@ -1,0 +1,99 @@
+"""Ctrl+K: jump to any person, room or group by typing part of its name."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.widgets import Input, Label, OptionList
+from textual.widgets.option_list import Option
+
+from p2pim.ui.dialogs import Dialog
+from p2pim.ui.model import GROUP_PREFIX, ROOM_PREFIX, Model
+
+SHOWN = 12
+
+
+def destinations(model: Model) -> list[tuple[str, str]]:
+    """(label, conversation key) of every place a person can go, people first."""
+    people = [
+        (c.nick, c.fingerprint) for c in model.contacts.values() if c.fingerprint != model.me
+    ]
+    rooms = [
+        (f"# {r.name}", ROOM_PREFIX + r.room)
+        for r in model.rooms.values()
+        if r.joined or r.invited_us
+    ]
+    groups = [(f"≡ {name}", GROUP_PREFIX + name) for name in model.groups]
+    return sorted(people, key=lambda p: p[0].casefold()) + rooms + groups
+
+
+def matching(entries: list[tuple[str, str]], typed: str) -> list[tuple[str, str]]:
+    """Entries whose label contains `typed` (any case); those starting with it first."""
+    needle = typed.strip().casefold()
+    hits = [e for e in entries if needle in e[0].casefold().lstrip("#≡ ")]
+    return sorted(hits, key=lambda e: not e[0].casefold().lstrip("#≡ ").startswith(needle))
+
+
+class JumpScreen(Dialog):
+    """Dismisses with a conversation key, or None (Escape)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Close"),
+        Binding("down", "move(1)", show=False, priority=True),
+        Binding("up", "move(-1)", show=False, priority=True),
+    ]
+    DEFAULT_CSS = """
+    JumpScreen OptionList { height: auto; max-height: 14; margin-top: 1; }
+    """
+
+    def __init__(self, model: Model) -> None:
+        super().__init__()
+        self._entries = destinations(model)
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Jump to a person, room or group", classes="title")
+            yield Input(placeholder="part of a name", id="typed")
+            yield OptionList(id="places")
+
+    def on_mount(self) -> None:
+        self._show("")
+        self.query_one(Input).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._show(event.value)
+
+    def _show(self, typed: str) -> None:
+        places = self.query_one(OptionList)
+        places.clear_options()
+        hits = matching(self._entries, typed)
+        places.add_options(Option(Text(label, no_wrap=True), id=key) for label, key in hits[:SHOWN])
+        if hits:
+            places.highlighted = 0
+        else:
+            places.add_option(Option(Text("no match", "dim italic"), disabled=True))
+
+    def action_move(self, step: int) -> None:
+        places = self.query_one(OptionList)
+        if places.highlighted is not None and places.option_count:
+            places.highlighted = max(0, min(places.option_count - 1, places.highlighted + step))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._go()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()  # its ids are conversation keys, but the app's sidebar must not act
+        self.dismiss(event.option_id)
+
+    def _go(self) -> None:
+        places = self.query_one(OptionList)
+        if places.highlighted is None:
+            return
+        option = places.get_option_at_index(places.highlighted)
+        if option.id is not None:
+            self.dismiss(option.id)
