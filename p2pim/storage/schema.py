@@ -175,5 +175,12 @@ MIGRATIONS: tuple[str, ...] = (
         muted_at INTEGER NOT NULL          -- ms since the epoch
     );
     """,
+    # v6: files shared in a room.  `room` is the room's 16-byte id when the offer was made
+    # there (incoming: only if the claim checked out on arrival), NULL for a private offer.
+    # Outgoing `transfer_files.done` now counts the bytes sent, kept across restarts.
+    """
+    ALTER TABLE transfers ADD COLUMN room BLOB NULL
+        CHECK (room IS NULL OR (typeof(room) = 'blob' AND length(room) = 16));
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

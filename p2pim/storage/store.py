@@ -291,8 +291,9 @@ class Store:
         parts: dict[str, list[Queued]],
         now_ms: int,
         expires_at: int,
+        room: bytes = b"",
     ) -> None:
-        await self._run(self._db.create_offer, offer, peers, files, parts, now_ms, expires_at)
+        await self._run(self._db.create_offer, offer, peers, files, parts, now_ms, expires_at, room)
 
     async def record_reply(
         self, op_id: bytes, offer: bytes, peer: str, accepted: Sequence[int], now_ms: int
@@ -319,10 +320,12 @@ class Store:
         files: Sequence[FileRecord],
         now_ms: int,
         expires_at: int,
+        room: bytes = b"",
     ) -> TransferRecord | None:
         return await self._run(
-            self._db.store_offer_part, op_id, offer, peer, total_files, files, now_ms, expires_at
-        )
+            self._db.store_offer_part,
+            op_id, offer, peer, total_files, files, now_ms, expires_at, room,
+        )  # fmt: skip
 
     async def answer_offer(
         self,
@@ -337,8 +340,10 @@ class Store:
             self._db.answer_offer, offer, peer, placement, directory, reply, now_ms
         )
 
-    async def save_progress(self, offer: bytes, peer: str, index: int, done: int) -> None:
-        await self._run(self._db.save_progress, offer, peer, index, done)
+    async def save_progress(
+        self, offer: bytes, peer: str, index: int, done: int, *, outgoing: bool = False
+    ) -> None:
+        await self._run(lambda: self._db.save_progress(offer, peer, index, done, outgoing=outgoing))
 
     async def finish_file(
         self, offer: bytes, peer: str, index: int, outcome: str, saved_as: str | None

@@ -39,7 +39,7 @@ class FileRecord:
     source: str | None = None  # outgoing: the local file
     mtime_ns: int | None = None  # outgoing: its modification time when offered
     accepted: bool = False
-    done: int = 0  # incoming: bytes durably in the partial file
+    done: int = 0  # incoming: bytes durably in the partial file; outgoing: bytes sent
     outcome: str | None = None
     saved_as: str | None = None  # incoming: where it landed, relative to `directory`
 
@@ -56,6 +56,7 @@ class TransferRecord:
     directory: str | None  # incoming, once accepted: where files go
     reason: str
     files: list[FileRecord] = field(default_factory=list)
+    room: bytes = b""  # the room the offer was shared in; empty: a private offer
 
     @property
     def key(self) -> tuple[bytes, str, bool]:
@@ -75,12 +76,16 @@ class TransferTables(OutboxTables):
         parts: dict[str, list[Queued]],
         now_ms: int,
         expires_at: int,
+        room: bytes = b"",
     ) -> None:
-        """Record an outgoing offer to each of `peers` and queue its parts to each."""
+        """Record an outgoing offer to each of `peers` (shared in `room`, if not empty) and
+        queue its parts to each."""
         check_id(offer, "offer")
         with self._transaction(write=True) as conn:
             for peer in peers:
-                _insert_transfer(conn, offer, peer, True, "offered", len(files), now_ms, expires_at)
+                _insert_transfer(
+                    conn, offer, peer, True, "offered", len(files), now_ms, expires_at, room
+                )
                 _insert_files(conn, offer, peer, True, files)
                 for op_id, payload in parts[peer]:
                     enqueue(conn, op_id, peer, payload, now_ms)
@@ -141,16 +146,18 @@ class TransferTables(OutboxTables):
         files: Sequence[FileRecord],
         now_ms: int,
         expires_at: int,
+        room: bytes = b"",
     ) -> TransferRecord | None:
-        """Store one part of `peer`'s offer once.  Returns the transfer when this part
-        completed it (it is now "offered"), else None."""
+        """Store one part of `peer`'s offer once (the first part stored says which room
+        it is shared in).  Returns the transfer when this part completed it (it is now
+        "offered"), else None."""
         with self._transaction(write=True) as conn:
             if not _apply_once(conn, op_id, now_ms):
                 return None
             record = _load(conn, offer, peer, False)
             if record is None:
                 _insert_transfer(
-                    conn, offer, peer, False, "arriving", total_files, now_ms, expires_at
+                    conn, offer, peer, False, "arriving", total_files, now_ms, expires_at, room
                 )
             elif record.state != "arriving" or record.total_files != total_files:
                 return None  # a part of something already complete, or inconsistent
@@ -192,13 +199,16 @@ class TransferTables(OutboxTables):
             enqueue(conn, reply[0], peer, reply[1], now_ms)
             return _require(conn, offer, peer, False)
 
-    def save_progress(self, offer: bytes, peer: str, index: int, done: int) -> None:
-        """`done` bytes of an incoming file are durably in its partial file."""
+    def save_progress(
+        self, offer: bytes, peer: str, index: int, done: int, *, outgoing: bool = False
+    ) -> None:
+        """`done` bytes of an incoming file are durably in its partial file, or (outgoing)
+        have been sent: what a restarted node shows until the transfer moves again."""
         with self._transaction(write=True) as conn:
             conn.execute(
                 "UPDATE transfer_files SET done = ?"
-                " WHERE offer = ? AND peer = ? AND outgoing = 0 AND idx = ?",
-                (done, offer, peer, index),
+                " WHERE offer = ? AND peer = ? AND outgoing = ? AND idx = ?",
+                (done, offer, peer, int(outgoing), index),
             )
 
     def finish_file(
@@ -282,11 +292,12 @@ def _insert_transfer(
     total_files: int,
     now_ms: int,
     expires_at: int,
+    room: bytes,
 ) -> None:
     conn.execute(
         "INSERT INTO transfers (offer, peer, outgoing, state, total_files, created_at,"
-        " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (offer, peer, int(outgoing), state, total_files, now_ms, expires_at),
+        " expires_at, room) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (offer, peer, int(outgoing), state, total_files, now_ms, expires_at, room or None),
     )
 
 
@@ -344,7 +355,8 @@ def _load(
     conn: sqlite3.Connection, offer: bytes, peer: str, outgoing: bool
 ) -> TransferRecord | None:
     row = conn.execute(
-        "SELECT state, total_files, created_at, expires_at, directory, reason FROM transfers"
+        "SELECT state, total_files, created_at, expires_at, directory, reason, room"
+        " FROM transfers"
         " WHERE offer = ? AND peer = ? AND outgoing = ?",
         (offer, peer, int(outgoing)),
     ).fetchone()
@@ -358,10 +370,11 @@ def _load(
             (offer, peer, int(outgoing)),
         )
     ]
-    state, total_files, created_at, expires_at, directory, reason = row
+    state, total_files, created_at, expires_at, directory, reason, room = row
     return TransferRecord(
-        offer, peer, outgoing, state, total_files, created_at, expires_at, directory, reason, files
-    )
+        offer, peer, outgoing, state, total_files, created_at, expires_at, directory, reason,
+        files, room or b"",
+    )  # fmt: skip
 
 
 def _require(conn: sqlite3.Connection, offer: bytes, peer: str, outgoing: bool) -> TransferRecord:
