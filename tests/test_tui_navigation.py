@@ -35,7 +35,9 @@ def trio_of_uis(tmp_path: Path) -> Iterator[tuple[UiThread, UiThread, UiThread]]
                 await me.app.call(me.app.node.add_peer, "127.0.0.1", port)
 
             me.do(add)
-        me.wait_until(lambda app: sum(c.status == "online" for c in app.model.contacts.values()) == 2)
+        me.wait_until(
+            lambda app: sum(c.status == "online" for c in app.model.contacts.values()) == 2
+        )
         yield uis[0], uis[1], uis[2]
     finally:
         for ui in reversed(uis):
@@ -137,3 +139,20 @@ def test_a_room_opened_from_the_palette_path_is_highlighted(
     room = me.do(make)
     me.wait_until(lambda app: app.model.current == ROOM_PREFIX + room)
     me.wait_until(lambda app: highlighted(app) == ROOM_PREFIX + room)
+
+
+def test_a_search_result_shows_the_conversation_and_author_apart_with_hits_marked() -> None:
+    from p2pim.ui.search import WHERE_WIDTH, result_line
+
+    line = result_line(
+        when="07 Dec 17:00",
+        where="# marketing-and-sales",
+        who="ann",
+        body="Marketing review\nthen remarketing lunch",
+        query="marke lun",
+    )
+    where = line.plain[len("07 Dec 17:00 ") :][: WHERE_WIDTH + 1]
+    assert where == "# marketing-a… "  # its own column, cut to fit
+    assert "ann: Marketing review then remarketing lunch" in line.plain
+    marked = [line.plain[s.start : s.end] for s in line.spans if s.style == "bold reverse"]
+    assert marked == ["Marke", "lun"]  # word starts only: not inside "remarketing"

@@ -305,10 +305,12 @@ class MessageTables(OutboxTables):
 
 def fts_query(text: str) -> str:
     """An FTS5 query for the words of `text`, each an FTS5 string (implicitly ANDed), so no
-    character keeps a query-syntax meaning.  A NUL would end the query early and a lone
-    surrogate cannot be encoded, so both become separators.  '' if there are no words."""
+    character keeps a query-syntax meaning, and each a prefix ("marke" finds "marketing"):
+    people type the start of the word they remember.  A NUL would end the query early and
+    a lone surrogate cannot be encoded, so both become separators.  '' if there are no
+    words."""
     text = text.replace("\0", " ").encode("utf-8", "replace").decode("utf-8")
-    return " ".join('"' + word.replace('"', '""') + '"' for word in text.split())
+    return " ".join('"' + word.replace('"', '""') + '"*' for word in text.split())
 
 
 # -- helpers (all run inside a caller's transaction) ------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
@@ -16,6 +17,24 @@ from p2pim.node import Node
 from p2pim.ui import format as fmt
 from p2pim.ui.dialogs import Dialog
 from p2pim.ui.model import Model
+
+WHERE_WIDTH = 14  # the conversation's column: a room or person name, cut to fit
+
+
+def result_line(*, when: str, where: str, who: str, body: str, query: str) -> Text:
+    """One hit: when, in which conversation (a column of its own), who wrote it, and the
+    text with the words searched for highlighted where a word starts with them."""
+    line = Text(no_wrap=True, overflow="ellipsis")
+    line.append(f"{when} ", "dim")
+    place = where if len(where) <= WHERE_WIDTH else where[: WHERE_WIDTH - 1] + "…"
+    line.append(f"{place:<{WHERE_WIDTH}} ", "bold")
+    line.append(f"{who}: ", "italic cyan")
+    start = len(line)
+    line.append(body.replace("\n", " "))
+    for word in query.split():
+        for match in re.finditer(r"(?<!\w)" + re.escape(word), line.plain[start:], re.I):
+            line.stylize("bold reverse", start + match.start(), start + match.end())
+    return line
 
 
 class SearchScreen(Dialog):
@@ -39,7 +58,8 @@ class SearchScreen(Dialog):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(
-                "Search history (whole words; Enter searches, ↓ goes to results)", classes="title"
+                "Search history (word starts: marke finds marketing; ↓ goes to results)",
+                classes="title",
             )
             yield Input(self._query, placeholder="words to find", id="query")
             yield OptionList(id="results")
@@ -67,11 +87,13 @@ class SearchScreen(Dialog):
         self._hits = {}
         for i, message in enumerate(found):
             key = message.peer
-            line = Text(no_wrap=True, overflow="ellipsis")
-            line.append(f"{fmt.day(message.sent_at)[:-5]} {fmt.clock(message.sent_at)} ", "dim")
-            line.append(f"{self._model.title(key)}", "bold")
-            line.append(f" {self._model.nick(message.author)}: ", "italic")
-            line.append(message.body)
+            line = result_line(
+                when=f"{fmt.day(message.sent_at)[:-5]} {fmt.clock(message.sent_at)}",
+                where=self._model.title(key),
+                who=self._model.nick(message.author),
+                body=message.body,
+                query=query,
+            )
             self._hits[str(i)] = (key, message.id.hex())
             results.add_option(Option(line, id=str(i)))
         if not found:
