@@ -15,7 +15,7 @@ from p2pim.cli import parse_host_port
 from p2pim.names import resolve_peer
 from p2pim.node import Node
 from p2pim.settings import Settings
-from p2pim.ui import commands
+from p2pim.ui import commands, long_text
 from p2pim.ui import format as fmt
 from p2pim.ui.dialogs import Ask, Confirm, PickPeers
 from p2pim.ui.model import GROUP_PREFIX, ROOM_PREFIX, Model
@@ -68,7 +68,42 @@ class Actions(App[None]):
         if key is None:
             self.notify("Pick a person, room or group on the left first.", severity="warning")
             return
-        await self.send_message(key, commands.message_text(text))
+        body = commands.message_text(text)
+        if long_text.too_long(body):
+            self.run_worker(self.offer_as_file(key, text, body))
+            return
+        await self.send_message(key, body)
+
+    async def offer_as_file(self, key: str, typed: str, body: str) -> None:
+        """Too long for a message: the text goes back into the input, and the person
+        chooses to send it as a text file or to keep editing."""
+        from p2pim.ui.composer import Composer
+
+        composer = self.query_one(Composer)
+        composer.load_text(typed)
+        composer.move_cursor(composer.document.end)
+        if key.startswith(GROUP_PREFIX):
+            self.notify(
+                f"Too long for a message ({fmt.size(len(body.encode()))}) and a group takes "
+                "no files: shorten it, or send it as a file to each person.",
+                severity="warning",
+                timeout=10,
+            )
+            return
+        answer = await self.push_screen_wait(
+            Confirm(long_text.question(body), yes="Send as a file", no="Keep editing")
+        )
+        if answer is not True:
+            return
+        folder = (self.profile or self.node.config.download_dir) / long_text.OUTGOING
+        try:
+            path = await asyncio.to_thread(long_text.write_text_file, folder, body)
+        except OSError as exc:
+            self.notify(f"Could not write the text file: {exc.strerror}", severity="error")
+            return
+        if composer.text == typed:  # unless they went on editing meanwhile
+            composer.load_text("")
+        await self.send_paths([str(path)])
 
     async def send_message(self, key: str, text: str) -> None:
         if key.startswith(GROUP_PREFIX):
@@ -130,6 +165,48 @@ class Actions(App[None]):
             done = await self.guarded(self.node.decline_offer, offer.peer, offer.offer)
         if done is not FAILED:
             self.model.offers.pop((offer.peer, offer.offer), None)
+            self.follow_dialogs(None)  # an offer dialog still asking about it closes
+
+    def follow_dialogs(self, event: ev.NodeEvent | None) -> None:
+        """Open dialogs follow what happened (an offer answered in F3, a pairing done)."""
+        from p2pim.ui.dialogs import Dialog
+
+        for screen in self.screen_stack:
+            if isinstance(screen, Dialog):
+                screen.follow(event, self.model)
+
+    def ask_invitation(self, room: str) -> None:
+        """Join / Decline / Later for a room we are invited to; not over another dialog."""
+        from p2pim.ui.invitation import DECLINE, JOIN, InvitationScreen
+
+        info = self.model.rooms.get(room)
+        if info is None or not info.invited_us or len(self.screen_stack) > 1:
+            return
+
+        def answered(choice: object) -> None:
+            if choice in (JOIN, DECLINE):
+                self.run_worker(self.answer_invitation(room, choice == JOIN))
+
+        screen = InvitationScreen(room, info.name, info.inviter_nick, info.topic)
+        self.push_screen(screen, answered)
+
+    def ask_if_invited(self, key: str) -> None:
+        """The user opened `key`: an invitation there asks Join / Decline / Later (after
+        the screen that picked it, if any, has gone)."""
+        if key.startswith(ROOM_PREFIX):
+            self.call_later(self.ask_invitation, key.removeprefix(ROOM_PREFIX))
+
+    async def answer_invitation(self, room: str, join: bool) -> None:
+        if join:
+            if await self.guarded(self.node.join_room, room) is not FAILED:
+                self.open_conversation(ROOM_PREFIX + room)
+            return
+        if await self.guarded(self.node.decline_room, room) is not FAILED:
+            self.model.rooms.pop(room, None)
+            if self.model.current == ROOM_PREFIX + room:
+                self.open_conversation(None)
+            else:
+                self.refresh_sidebar()
 
     # ---- slash commands ------------------------------------------------------------------
 
@@ -485,7 +562,7 @@ class Actions(App[None]):
         self.run_worker(self.open_verify(key))
 
     async def open_verify(self, peer: str) -> None:
-        from p2pim.ui.verify import VerifyScreen, VerifyView
+        from p2pim.ui.verify import PairingCodeScreen, VerifyScreen, VerifyView
 
         number = await self.guarded(self.node.safety_number, peer)
         if number is FAILED:
@@ -499,15 +576,9 @@ class Actions(App[None]):
             if await self.guarded(self.node.verify, peer) is not FAILED:
                 self.notify(f"{contact.nick} is verified.")
         elif choice == "show-code":
-            code = await self.call(self.node.start_pairing)
-            await self.push_screen_wait(
-                Confirm(
-                    f"Pairing code: {code}\n\nRead it to {contact.nick}; they choose "
-                    "“Enter code”. It works once, for five minutes.",
-                    yes="Done",
-                    no="Close",
-                )
-            )
+            code = await self.guarded(self.node.start_pairing)
+            if code is not FAILED:  # it closes by itself once they have paired
+                self.push_screen(PairingCodeScreen(code, contact.nick))
         elif choice == "enter-code":
             addresses = [
                 r.addresses
