@@ -230,6 +230,43 @@ class RoomMessage:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class BlockChanged:
+    """We blocked or unblocked a peer (`Node.block`): its texts, offers and invitations
+    are dropped while `blocked`."""
+
+    fingerprint: str
+    blocked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MuteChanged:
+    """We muted or unmuted a conversation (a peer's fingerprint or `room:<hex>`): it still
+    receives and stores everything, but raises no notification while `muted`."""
+
+    conversation: str
+    muted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkChanged:
+    """The IPv4 addresses mDNS runs on changed.  None: no network (only loopback, or the
+    chosen interfaces have no address); the node runs on, history, search and the outbox
+    work, and peers are found again as soon as an interface comes up.  Also sent at start
+    when there is no network."""
+
+    addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DiskFullChanged:
+    """The disk holding the profile became full (`full`), or took a write again.  While
+    full, incoming messages are neither stored nor acknowledged: their senders keep them,
+    and they arrive, once each, when space is freed."""
+
+    full: bool
+
+
 NodeEvent = (
     PeerDiscovered
     | PeerConnected
@@ -253,4 +290,6 @@ NodeEvent = (
     | RoomInvited
     | RoomChanged
     | RoomMessage
+    | BlockChanged
+    | MuteChanged
 )

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import trio
 
-from p2pim import discovery, events, trust
+from p2pim import blocking, discovery, events, trust
 from p2pim.config import NodeConfig
 from p2pim.events import NodeEvent
 from p2pim.export import export
@@ -53,6 +53,7 @@ from p2pim.wire.messages import (
     PeerAddress,
     PeerList,
     Presence,
+    RoomEvent,
 )
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class PeerInfo:
     status: str  # online / away / busy, or offline when not connected
     status_text: str
     trust: str | None  # None: never connected, so nothing is pinned yet
+    blocked: bool = False  # we blocked it (`Node.block`): faces list it apart, if at all
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +149,9 @@ class Node:
         self._discovery: discovery.Discovery | None = None
         self._nursery: trio.Nursery | None = None
         self._stopped = trio.Event()
+        self._blocked: set[str] = set()  # fingerprints: see p2pim.blocking
+        self._muted: set[str] = set()  # conversations: a fingerprint or room:<hex>
+        self._blocked_dropped = 0  # messages and invitations dropped for a block
 
     @property
     def fingerprint(self) -> str:
@@ -169,6 +174,8 @@ class Node:
         async with Store.open(self._store_path or ":memory:") as store:
             self._store = store
             self._records = {r.fingerprint: r for r in await store.peers()}
+            self._blocked = set(await store.blocked_peers())
+            self._muted = set(await store.muted_conversations())
             self._messenger = Messenger(self.fingerprint, store, self._links, self._emit)
             self._transfers = Transfers(
                 store,
@@ -285,6 +292,8 @@ class Node:
         return receive
 
     async def _emit(self, event: NodeEvent) -> None:
+        if blocking.hidden(event, self._blocked):  # the one choke point for events
+            return
         for channel in list(self._subscribers):
             try:
                 await channel.send(event)
@@ -326,7 +335,13 @@ class Node:
                 pinned.trust if pinned else None,
             )
         known.pop(self.fingerprint, None)
-        return sorted(known.values(), key=lambda p: (p.nick, p.fingerprint))
+        return sorted(
+            (
+                dataclasses.replace(p, blocked=p.fingerprint in self._blocked)
+                for p in known.values()
+            ),
+            key=lambda p: (p.nick, p.fingerprint),
+        )
 
     @property
     def status(self) -> Presence:
@@ -497,6 +512,7 @@ class Node:
             "transfer_bytes_received": self._transfers.bytes_received,
             "rooms": len(self._rooms.rooms()),
             "room_events_rejected": self._rooms.rejected,
+            "blocked_dropped": self._blocked_dropped,
         }
 
     # ---- sending ------------------------------------------------------------------------
@@ -518,6 +534,10 @@ class Node:
         see `MessageDelivered`) as soon as the peer is reachable, even after restarts.
         """
         self._sendable(peer)
+        if peer in self._blocked:  # its answers would never show: say so instead
+            raise blocking.PeerBlockedError(
+                f"you blocked {self._nick_of(peer)}: unblock them to send a message"
+            )
         return (await self._messenger.send_text(peer, text)).hex()
 
     def is_connected(self, peer: str) -> bool:
@@ -543,15 +563,27 @@ class Node:
     async def history(
         self, peer: str, *, before: str | None = None, limit: int = 50
     ) -> list[StoredMessage]:
-        """The conversation's `limit` messages before `before` (newest if None), oldest first."""
+        """The conversation's `limit` messages before `before` (newest if None), oldest first.
+        In a room, posts by peers we blocked are left out (they stay in the room's log)."""
         assert self._store is not None
         anchor = bytes.fromhex(before) if before else None
-        return await self._store.history(peer, before=anchor, limit=max(1, min(limit, 1000)))
+        limit = max(1, min(limit, 1000))
+        page = await self._store.history(peer, before=anchor, limit=limit)
+        if not (self._blocked and peer.startswith(blocking.ROOM_PREFIX)):
+            return page
+        shown = [m for m in page if m.author not in self._blocked]
+        # Fill the page from further back, so a short page still means "nothing older".
+        while len(shown) < limit and len(page) == limit:
+            page = await self._store.history(peer, before=page[0].id, limit=limit)
+            shown[:0] = [m for m in page if m.author not in self._blocked]
+        return shown[-limit:]
 
     async def search(self, query: str, *, limit: int = 50) -> list[StoredMessage]:
-        """Full-text search across every conversation, best match first."""
+        """Full-text search across every conversation, best match first (nothing written
+        by a peer we blocked)."""
         assert self._store is not None
-        return await self._store.search(query, limit=max(1, min(limit, 1000)))
+        hits = await self._store.search(query, limit=max(1, min(limit, 1000)))
+        return [m for m in hits if m.author not in self._blocked]
 
     # ---- files --------------------------------------------------------------------------
 
@@ -707,7 +739,11 @@ class Node:
         on both sides, like any message)."""
         check_text(text)  # even when nobody is online to send it to
         online = [fp for fp in self._links if fp in self._records]
-        sendable = [fp for fp in online if self._records[fp].trust != trust.KEY_CHANGED]
+        sendable = [
+            fp
+            for fp in online
+            if self._records[fp].trust != trust.KEY_CHANGED and fp not in self._blocked
+        ]
         return {peer: await self.send_text(peer, text) for peer in sendable}
 
     async def _serve_transfer(self, link: PeerLink) -> None:
@@ -726,6 +762,87 @@ class Node:
         handshake, before we reveal our identity or send any data (PeerRejectedError).
         """
         return await self._sessions.dial(host, port, expected_fingerprint=expected_fingerprint)
+
+    # ---- block and mute (decisions: p2pim.blocking) --------------------------------------
+
+    async def block(self, peer: str) -> None:
+        """Block a peer by fingerprint (known or not): from now on its texts, edits, read
+        receipts, file offers and room invitations are dropped before they are stored or
+        shown; its session stays up (see p2pim.blocking for why).  Persists."""
+        blocking.check_fingerprint(peer)
+        if peer == self.fingerprint:
+            raise ValueError("you cannot block yourself")
+        assert self._store is not None
+        await self._store.block_peer(peer, now_ms())
+        self._blocked.add(peer)
+        await self._emit(events.BlockChanged(peer, True))
+
+    async def unblock(self, peer: str) -> None:
+        """What the peer sends from now on arrives again (what it sent meanwhile is gone)."""
+        blocking.check_fingerprint(peer)
+        assert self._store is not None
+        await self._store.unblock_peer(peer)
+        self._blocked.discard(peer)
+        await self._emit(events.BlockChanged(peer, False))
+
+    def blocked(self) -> list[str]:
+        """The fingerprints we blocked."""
+        return sorted(self._blocked)
+
+    def is_blocked(self, peer: str) -> bool:
+        return peer in self._blocked
+
+    async def mute(self, conversation: str) -> None:
+        """Mute a conversation (a peer's fingerprint, or `room:<hex>`): everything still
+        arrives and is stored, but faces raise no notification for it.  Persists."""
+        blocking.check_conversation(conversation)
+        assert self._store is not None
+        await self._store.mute_conversation(conversation, now_ms())
+        self._muted.add(conversation)
+        await self._emit(events.MuteChanged(conversation, True))
+
+    async def unmute(self, conversation: str) -> None:
+        blocking.check_conversation(conversation)
+        assert self._store is not None
+        await self._store.unmute_conversation(conversation)
+        self._muted.discard(conversation)
+        await self._emit(events.MuteChanged(conversation, False))
+
+    def muted(self) -> list[str]:
+        """The muted conversations: fingerprints and `room:<hex>` names."""
+        return sorted(self._muted)
+
+    def is_muted(self, conversation: str) -> bool:
+        return conversation in self._muted
+
+    def room_conversation(self, room: str) -> str:
+        """`room:<hex>` for a room named by id, id prefix or name (for `mute`)."""
+        return conversation(self._room(room))
+
+    async def _blocked_drop(self, link: PeerLink, message: Message) -> bool:
+        """The choke point for what blocked peers send (the caller checked that someone
+        is blocked): True if `message` is dropped here, before anything stores or shows
+        it; an invitation written by a blocked peer is dropped whoever relays it."""
+        if isinstance(message, RoomEvent):
+            invitation = blocking.invitation_from(message, self.identity.public_key)
+            if invitation is None or invitation[1] not in self._blocked:
+                return False
+            held = {info.room for info in self._rooms.rooms()}
+            if invitation[0].hex() in held:
+                return False  # a room we share: its log stays whole, `_emit` keeps it quiet
+            self._blocked_dropped += 1
+            return True
+        if link.fingerprint not in self._blocked:
+            return False
+        verdict = blocking.verdict(message)
+        if verdict is blocking.Verdict.ACK_AND_DROP:
+            op_id = blocking.op_id(message)
+            if op_id is not None:
+                await self._messenger.ack(link, op_id)
+        if verdict is blocking.Verdict.PASS:
+            return False
+        self._blocked_dropped += 1
+        return True
 
     # ---- session hooks: what a session means to the node --------------------------------
 
@@ -770,6 +887,8 @@ class Node:
 
     async def _session_message(self, link: PeerLink, message: Message) -> None:
         fp = link.fingerprint
+        if self._blocked and await self._blocked_drop(link, message):
+            return
         if await self._messenger.received(link, message):
             return
         if await self._transfers.received(link, message):

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import trio
 
 from p2pim import events as ev
+from p2pim.blocking import FINGERPRINT_HEX, PeerBlockedError
 from p2pim.names import PeerNameError, resolve_peer
 from p2pim.node import Node, PairingError, PeerUnknown
 from p2pim.rooms.manager import RoomError
@@ -34,6 +35,7 @@ PEER_NOT_CONNECTED, UNKNOWN_PEER, PEER_REJECTED, KEY_CHANGED, PAIRING_FAILED = 1
 BAD_MESSAGE = 6  # no such message, or not ours to edit or delete
 TRANSFER_REFUSED = 7  # no such offer in that state, no space, unreadable file...
 ROOM_REFUSED = 8  # no such room, or not allowed in it (not a member, not an admin...)
+PEER_BLOCKED = 9  # we blocked that peer: unblock it first
 
 
 class RpcError(Exception):
@@ -101,6 +103,12 @@ class RpcServer:
         "broadcast",
         "export",
         "stats",
+        "block",
+        "unblock",
+        "blocked",
+        "mute",
+        "unmute",
+        "muted",
         "subscribe",
         "unsubscribe",
         "shutdown",
@@ -303,6 +311,39 @@ class RpcServer:
     async def stats(self) -> dict[str, int]:
         return self.node.stats()
 
+    async def block(self, peer: str) -> None:
+        await self.node.block(self._any_peer(peer))
+
+    async def unblock(self, peer: str) -> None:
+        await self.node.unblock(self._any_peer(peer))
+
+    async def blocked(self) -> list[dict[str, Any]]:
+        nicks = {p.fingerprint: p.nick for p in self.node.peers()}
+        return [{"fingerprint": fp, "nick": nicks.get(fp)} for fp in self.node.blocked()]
+
+    async def mute(self, peer: str | None = None, room: str | None = None) -> None:
+        await self.node.mute(self._conversation(peer, room))
+
+    async def unmute(self, peer: str | None = None, room: str | None = None) -> None:
+        await self.node.unmute(self._conversation(peer, room))
+
+    async def muted(self) -> list[str]:
+        return self.node.muted()
+
+    def _any_peer(self, name: str) -> str:
+        """A known peer by name, or any full fingerprint: a nuisance may be blocked before
+        it ever connects."""
+        if isinstance(name, str) and len(name) == FINGERPRINT_HEX:
+            return name.lower()
+        return self.resolve_peer(name)
+
+    def _conversation(self, peer: str | None, room: str | None) -> str:
+        if (peer is None) == (room is None):
+            raise ValueError("name a peer or a room")
+        if room is not None:
+            return self.node.room_conversation(room)
+        return self.resolve_peer(peer)  # type: ignore[arg-type]
+
     async def subscribe(self) -> dict[str, bool]:
         if self._subscription is not None:
             self._subscription.start()
@@ -360,6 +401,8 @@ class RpcServer:
             response = error_response(rid, TRANSFER_REFUSED, str(exc))
         except RoomError as exc:
             response = error_response(rid, ROOM_REFUSED, str(exc))
+        except PeerBlockedError as exc:
+            response = error_response(rid, PEER_BLOCKED, str(exc))
         except (TypeError, ValueError) as exc:
             response = error_response(rid, INVALID_PARAMS, str(exc))
         except Exception as exc:  # a bad request must never take the daemon down
