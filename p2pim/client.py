@@ -13,17 +13,10 @@ from typing import Any
 
 import trio
 
+from p2pim.blocking_client import RpcFailed as RpcFailed  # one error class for both clients
+
 Event = dict[str, Any]
 MAX_LINE = 16 * 1024 * 1024  # a response line longer than this is the node misbehaving
-
-
-class RpcFailed(Exception):
-    """The node answered with a JSON-RPC error; `code` is its stable number."""
-
-    def __init__(self, error: dict[str, Any]) -> None:
-        super().__init__(f"{error.get('code')}: {error.get('message')}")
-        self.code = error.get("code")
-        self.message = str(error.get("message"))
 
 
 class RpcClient:

@@ -24,13 +24,16 @@ def p2pim(profile: Path, *args: str) -> list[str]:
 
 
 def one_shot(profile: Path, command: str, *args: str) -> list[str]:
-    """A one-shot command whose temporary node (if it runs one) stays on loopback."""
-    return p2pim(profile, command, *LOOPBACK, *args)
+    """A one-shot command ("send", "room post"...) whose temporary node (if it runs one)
+    stays on loopback."""
+    return p2pim(profile, *command.split(), *LOOPBACK, *args)
 
 
-async def run(argv: list[str]) -> subprocess.CompletedProcess[bytes]:
+async def run(argv: list[str], stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
     with trio.fail_after(30):
-        return await trio.run_process(argv, capture_stdout=True, capture_stderr=True, check=False)
+        return await trio.run_process(
+            argv, stdin=stdin, capture_stdout=True, capture_stderr=True, check=False
+        )
 
 
 @pytest.fixture
