@@ -142,7 +142,8 @@ def conversation_of(event: events.NodeEvent) -> str | None:
     if isinstance(event, events.MessageReceived):
         return event.sender
     if isinstance(event, events.OfferReceived):
-        return event.peer
+        room = getattr(event, "room", "")  # an offer shared in a room belongs to the room
+        return f"{ROOM_PREFIX}{room}" if room else event.peer
     if isinstance(event, events.RoomMessage):
         return f"{ROOM_PREFIX}{event.room}"
     return None

@@ -256,6 +256,10 @@ class Actions(App[None]):
             await self.broadcast(args[0])
         elif name == "verify":
             self.action_verify()
+        elif name in ("block", "unblock"):
+            await self.block_command(name == "block", args[0] if args else None, peer)
+        elif name in ("mute", "unmute"):
+            await self.set_muted(key, name == "mute")
         elif name == "search":
             self.action_search(args[0])
         elif name == "export":
@@ -272,6 +276,65 @@ class Actions(App[None]):
             self.action_help()
         elif name == "quit":
             await self.action_quit()
+
+    # ---- block and mute --------------------------------------------------------------------
+
+    async def block_command(self, block: bool, name: str | None, open_peer: str | None) -> None:
+        """/block and /unblock: the named person, else the open conversation's; /unblock
+        with neither lists who is blocked (blocked people are not in the sidebar's list)."""
+        target = self.resolve(name) if name else open_peer
+        if name and target is None:
+            return  # resolve told the user why
+        if target is None:
+            blocked = [c.nick for c in self.model.contacts.values() if c.blocked]
+            if block or not blocked:
+                what = "/block PEER, or open a conversation with the person"
+                self.notify(what if block else "Nobody is blocked.", severity="warning")
+            else:
+                self.notify("Blocked: " + ", ".join(sorted(blocked)) + ". /unblock NAME lifts it.")
+            return
+        await self.set_blocked(target, block)
+
+    async def set_blocked(self, peer: str, block: bool) -> None:
+        fn = self.node.block if block else self.node.unblock
+        if await self.guarded(fn, peer) is FAILED:
+            return
+        self.model.contact(peer).blocked = block
+        self.refresh_sidebar()
+        nick = self.model.nick(peer)
+        if block:
+            self.notify(
+                f"Blocked {nick}: their messages, files and invitations no longer reach you. "
+                f"/unblock {nick} lifts it.",
+                timeout=8,
+            )
+        else:
+            self.notify(f"Unblocked {nick}: what they send from now on arrives again.")
+
+    async def set_muted(self, key: str | None, mute: bool) -> None:
+        if key is None or key.startswith(GROUP_PREFIX):
+            self.notify(
+                "/mute works in a conversation with a person or a room.", severity="warning"
+            )
+            return
+        fn = self.node.mute if mute else self.node.unmute
+        if await self.guarded(fn, key) is FAILED:
+            return
+        (self.model.muted.add if mute else self.model.muted.discard)(key)
+        self.refresh_sidebar()
+        title = self.model.title(key)
+        self.notify(f"Muted {title}: no more alerts." if mute else f"{title} alerts you again.")
+
+    def action_toggle_block(self) -> None:
+        key = self.model.current
+        if key is None or key.startswith((ROOM_PREFIX, GROUP_PREFIX)):
+            self.notify("Open a conversation with the person to block.", severity="warning")
+            return
+        self.run_worker(self.set_blocked(key, not self.model.contact(key).blocked))
+
+    def action_toggle_mute(self) -> None:
+        key = self.model.current
+        self.run_worker(self.set_muted(key, key not in self.model.muted))
 
     def resolve(self, name: str) -> str | None:
         """A peer's fingerprint from a nick or fingerprint prefix; tells the user if not."""

@@ -19,7 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Footer, OptionList, Static
 
-from p2pim import control
+from p2pim import blocking, control
 from p2pim import events as ev
 from p2pim.identity import format_fingerprint
 from p2pim.node import Node
@@ -130,6 +130,8 @@ class P2pimApp(Actions):
             contact = self.model.contact(peer.fingerprint, peer.nick)
             contact.status = peer.status if peer.connected else "offline"
             contact.status_text, contact.trust = peer.status_text, peer.trust
+            contact.blocked = peer.blocked
+        self.model.muted = set(await self.call(self.node.muted))
         for room in await self.call(self.node.rooms):
             self.model.set_room(room)
         self.model.groups = await self.call(self.node.groups)
@@ -214,7 +216,10 @@ class P2pimApp(Actions):
                 screen.refresh_rows()
 
     async def announce(self, event: ev.NodeEvent) -> None:
-        """Toasts, the bell and desktop notifications for what happens elsewhere."""
+        """Toasts, the bell and desktop notifications for what happens elsewhere; none
+        for a muted conversation (it still shows what arrives, and counts it unread)."""
+        if blocking.conversation_of(event) in self.model.muted:
+            return
         match event:
             case ev.MessageReceived(sender=sender, nick=nick, text=text) if (
                 sender != self.model.current

@@ -33,6 +33,7 @@ class Contact:
     previous_fingerprint: str | None = None  # set when this key replaced a known one
     unread: int = 0
     typing: bool = False
+    blocked: bool = False  # we blocked it: listed apart, nothing it sends arrives
 
 
 @dataclass(slots=True)
@@ -98,6 +99,7 @@ class Model:
     transfers: dict[tuple[str, str], Transfer] = field(default_factory=dict)
     offers: dict[tuple[str, str], ev.OfferReceived] = field(default_factory=dict)
     current: str | None = None  # the open conversation's key
+    muted: set[str] = field(default_factory=set)  # conversation keys: no toast, bell, notice
 
     # ---- names ---------------------------------------------------------------------------
 
@@ -216,6 +218,15 @@ class Model:
             case ev.PeerTrustChanged(fingerprint=fp, trust=trust):
                 self.contact(fp).trust = trust
                 return {"contacts", fp}
+            case ev.BlockChanged(fingerprint=fp, blocked=blocked):
+                self.contact(fp).blocked = blocked
+                return {"contacts"}
+            case ev.MuteChanged(conversation=key, muted=muted):
+                if muted:
+                    self.muted.add(key)
+                else:
+                    self.muted.discard(key)
+                return {"contacts", "rooms"}
             case ev.MessageReceived(sender=fp, nick=nick):
                 self.contact(fp, nick)
                 line = Line(event.message_id, fp, nick, event.sent_at, event.text, False)

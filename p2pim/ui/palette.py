@@ -18,6 +18,8 @@ ENTRIES: tuple[tuple[str, str, str], ...] = (
     ("Broadcast", "broadcast", "one message to everyone online (Ctrl+B)"),
     ("Set status", "status", "online, away or busy, and a status text (F2)"),
     ("Verify this peer", "verify", "safety number or pairing code (Ctrl+R)"),
+    ("Block or unblock this person", "toggle_block", "nothing they send reaches you"),
+    ("Mute or unmute this conversation", "toggle_mute", "no toast, bell or notification"),
     ("Add a peer by address", "add_peer", "reach a peer on another subnet"),
     ("Export this conversation", "export", "Markdown file in the download folder"),
     ("Settings", "settings", "nick, download folder, interfaces, away timer (F4)"),

@@ -12,6 +12,7 @@ from p2pim.ui import format as fmt
 from p2pim.ui.model import GROUP_PREFIX, ROOM_PREFIX, Model
 
 STATUS_ORDER = {"online": 0, "busy": 1, "away": 2, "offline": 3}
+MUTED_MARK = " (muted)"
 
 
 def _badge(text: Text, unread: int) -> None:
@@ -34,6 +35,8 @@ def person(model: Model, fingerprint: str) -> Text:
         text.append(" " + mark, "bold red" if contact.trust == "key_changed" else "green")
     if contact.typing:
         text.append(" …", "italic")
+    if fingerprint in model.muted:
+        text.append(MUTED_MARK, "dim")
     _badge(text, contact.unread)
     if contact.status_text:
         text.append(f"\n  {contact.status_text}", "dim italic")
@@ -47,6 +50,8 @@ def room(model: Model, room_id: str) -> Text:
     text.append(entry.name, "bold" if entry.unread else "")
     if entry.invited_us:
         text.append(" (invited)", "italic yellow")
+    if ROOM_PREFIX + room_id in model.muted:
+        text.append(MUTED_MARK, "dim")
     _badge(text, entry.unread)
     return text
 
@@ -68,7 +73,7 @@ class Sidebar(OptionList):
         )
         options: list[Option | None] = [Option(Text("People", "bold underline"), disabled=True)]
         people = sorted(
-            (c for c in model.contacts.values() if c.fingerprint != model.me),
+            (c for c in model.contacts.values() if c.fingerprint != model.me and not c.blocked),
             key=lambda c: (STATUS_ORDER.get(c.status, 9), c.nick.casefold(), c.fingerprint),
         )
         options += [Option(person(model, c.fingerprint), id=c.fingerprint) for c in people]
@@ -82,6 +87,15 @@ class Sidebar(OptionList):
         for name in sorted(model.groups, key=str.casefold):
             label = Text(f"≡ {name} ({len(model.groups[name])})", no_wrap=True)
             options.append(Option(label, id=GROUP_PREFIX + name))
+        # Blocked people are listed apart, at the end, so that they can still be found
+        # and unblocked (/unblock), but never read as someone to talk to.
+        blocked = sorted(
+            (c for c in model.contacts.values() if c.blocked), key=lambda c: c.nick.casefold()
+        )
+        if blocked:
+            options += [None, Option(Text("Blocked", "bold underline"), disabled=True)]
+            for c in blocked:
+                options.append(Option(Text(f"⊘ {c.nick}", "dim", no_wrap=True), id=c.fingerprint))
         self.clear_options()
         self.add_options(options)
         if highlighted is not None:
