@@ -231,6 +231,46 @@ class RoomMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class RoomMessageEdited:
+    """The author of a room post replaced its text (a signed `edit` in the room's log)."""
+
+    room: str
+    message_id: str
+    author: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoomMessageDeleted:
+    """The author of a room post withdrew it (a signed `delete` in the room's log)."""
+
+    room: str
+    message_id: str
+    author: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoomNotice:
+    """A system line in a room we are (or were, until this) a member of: someone created
+    it, invited, joined, left, removed, made an admin, changed the topic.  `line` says it
+    in words; `kind` is created / invited / joined / left / removed / admin / topic;
+    `subject` is whom it was done to (invited, removed, admin), else ''; `text` the room's
+    name (created) or the new topic (topic).  `Node.room_history(..., system=True)` lists
+    the same lines, read back from the room's log."""
+
+    room: str
+    notice_id: str  # hex: the id of the log operation it stands for
+    kind: str
+    author: str
+    nick: str
+    subject: str
+    subject_nick: str
+    sent_at: int
+    text: str
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
 class BlockChanged:
     """We blocked or unblocked a peer (`Node.block`): its texts, offers and invitations
     are dropped while `blocked`."""
@@ -290,6 +330,11 @@ NodeEvent = (
     | RoomInvited
     | RoomChanged
     | RoomMessage
+    | RoomMessageEdited
+    | RoomMessageDeleted
+    | RoomNotice
     | BlockChanged
     | MuteChanged
+    | NetworkChanged
+    | DiskFullChanged
 )

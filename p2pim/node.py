@@ -634,9 +634,16 @@ class Node:
 
     # ---- rooms, contact groups, broadcast ------------------------------------------------
 
-    async def create_room(self, name: str, topic: str = "") -> str:
-        """A new room with us as its only member and admin; returns its id (hex)."""
-        return (await self._rooms.create(name, topic)).hex()
+    async def create_room(self, name: str, topic: str = "", members: Sequence[str] = ()) -> str:
+        """A new room with us as its only member and admin, and `members` (known peers'
+        fingerprints) invited; returns its id (hex).  Every peer is checked before the room
+        is made, so a refused peer leaves no half-made room behind."""
+        for peer in members:
+            self._sendable(peer)
+        room = await self._rooms.create(name, topic)
+        for peer in dict.fromkeys(members):
+            await self._rooms.invite(room, self._records[peer].public_key)
+        return room.hex()
 
     async def invite_to_room(self, room: str, peer: str) -> None:
         """Invite a known peer (members may invite); it accepts with `join_room`."""
@@ -667,14 +674,29 @@ class Node:
         get it at once; the others when they next meet any member who has it."""
         return (await self._rooms.post(self._room(room), text)).hex()
 
+    async def edit_room_post(self, room: str, message_id: str, text: str) -> None:
+        """Replace the text of one of our posts, for every member (a signed room-log
+        operation: only a post's author can edit it)."""
+        await self._rooms.edit(self._room(room), _message_id(message_id), text)
+
+    async def delete_room_post(self, room: str, message_id: str) -> None:
+        """Withdraw one of our posts for every member (a signed room-log operation)."""
+        await self._rooms.delete(self._room(room), _message_id(message_id))
+
     def rooms(self) -> list[RoomInfo]:
         return self._rooms.rooms()
 
     async def room_history(
-        self, room: str, *, before: str | None = None, limit: int = 50
+        self, room: str, *, before: str | None = None, limit: int = 50, system: bool = False
     ) -> list[StoredMessage]:
-        """A room's messages, in the order every member shows them (oldest first)."""
-        return await self.history(conversation(self._room(room)), before=before, limit=limit)
+        """A room's messages, in the order every member shows them (oldest first).  With
+        `system`, its system lines too ("alice joined"...: `p2pim.rooms.timeline.Notice`,
+        a StoredMessage with a `kind`), and `before` may be a line's id."""
+        room_id = self._room(room)
+        if not system:
+            return await self.history(conversation(room_id), before=before, limit=limit)
+        anchor = _message_id(before) if before else None
+        return await self._rooms.history(room_id, anchor, max(1, min(limit, 1000)))
 
     async def send_files_to_room(
         self, room: str, paths: Sequence[str | os.PathLike[str]], *, ttl: float | None = None
@@ -1012,6 +1034,16 @@ class Node:
             if fp != self.fingerprint and fp not in self._links and dialable(entry.host):
                 self._reach.learn(fp, Address(entry.host, entry.port), Source.EXCHANGE, now)
         self._reach_changed.set()
+
+
+def _message_id(text: str) -> bytes:
+    try:
+        found = bytes.fromhex(text)
+    except (TypeError, ValueError):
+        found = b""
+    if len(found) != 16:
+        raise ValueError("a message id is 32 hex digits")
+    return found
 
 
 @asynccontextmanager

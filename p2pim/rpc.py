@@ -94,6 +94,8 @@ class RpcServer:
         "make_admin",
         "set_topic",
         "post",
+        "edit_post",
+        "delete_post",
         "rooms",
         "room_history",
         "send_files_to_room",
@@ -245,8 +247,13 @@ class RpcServer:
     async def transfers(self) -> list[dict[str, Any]]:
         return [dataclasses.asdict(t) for t in await self.node.transfers()]
 
-    async def create_room(self, name: str, topic: str = "") -> dict[str, str]:
-        return {"room": await self.node.create_room(name, topic)}
+    async def create_room(
+        self, name: str, topic: str = "", members: list[str] | None = None
+    ) -> dict[str, str]:
+        if members is not None and not isinstance(members, list):
+            raise ValueError("members is a list of peers")
+        invited = [self.resolve_peer(m) for m in members or []]
+        return {"room": await self.node.create_room(name, topic, invited)}
 
     async def invite(self, room: str, peer: str) -> None:
         await self.node.invite_to_room(room, self.resolve_peer(peer))
@@ -272,14 +279,22 @@ class RpcServer:
     async def post(self, room: str, text: str) -> dict[str, str]:
         return {"id": await self.node.post_to_room(room, text)}
 
+    async def edit_post(self, room: str, id: str, text: str) -> None:
+        await self.node.edit_room_post(room, _hex_id(id), text)
+
+    async def delete_post(self, room: str, id: str) -> None:
+        await self.node.delete_room_post(room, _hex_id(id))
+
     async def rooms(self) -> list[dict[str, Any]]:
         return [dataclasses.asdict(r) for r in self.node.rooms()]
 
     async def room_history(
-        self, room: str, before: str | None = None, limit: int = 50
+        self, room: str, before: str | None = None, limit: int = 50, system: bool = False
     ) -> list[dict[str, Any]]:
-        found = await self.node.room_history(room, **_page(before, limit))
-        return [message_to_json(m) for m in found]
+        if not isinstance(system, bool):
+            raise ValueError("system is true or false")
+        found = await self.node.room_history(room, **_page(before, limit), system=system)
+        return [{"kind": "post", **message_to_json(m)} for m in found]
 
     async def send_files_to_room(
         self, room: str, paths: list[str], ttl: float | None = None

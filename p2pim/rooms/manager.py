@@ -23,7 +23,8 @@ from p2pim.identity import Identity, fingerprint
 from p2pim.messaging import now_ms
 from p2pim.net.link import LinkClosed, PeerLink
 from p2pim.rooms import state as rs
-from p2pim.storage import RoomPost, Store
+from p2pim.rooms import timeline
+from p2pim.storage import NotYourMessage, RoomPost, Store, StoredMessage, UnknownMessage
 from p2pim.wire.messages import (
     MAX_TEXT_BYTES,
     ROOM_ID_SIZE,
@@ -161,6 +162,56 @@ class Rooms:
 
     async def post(self, room: bytes, text: str) -> bytes:
         return (await self._author(self._joined(room), "post", text=_text(text))).id
+
+    async def edit(self, room: bytes, post: bytes, text: str) -> None:
+        """Replace the text of a post of ours (a signed `edit` in the room's log)."""
+        self._own_post(room, post)
+        await self._author(room, "edit", subject=post, text=_text(text))
+
+    async def delete(self, room: bytes, post: bytes) -> None:
+        """Withdraw a post of ours for every member (a signed `delete`)."""
+        self._own_post(room, post)
+        await self._author(room, "delete", subject=post)
+
+    def _own_post(self, room: bytes, post: bytes) -> None:
+        """The refusals `edit` and `delete` share with direct messages' (same errors)."""
+        state = self._joined_state(room)
+        found = state.by_id.get(post)
+        if found is None:
+            raise UnknownMessage(f"no message {post.hex()} in that room")
+        if found.author != self._fp:
+            raise NotYourMessage(f"message {post.hex()} was written by {found.author}")
+        if post in state.deletes:
+            raise UnknownMessage(f"message {post.hex()} was deleted")
+
+    async def history(self, room: bytes, before: bytes | None, limit: int) -> list[StoredMessage]:
+        """The room's posts (from the store, where search and export find them too) and
+        its system lines (from its log), the `limit` newest before `before` (a post's or a
+        line's id; None: the newest), oldest first."""
+        state = self._states[room]
+        key = conversation(room)
+        lines = timeline.notices(state, key, self._fp, self._nick_of)
+        line = next((n for n in lines if n.id == before), None) if before else None
+        if before is None:
+            anchor, posts = None, await self._store.history(key, limit=limit)
+        elif line is None:  # a post's id (UnknownMessage if it is not one)
+            posts = await self._store.history(key, before=before, limit=limit)
+            post = state.by_id.get(before)
+            anchor = post.order if post else (posts[-1].lamport, posts[-1].id) if posts else None
+        else:
+            anchor = timeline.order(line)
+            posts = await self._posts_before(key, state, anchor, limit)
+        return timeline.merge_page(posts, lines, anchor, limit)
+
+    async def _posts_before(
+        self, key: str, state: rs.RoomState, anchor: tuple[int, bytes], limit: int
+    ) -> list[StoredMessage]:
+        """The newest posts before a system line: those before the first post after it."""
+        for post in (p for p in state.posts() if p.order > anchor):
+            with contextlib.suppress(UnknownMessage):  # not in the store: try the next
+                return await self._store.history(key, before=post.id, limit=limit)
+        newest = await self._store.history(key, limit=limit)
+        return [p for p in newest if timeline.order(p) < anchor]
 
     def rooms(self) -> list[RoomInfo]:
         return [self._info(state) for state in self._states.values() if state.creator]
@@ -430,29 +481,62 @@ class Rooms:
                     info.joined,
                 )
             )  # fmt: skip
-        old = {op.id for op in before.posts()} if before else set()
-        if {op.id for op in after.posts()} == old:
+        if before is not None and (before.is_member(self._fp) or after.is_member(self._fp)):
+            await self._announce_notices(before, after)
+        if before is not None and _posts_shown(before) == _posts_shown(after):
             return
         added = await self._mirror_posts(after)
         if not after.is_member(self._fp):
             return
+        shown = _posts_shown(before) if before is not None else {}
+        now = _posts_shown(after)
         for op in after.posts():
-            if op.id in added:
+            deleted, edited = op.id in after.deletes, op.id in after.edits
+            if op.id in added:  # new here: as it stands now (edited, or not shown at all)
+                if not deleted:
+                    await self._emit(
+                        events.RoomMessage(
+                            room.hex(), op.id.hex(), op.author, self._nick_of(op.author),
+                            op.op.sent_at, after.text_of(op),
+                        )
+                    )  # fmt: skip
+                if deleted or not edited:
+                    continue
+            elif shown.get(op.id, (None, False)) == now[op.id]:
+                continue
+            if deleted:
+                await self._emit(events.RoomMessageDeleted(room.hex(), op.id.hex(), op.author))
+            else:
                 await self._emit(
-                    events.RoomMessage(
-                        room.hex(), op.id.hex(), op.author, self._nick_of(op.author),
-                        op.op.sent_at, op.op.text,
-                    )
-                )  # fmt: skip
+                    events.RoomMessageEdited(room.hex(), op.id.hex(), op.author, after.text_of(op))
+                )
+
+    async def _announce_notices(self, before: rs.RoomState, after: rs.RoomState) -> None:
+        """A system line for each operation that counts now and did not before."""
+        old = {op.id for op in before.accepted}
+        for op in after.accepted:
+            if op.id in old or op.op.kind not in timeline.NOTICE_KINDS:
+                continue
+            n = timeline.notice(op, conversation(after.room), self._fp, self._nick_of)
+            await self._emit(
+                events.RoomNotice(
+                    after.room.hex(), n.id.hex(), n.kind, n.author, self._nick_of(n.author),
+                    n.subject, self._nick_of(n.subject) if n.subject else "", n.sent_at,
+                    n.text, n.body,
+                )
+            )  # fmt: skip
 
     async def _mirror_posts(self, state: rs.RoomState) -> set[bytes]:
         """Make the room's conversation in `messages` its accepted posts; the ids added."""
         rows = [
             RoomPost(
-                op.id, op.author, op.author == self._fp, op.op.sent_at, op.op.lamport, op.op.text
+                op.id, op.author, op.author == self._fp, op.op.sent_at, op.op.lamport,
+                state.text_of(op),
+                edit.op.sent_at if (edit := state.edits.get(op.id)) else None,
+                op.id in state.deletes,
             )
             for op in state.posts()
-        ]
+        ]  # fmt: skip
         return set(await self._store.sync_room_posts(conversation(state.room), rows, now_ms()))
 
     def _info(self, state: rs.RoomState) -> RoomInfo:
@@ -474,6 +558,14 @@ def _last_removal(state: rs.RoomState, peer: str) -> rs.Op | None:
         if op.op.kind == "remove" and fingerprint(op.op.subject) == peer:
             return op
     return None
+
+
+def _posts_shown(state: rs.RoomState) -> dict[bytes, tuple[bytes | None, bool]]:
+    """Per post that counts: its last edit's id and whether it is deleted."""
+    return {
+        op.id: ((e.id if (e := state.edits.get(op.id)) else None), op.id in state.deletes)
+        for op in state.posts()
+    }
 
 
 def _shape(state: rs.RoomState) -> tuple[object, ...]:

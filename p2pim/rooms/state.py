@@ -20,6 +20,11 @@ Rules (each checked against the state just before the event):
 - remove(subject): by an admin; the subject (a member or invitee, not the creator) goes.
 - admin(subject): by an admin; the subject (a member) becomes an admin.
 - topic, post: by a member.
+- edit(subject, text), delete(subject): by a member who is the author of the post whose
+  event id is `subject`; that post counts (so it comes before in the order) and is not
+  deleted.  An edit replaces the post's text (of several, the last in the order wins); a
+  delete withdraws the post for good (its text is no longer shown, later edits do not
+  count).  Nobody can edit or delete another member's post, admins included.
 Anything else is kept (a later event may come before it in the order and change the
 verdict) but does not count, and is neither shown nor relayed.
 """
@@ -37,7 +42,9 @@ from p2pim.wire.messages import KEY_SIZE, ROOM_ID_SIZE, RoomEvent, RoomOp
 
 MAX_MEMBERS = 256
 MAX_LAMPORT_JUMP = 2**32  # ahead of the room's time by more than this, an event never counts
-SUBJECT_KINDS = ("invite", "remove", "admin")
+SUBJECT_KINDS = ("invite", "remove", "admin")  # the subject is a member's key
+TARGET_KINDS = ("edit", "delete")  # the subject is a post's event id
+EVENT_ID_SIZE = 16
 
 
 class InvalidRoomEvent(Exception):
@@ -74,8 +81,10 @@ def verify(event: RoomEvent) -> Op:
         raise InvalidRoomEvent(f"undecodable room op: {exc}") from None
     if not isinstance(op, RoomOp):
         raise InvalidRoomEvent("a room event carries a room op")
-    if len(op.subject) != (KEY_SIZE if op.kind in SUBJECT_KINDS else 0):
+    if len(op.subject) != _subject_size(op.kind):
         raise InvalidRoomEvent(f"{op.kind} has the wrong subject")
+    if op.kind == "delete" and op.text:
+        raise InvalidRoomEvent("delete has the wrong text: it carries none")
     if len(op.nonce) != (ROOM_ID_SIZE if op.kind == "create" else 0):
         raise InvalidRoomEvent(f"{op.kind} has the wrong nonce")
     if not signing.binds(op.author_key, op.author):
@@ -83,6 +92,10 @@ def verify(event: RoomEvent) -> Op:
     if not signing.verify(op.author_key, event.payload, event.sig):
         raise InvalidRoomEvent("bad signature")
     return Op(event_id(event.payload), op, fingerprint(op.author), event)
+
+
+def _subject_size(kind: str) -> int:
+    return KEY_SIZE if kind in SUBJECT_KINDS else EVENT_ID_SIZE if kind in TARGET_KINDS else 0
 
 
 def sign(seed: bytes, op: RoomOp) -> Op:
@@ -108,12 +121,22 @@ class RoomState:
     accepted: list[Op] = field(default_factory=list)  # the events that count, in order
     rejected: dict[bytes, str] = field(default_factory=dict)  # event id -> why
     lamport: int = 0  # the highest Lamport time among the events that count
+    by_id: dict[bytes, Op] = field(default_factory=dict)  # the posts that count, by event id
+    edits: dict[bytes, Op] = field(default_factory=dict)  # post id -> its last edit that counts
+    deletes: dict[bytes, Op] = field(default_factory=dict)  # post id -> the delete
 
     def is_member(self, fp: str) -> bool:
         return fp in self.members
 
     def posts(self) -> list[Op]:
         return [op for op in self.accepted if op.op.kind == "post"]
+
+    def text_of(self, post: Op) -> str:
+        """What a post says now: '' once deleted, else its last edit's text or its own."""
+        if post.id in self.deletes:
+            return ""
+        edit = self.edits.get(post.id)
+        return edit.op.text if edit is not None else post.op.text
 
 
 def replay(room: bytes, ops: Iterable[Op]) -> RoomState:
@@ -187,4 +210,24 @@ def _refusal(state: RoomState, op: Op) -> str | None:
             return "not a member or invitee"
     elif o.kind == "topic":
         state.topic = o.text
-    return None  # a post by a member
+    elif o.kind in TARGET_KINDS:
+        return _change_post(state, op)
+    elif o.kind == "post":
+        state.by_id[op.id] = op
+    return None
+
+
+def _change_post(state: RoomState, op: Op) -> str | None:
+    """An edit or delete by a member: only of its own post, one that counts and stands."""
+    post = state.by_id.get(op.op.subject)
+    if post is None:
+        return "no such post"
+    if post.author != op.author:
+        return f"only its author may {op.op.kind} a post"
+    if post.id in state.deletes:
+        return "the post was deleted"
+    if op.op.kind == "edit":
+        state.edits[post.id] = op
+    else:
+        state.deletes[post.id] = op
+    return None

@@ -2,8 +2,10 @@
 
 A room is its log: every verified event, kept as received (payload and signature) so
 it can be relayed and replayed (`p2pim.rooms.state`).  The posts that count are mirrored
-into `messages` under the conversation `room:<room id in hex>`, so history, search and
-export treat a room like any conversation.  Contact groups are local labels on peers.
+into `messages` under the conversation `room:<room id in hex>`, as they stand after their
+authors' edits and deletes, so history, search and export treat a room like any
+conversation.  The log decides: a mirrored row that differs from it is put back.
+Contact groups are local labels on peers.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ class RoomPost:
     outgoing: bool
     sent_at: int
     lamport: int
-    body: str
+    body: str  # as it stands: the last edit's text, '' once deleted
+    edited_at: int | None = None  # the author's clock at the last edit
+    deleted: bool = False
 
 
 class RoomTables(Connection):
@@ -58,24 +62,39 @@ class RoomTables(Connection):
     def sync_room_posts(
         self, conversation: str, posts: Sequence[RoomPost], now_ms: int
     ) -> list[bytes]:
-        """Make the room's rows in `messages` exactly `posts`; returns the ids added."""
+        """Make the room's rows in `messages` exactly `posts`; returns the ids added.
+        Every statement names the conversation: a row of another conversation that has a
+        post's id is never touched (see docs/security.md on the shared id space)."""
         with self._transaction(write=True) as conn:
             present = {
-                id
-                for (id,) in conn.execute("SELECT id FROM messages WHERE peer = ?", (conversation,))
+                id: (body, edited_at, bool(deleted))
+                for (id, body, edited_at, deleted) in conn.execute(
+                    "SELECT id, body, edited_at, deleted FROM messages WHERE peer = ?",
+                    (conversation,),
+                )
             }
             wanted = {p.id for p in posts}
             conn.executemany(
+                "UPDATE messages SET body = ?, edited_at = ?, deleted = ?"
+                " WHERE id = ? AND peer = ?",
+                [
+                    (p.body, p.edited_at, int(p.deleted), p.id, conversation)
+                    for p in posts
+                    if p.id in present and present[p.id] != (p.body, p.edited_at, p.deleted)
+                ],
+            )
+            conn.executemany(
                 "DELETE FROM messages WHERE id = ? AND peer = ?",
-                [(id, conversation) for id in present - wanted],
+                [(id, conversation) for id in present.keys() - wanted],
             )
             added = [p for p in posts if p.id not in present]
             conn.executemany(
                 "INSERT INTO messages (id, peer, author, outgoing, sent_at, lamport, stored_at,"
-                " body) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                " body, edited_at, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO NOTHING",
                 [
                     (p.id, conversation, p.author, int(p.outgoing), p.sent_at, p.lamport, now_ms,
-                     p.body)
+                     p.body, p.edited_at, int(p.deleted))
                     for p in added
                 ],
             )  # fmt: skip

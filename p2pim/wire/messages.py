@@ -32,7 +32,9 @@ FILE_HASH_SIZE = 32
 ROOM_ID_SIZE = 16
 SIGNATURE_SIZE = 64
 MAX_ROOM_AUTHORS = 256  # everyone who ever wrote in a room: members are fewer
-ROOM_KINDS = ("create", "invite", "join", "leave", "remove", "admin", "topic", "post")
+ROOM_KINDS = (
+    "create", "invite", "join", "leave", "remove", "admin", "topic", "post", "edit", "delete",
+)  # fmt: skip
 MAX_CHUNK_BYTES = 65536 - 128  # a Noise payload minus the tag and the map around the bytes
 
 # Presence a user chooses; "offline" is never sent, it is what silence means.
@@ -263,8 +265,9 @@ class RoomOp:
     lamport: int = field(metadata={"min": 1, "max": MAX_WIRE_LAMPORT})
     sent_at: int = field(metadata={"min": 0, "max": MAX_TIMESTAMP_MS})
     kind: str = field(metadata={"max": 16, "choices": ROOM_KINDS})
-    subject: bytes = field(default=b"", metadata={"max": KEY_SIZE})  # invite/remove/admin
-    text: str = field(default="", metadata={"max": MAX_TEXT_BYTES})  # post, name, topic
+    # invite/remove/admin: the member's key; edit/delete: the post's 16-byte event id
+    subject: bytes = field(default=b"", metadata={"max": KEY_SIZE})
+    text: str = field(default="", metadata={"max": MAX_TEXT_BYTES})  # post, edit, name, topic
     nonce: bytes = field(default=b"", metadata={"max": ROOM_ID_SIZE})  # create only
 
 
