@@ -252,6 +252,18 @@ def transfer_cancel_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("name", metavar="PEER", nargs="?", help="only the transfer with this peer")
 
 
+def block_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "peer", nargs="?", help="nick, fingerprint or prefix (none: list who is blocked)"
+    )
+
+
+def mute_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "name", nargs="?", metavar="PEER|ROOM", help="a peer or a room (none: list what is muted)"
+    )
+
+
 def no_arguments(command: argparse.ArgumentParser) -> None:
     pass
 
@@ -295,6 +307,13 @@ ONE_SHOTS = [
             "chat:export", export_arguments),
     OneShot("verify", "show the safety number to compare with a peer", "chat:verify",
             verify_arguments),
+    OneShot("block", "block a peer: its messages, files and invitations stop reaching you",
+            "block:block", block_arguments),
+    OneShot("unblock", "unblock a peer: what it sends from now on arrives again",
+            "block:unblock", block_arguments),
+    OneShot("mute", "mute a peer or room: it still arrives, but raises no notification",
+            "block:mute", mute_arguments),
+    OneShot("unmute", "notify about a peer or room again", "block:unmute", mute_arguments),
     OneShot("status", "show or set the running node's status (until that node stops)",
             "chat:status", status_arguments, node=False),
     OneShot("nick", "show or change the name peers see (at once, and kept in the profile)",

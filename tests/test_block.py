@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import trio
 from nodes import loopback_config, next_event
+from test_cli import Spawn, introduce, one_shot, run, spawn
 
 from p2pim import Identity, Node, blocking, open_node
 from p2pim.events import (
@@ -37,9 +38,11 @@ from p2pim.rooms.manager import RoomError
 from p2pim.rooms.state import sign
 from p2pim.rpc import RpcServer
 from p2pim.storage import database_path
+from p2pim.testing.daemon_process import text_from
 from p2pim.wire.messages import Ack, FileOffer, Presence, RoomEvent, RoomOp, Text, Typing
 
 Events = trio.MemoryReceiveChannel[NodeEvent]
+__all__ = ["spawn"]  # the daemon fixture, for pytest
 
 
 @asynccontextmanager
@@ -328,6 +331,43 @@ def _json(params: dict[str, object]) -> str:
     import json
 
     return json.dumps(params)
+
+
+# ---- the command line ----------------------------------------------------------------------
+
+
+async def test_block_and_mute_from_the_command_line(tmp_path: Path, spawn: Spawn) -> None:
+    """Real daemons; `p2pim block|unblock|mute|unmute` are one-shot commands against A."""
+    a, b = await spawn(tmp_path / "A", "alice"), await spawn(tmp_path / "B", "bob")
+    await introduce(a, b)
+    fp_a = (await a.call("identity"))["fingerprint"]
+
+    async def cli(*args: str) -> str:
+        done = await run(one_shot(tmp_path / "A", *args))
+        assert done.returncode == 0, done.stderr
+        return done.stdout.decode()
+
+    assert await cli("block", "bob") == "blocked\n"
+    listed = await cli("block")
+    assert listed.startswith("bob  ") and len(listed.split()[1]) == 64
+    with trio.fail_after(20):  # b's text is acknowledged (its outbox drains) and dropped
+        sent = (await b.call("send", peer=fp_a, text="still there?"))["id"]
+        await b.wait_event(lambda e: e["type"] == "message_delivered" and e["message_id"] == sent)
+    assert [m["body"] for m in await a.call("history", peer="bob")] == []
+    assert not [e for e in a.events if e["type"] == "message_received"]
+
+    assert await cli("mute", "bob") == "muted\n"
+    assert await cli("mute") == "bob\n"
+    assert await cli("unblock", "bob") == "unblocked\n"
+    fp_b = (await b.call("identity"))["fingerprint"]
+    with trio.fail_after(20):
+        await b.call("send", peer=fp_a, text="hello again")
+        await a.wait_event(text_from(fp_b, "hello again"))
+    assert await a.call("muted") == [fp_b]
+    assert await cli("unmute", "bob") == "unmuted\n"
+    assert await a.call("muted") == []
+    refused = await run(one_shot(tmp_path / "A", "unblock"))
+    assert refused.returncode == 2 and b"name the peer to unblock" in refused.stderr
 
 
 # ---- the pure decisions ------------------------------------------------------------------
