@@ -155,6 +155,7 @@ class OfferReceived:
     files: tuple[TransferFile, ...]
     total_size: int
     expires_in: float
+    room: str = ""  # hex id of the room it is shared in (both are members); "": private
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +193,7 @@ class TransferFinished:
     state: str  # "completed", "failed", "cancelled", "declined" or "expired"
     reason: str
     files: tuple[TransferFile, ...]
+    room: str = ""  # hex id of the room the offer was shared in; "": a private offer
 
 
 @dataclass(frozen=True, slots=True)

@@ -184,6 +184,7 @@ class Node:
                 self._emit,
                 self._messenger.ack,
                 self._messenger.wake,
+                self._shares_room,
             )
             self._rooms = Rooms(self.identity, store, self._links, self._emit, self._nick_of)
             async with trio.open_nursery() as nursery:
@@ -701,11 +702,29 @@ class Node:
     async def send_files_to_room(
         self, room: str, paths: Sequence[str | os.PathLike[str]], *, ttl: float | None = None
     ) -> str:
-        """Offer files to every other member; each accepts or declines on its own."""
-        members = [fp for fp in self._rooms.members(self._room(room)) if fp in self._records]
+        """Offer files in the room to every other member, shown there on every side; each
+        accepts or declines on its own.  A member we never met gets it when we first meet
+        (the room's log vouches for its key); one whose key changed unverified does not."""
+        room_id = self._room(room)
+        members = [
+            fp
+            for fp in self._rooms.members(room_id)
+            if fp not in self._records or self._records[fp].trust != trust.KEY_CHANGED
+        ]
         if not members:
             raise RoomError("nobody else is in that room")
-        return await self.send_files(members, paths, ttl=ttl)
+        ttl = self.config.offer_ttl if ttl is None else ttl
+        if not 1 <= ttl <= MAX_OFFER_TTL_MS / 1000:
+            raise ValueError(f"an offer lives 1 to {MAX_OFFER_TTL_MS // 1000} seconds")
+        local = [os.fspath(p) for p in paths]
+        return (await self._transfers.send_files(members, local, ttl, room_id)).hex()
+
+    def _shares_room(self, room: bytes, peer: str) -> bool:
+        """We and `peer` are both members of `room` (an offer's room claim holds)."""
+        try:
+            return peer in self._rooms.members(room)
+        except RoomError:  # no such room here, or we are not a member
+            return False
 
     async def export(
         self, *, peer: str | None = None, room: str | None = None, fmt: str = "jsonl"

@@ -340,10 +340,11 @@ class Store:
             self._db.answer_offer, offer, peer, placement, directory, reply, now_ms
         )
 
-    async def save_progress(
-        self, offer: bytes, peer: str, index: int, done: int, *, outgoing: bool = False
-    ) -> None:
-        await self._run(lambda: self._db.save_progress(offer, peer, index, done, outgoing=outgoing))
+    async def save_progress(self, offer: bytes, peer: str, index: int, done: int) -> None:
+        await self._run(self._db.save_progress, offer, peer, index, done)
+
+    async def record_sent(self, offer: bytes, peer: str, sent: dict[int, int]) -> None:
+        await self._run(self._db.record_sent, offer, peer, sent)
 
     async def finish_file(
         self, offer: bytes, peer: str, index: int, outcome: str, saved_as: str | None

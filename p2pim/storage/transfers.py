@@ -199,16 +199,22 @@ class TransferTables(OutboxTables):
             enqueue(conn, reply[0], peer, reply[1], now_ms)
             return _require(conn, offer, peer, False)
 
-    def save_progress(
-        self, offer: bytes, peer: str, index: int, done: int, *, outgoing: bool = False
-    ) -> None:
-        """`done` bytes of an incoming file are durably in its partial file, or (outgoing)
-        have been sent: what a restarted node shows until the transfer moves again."""
+    def save_progress(self, offer: bytes, peer: str, index: int, done: int) -> None:
+        """`done` bytes of an incoming file are durably in its partial file."""
         with self._transaction(write=True) as conn:
             conn.execute(
                 "UPDATE transfer_files SET done = ?"
-                " WHERE offer = ? AND peer = ? AND outgoing = ? AND idx = ?",
-                (done, offer, peer, int(outgoing), index),
+                " WHERE offer = ? AND peer = ? AND outgoing = 0 AND idx = ?",
+                (done, offer, peer, index),
+            )
+
+    def record_sent(self, offer: bytes, peer: str, sent: dict[int, int]) -> None:
+        """Bytes sent so far of files of an outgoing transfer (index -> bytes), at once."""
+        with self._transaction(write=True) as conn:
+            conn.executemany(
+                "UPDATE transfer_files SET done = ?"
+                " WHERE offer = ? AND peer = ? AND outgoing = 1 AND idx = ?",
+                [(done, offer, peer, index) for index, done in sent.items()],
             )
 
     def finish_file(

@@ -37,6 +37,7 @@ from p2pim.wire.messages import (
     MAX_OFFER_FILES,
     MAX_OFFER_PATH_BYTES,
     OUTCOMES,
+    ROOM_ID_SIZE,
     Bye,
     Chunk,
     FileOffer,
@@ -56,6 +57,7 @@ CHECKPOINT_BYTES = 8 << 20  # a receiver killed mid-file loses at most this much
 TRANSFER_RECEIVE_SIZE = 1 << 20
 SEND_BLOCK = 16 * MAX_CHUNK_BYTES  # read from disk and written to the socket at once
 IDLE_TIMEOUT = 300.0  # a transfer connection carrying nothing this long is dropped
+SENT_SAVE_INTERVAL = 5.0  # seconds between records of an upload's progress (for restarts)
 RETRY_BASE, RETRY_MAX = 1.0, 30.0  # a failed transfer connection is redialled with backoff
 Key = tuple[bytes, str, bool]  # (offer, peer, outgoing)
 
@@ -81,6 +83,7 @@ class TransferInfo:
     done: int
     files: tuple[events.TransferFile, ...]
     expires_at: int  # ms since the epoch: an unanswered offer expires then
+    room: str = ""  # hex id of the room the offer was shared in; "": a private offer
 
 
 class Transfers:
@@ -92,8 +95,12 @@ class Transfers:
         emit: Callable[[events.NodeEvent], Awaitable[None]],
         ack: Callable[[PeerLink, bytes], Awaitable[None]],
         wake: Callable[[str], None],
+        shares_room: Callable[[bytes, str], bool] = lambda room, peer: False,
     ) -> None:
+        """`shares_room(room, peer)`: we and `peer` are both members of `room` now (an
+        offer that claims a room counts as shared there only then)."""
         self._store = store
+        self._shares_room = shares_room
         self._config = config
         self._sessions = sessions
         self._emit = emit
@@ -119,9 +126,12 @@ class Transfers:
 
     # ---- sending ------------------------------------------------------------------------
 
-    async def send_files(self, peers: Sequence[str], paths: Sequence[str], ttl: float) -> bytes:
-        """Offer files and folders to each of `peers`; returns the offer id.  Hashes every
-        file first (the offer carries the hashes), so it takes a while for large files."""
+    async def send_files(
+        self, peers: Sequence[str], paths: Sequence[str], ttl: float, room: bytes = b""
+    ) -> bytes:
+        """Offer files and folders to each of `peers` (shared in `room`, if given); returns
+        the offer id.  Hashes every file first (the offer carries the hashes), so it takes
+        a while for large files."""
         peers = list(dict.fromkeys(peers))  # each peer once
         if not peers or not paths:
             raise TransferError("send files to at least one peer")
@@ -131,9 +141,11 @@ class Transfers:
             raise TransferError(f"cannot read {exc.filename}: {exc.strerror}") from exc
         except ValueError as exc:
             raise TransferError(str(exc)) from exc
-        return await self.offer(peers, local, ttl)
+        return await self.offer(peers, local, ttl, room)
 
-    async def offer(self, peers: Sequence[str], local: list[fs.LocalFile], ttl: float) -> bytes:
+    async def offer(
+        self, peers: Sequence[str], local: list[fs.LocalFile], ttl: float, room: bytes = b""
+    ) -> bytes:
         """Offer these files, under the paths they name, to each of `peers`."""
         if not 0 < len(local) <= MAX_OFFER_FILES:
             raise TransferError(f"an offer holds 1 to {MAX_OFFER_FILES} files, not {len(local)}")
@@ -160,12 +172,12 @@ class Transfers:
             for run in pack_parts(offered):
                 part = FileOffer(
                     new_message_id(), offer, now, round(ttl * 1000), len(offered), total,
-                    first, tuple(run),
+                    first, tuple(run), room,
                 )  # fmt: skip
                 parts[peer].append((part.id, codec.encode(part)))
                 first += len(run)
         expires_at = now + round(ttl * 1000)
-        await self._store.create_offer(offer, list(peers), records, parts, now, expires_at)
+        await self._store.create_offer(offer, list(peers), records, parts, now, expires_at, room)
         for peer in peers:
             self._set_deadline((offer, peer, True), expires_at)
             self._wake(peer)
@@ -299,9 +311,13 @@ class Transfers:
         ]
         now = now_ms()
         key = (part.offer, link.fingerprint, False)
+        # A room the sender names is a claim: it counts only if both of us are members
+        # there now; otherwise the offer is a private one (docs/protocol.md, 10.1).
+        shared = len(part.room) == ROOM_ID_SIZE and self._shares_room(part.room, link.fingerprint)
         record = await self._store.store_offer_part(
-            part.id, part.offer, link.fingerprint, part.total_files, files, now, now + part.ttl_ms
-        )
+            part.id, part.offer, link.fingerprint, part.total_files, files, now,
+            now + part.ttl_ms, part.room if shared else b"",
+        )  # fmt: skip
         if record is None:
             if key not in self._deadlines:  # an offer whose last parts never come expires too
                 self._set_deadline(key, now + part.ttl_ms)
@@ -315,6 +331,7 @@ class Transfers:
                 tuple(events.TransferFile(f.index, f.path, f.size) for f in record.files),
                 sum(f.size for f in record.files),
                 part.ttl_ms / 1000,
+                record.room.hex(),
             )
         )
 
@@ -374,7 +391,13 @@ class Transfers:
         info = self._info(record)
         await self._emit(
             events.TransferFinished(
-                info.peer, info.offer, info.outgoing, info.state, info.reason, info.files
+                info.peer,
+                info.offer,
+                info.outgoing,
+                info.state,
+                info.reason,
+                info.files,
+                info.room,
             )
         )
 
@@ -637,11 +660,33 @@ class Transfers:
 
     async def _push(self, link: PeerLink, record: TransferRecord) -> None:
         wanted = {f.index: f for f in record.files if f.accepted}
+        # Bytes the receiver has of each file, as far as we know: what we had sent by the
+        # last connection (on disk), until its pull tells us where it really stands.
+        pushed = {f.index: f.done for f in wanted.values() if f.done}
         progress = self._progress.setdefault(
             record.key,
-            Progress(0, sum(f.size for f in wanted.values()), trio.current_time()),
+            Progress(
+                sum(pushed.values()), sum(f.size for f in wanted.values()), trio.current_time()
+            ),
         )
-        pushed: dict[int, int] = {}  # bytes the receiver has of each file, as far as we know
+        saved = dict(pushed)
+        try:
+            await self._push_files(link, record, wanted, pushed, progress, saved)
+        finally:
+            # Interrupted or done: keep what was sent, so a restarted node shows it.
+            with trio.move_on_after(STOP_CHECKPOINT_TIMEOUT, shield=True):
+                await self._save_sent(record, pushed, saved)
+
+    async def _push_files(
+        self,
+        link: PeerLink,
+        record: TransferRecord,
+        wanted: dict[int, FileRecord],
+        pushed: dict[int, int],
+        progress: Progress,
+        saved: dict[int, int],
+    ) -> None:
+        last_save = trio.current_time()
         while True:
             with trio.fail_after(IDLE_TIMEOUT):
                 message = await link.receive()
@@ -675,12 +720,29 @@ class Transfers:
                     self.bytes_sent += len(block)
                     progress.add(len(block))
                     await self._report(record, file.index, position, file.size, progress)
+                    if trio.current_time() - last_save >= SENT_SAVE_INTERVAL:
+                        await self._save_sent(record, pushed, saved)
+                        last_save = trio.current_time()
             except fs.SourceChanged as exc:
                 await link.send(Unavailable(file.index, str(exc)))
             except OSError as exc:
                 await link.send(Unavailable(file.index, f"cannot read it: {exc.strerror}"))
             finally:
                 source.close()
+
+    async def _save_sent(
+        self, record: TransferRecord, pushed: dict[int, int], saved: dict[int, int]
+    ) -> None:
+        """Record the bytes sent of each file that moved since the last save (`saved`)."""
+        changed = {i: done for i, done in pushed.items() if saved.get(i) != done}
+        if not changed:
+            return
+        try:
+            await self._store.record_sent(record.offer, record.peer, changed)
+        except Exception:  # only what a restarted node shows: the transfer goes on
+            log.exception("could not record the progress of an upload")
+            return
+        saved.update(changed)
 
     # ---- progress -----------------------------------------------------------------------
 
@@ -731,6 +793,7 @@ class Transfers:
             done,
             files,
             record.expires_at,
+            record.room.hex(),
         )
 
 

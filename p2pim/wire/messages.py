@@ -188,6 +188,9 @@ class FileOffer:
     total_size: int = field(metadata={"max": MAX_OFFER_FILES * MAX_FILE_SIZE})
     first: int = field(metadata={"max": MAX_OFFER_FILES - 1})
     files: tuple[OfferedFile, ...] = field(metadata={"max": MAX_FILES_PER_PART})
+    # The room the file is shared in (its 16-byte id), or empty for a private offer.  A
+    # claim only: the receiver honours it if both it and the sender are members there.
+    room: bytes = field(default=b"", metadata={"max": ROOM_ID_SIZE})
 
 
 @dataclass(frozen=True, slots=True)
