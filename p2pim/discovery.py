@@ -75,9 +75,14 @@ class PeerWithdrawn:
 DiscoveryEvent = PeerAdvertised | PeerWithdrawn
 
 
-def resolve_interfaces(choices: list[str] | None) -> list[str]:
-    """IPv4 addresses to run mDNS on: the named interfaces/addresses, or all real ones."""
+def resolve_interfaces(choices: list[str] | None, *, strict: bool = True) -> list[str]:
+    """IPv4 addresses to run mDNS on, of those some interface holds now: the named
+    interfaces' and addresses, or every real interface's.  None at all (only loopback:
+    offline, in flight mode, before the Wi-Fi is up) is an empty list, not an error.
+    `strict`: a name that is neither an interface nor an address is an error (a typo);
+    otherwise it is skipped (an interface unplugged for now)."""
     adapters = ifaddr.get_adapters()
+    held = {str(ip.ip) for adapter in adapters for ip in adapter.ips if isinstance(ip.ip, str)}
     addresses: list[str] = []
     for adapter in adapters:
         ipv4 = [str(ip.ip) for ip in adapter.ips if isinstance(ip.ip, str)]
@@ -89,10 +94,13 @@ def resolve_interfaces(choices: list[str] | None) -> list[str]:
     if choices is not None:
         for choice in choices:
             try:
-                addresses.append(str(ipaddress.IPv4Address(choice)))
+                address = str(ipaddress.IPv4Address(choice))
             except ValueError:
-                if not any(a.nice_name == choice for a in adapters):
+                if strict and not any(a.nice_name == choice for a in adapters):
                     raise ValueError(f"no interface or IPv4 address named {choice!r}") from None
+                continue
+            if address in held:  # mDNS cannot bind an address no interface has (yet)
+                addresses.append(address)
     return list(dict.fromkeys(addresses))
 
 
@@ -191,17 +199,19 @@ class Discovery:
     def _properties(fp: str, nick: str, status: str) -> dict[str, str]:
         return {"v": str(PROTOCOL_VERSION), "fp": fp, "nick": nick, "status": status}
 
-    async def update_status(self, status: str) -> None:
-        """Re-announce the record with a new status (a courtesy: sessions carry the truth)."""
+    async def update_status(self, status: str, nick: str | None = None) -> None:
+        """Re-announce the record with a new status and maybe nick in its TXT (a courtesy:
+        sessions carry the truth).  The instance name stays until the next start."""
         zc = self._zc
         if zc is None:
             return
         props = {k.decode(): (v or b"").decode() for k, v in self._info.properties.items()}
+        nick = props["nick"] if nick is None else nick
         self._info = ServiceInfo(
             SERVICE_TYPE,
             self._info.name,
             port=self._info.port,
-            properties=self._properties(props["fp"], props["nick"], status),
+            properties=self._properties(props["fp"], nick, status),
             server=self._info.server,
             parsed_addresses=self.interfaces,
         )

@@ -21,7 +21,7 @@ SKEW_SAMPLES = 50
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    check: str  # "node", "mdns", "listening", "peers", "reachability", "clock"
+    check: str  # "node", "disk", "mdns", "listening", "peers", "reachability", "clock"
     status: str  # "ok", "problem" or "info"
     detail: str
 
@@ -29,6 +29,7 @@ class Finding:
 async def diagnose(client: RpcClient) -> list[Finding]:
     me = await client.call("identity")
     findings = [Finding("node", "info", f"{me['nick']} ({me['fingerprint'][:16]})")]
+    findings += _disk(await client.call("stats"))
     findings += _mdns(me)
     findings += await _listening(me)
     peers = await client.call("peers")
@@ -36,6 +37,20 @@ async def diagnose(client: RpcClient) -> list[Finding]:
     findings += _reachability(await client.call("reachability"), peers)
     findings += await _clocks(client, peers)
     return findings
+
+
+def _disk(stats: dict[str, Any]) -> list[Finding]:
+    if not stats.get("disk_full"):
+        return []  # nothing to say: a failing disk shows up here only once it fails
+    return [
+        Finding(
+            "disk",
+            "problem",
+            "disk full: the disk holding the profile takes no more writes.  Incoming "
+            "messages are neither stored nor acknowledged (their senders keep them) and "
+            "sending fails; free some space and they arrive by themselves",
+        )
+    ]
 
 
 def _mdns(me: dict[str, Any]) -> list[Finding]:
@@ -49,7 +64,15 @@ def _mdns(me: dict[str, Any]) -> list[Finding]:
             )
         ]
     if not me["interfaces"]:
-        return [Finding("mdns", "problem", "no network interface to run mDNS on (--interface)")]
+        return [
+            Finding(
+                "mdns",
+                "problem",
+                "no network: no interface has an IPv4 address (offline, flight mode, or "
+                "the network is not up yet; or --interface names none that has one).  "
+                "The node runs on and finds peers as soon as an interface comes up",
+            )
+        ]
     findings = []
     for i in me["interfaces"]:
         where = f"{i['name'] or '?'} {i['address']}"

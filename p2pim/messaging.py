@@ -11,6 +11,7 @@ acknowledged the same way.  Typing indicators are ephemeral and expire on their 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -20,7 +21,7 @@ import trio
 
 from p2pim import events
 from p2pim.net.link import LinkClosed, PeerLink
-from p2pim.storage import Database, Store
+from p2pim.storage import Database, StorageError, Store
 from p2pim.storage.messages import StoredMessage
 from p2pim.wire import codec
 from p2pim.wire.messages import (
@@ -41,6 +42,10 @@ OUTBOX_BATCH = 256
 MAX_IN_FLIGHT = 1024  # unacknowledged sends per session: memory stays bounded
 INBOX_SIZE = 1024  # received but not yet stored, per session; the reader waits beyond
 TYPING_TTL = 6.0  # a typing indicator not refreshed within this is over
+# What we received but could not store (a full disk) is retried, backing off up to this;
+# sooner as soon as any write gets through again.
+STORE_RETRY_FIRST = 0.5
+STORE_RETRY_MAX = 5.0
 
 
 def new_message_id() -> bytes:
@@ -317,51 +322,112 @@ class Messenger:
     ) -> None:
         """Drain the inbox: each run of texts is stored together (one commit for all),
         then acked and shown in arrival order; other operations apply one by one, and
-        the acks of our own sends are marked delivered together."""
-        async with inbox:
-            async for first in inbox:
-                batch = [first]
-                with contextlib.suppress(trio.WouldBlock, trio.EndOfChannel):
-                    while len(batch) < INBOX_SIZE:
-                        batch.append(inbox.receive_nowait())
-                texts: list[Text] = []
-                acked: list[bytes] = []
-                for message in batch:
-                    if isinstance(message, Ack):  # all of the batch's acks: one commit
-                        acked.extend(message.ids)
-                        continue
-                    if isinstance(message, Text):
-                        texts.append(message)
-                        continue
-                    if texts:
-                        await self._store_texts(link, texts)
-                        texts = []
-                    await self._apply(link, message)
-                if texts:
-                    await self._store_texts(link, texts)
-                if acked:
-                    await self._mark_delivered(link.fingerprint, acked)
+        the acks of our own sends are marked delivered together.
 
-    async def _store_texts(self, link: PeerLink, texts: list[Text]) -> None:
+        What cannot be stored (the disk is full) is not acked: it is retried here,
+        backing off, while the inbox fills and then holds the reader (the sender's
+        window of unacknowledged sends holds the rest).  If the session ends first, the
+        rest is dropped unacked and the peer resends it on its next session.  Nothing
+        here may end the node: an unexpected error ends this session only."""
+        stored_all = True  # False once the session ended with something not stored
+        try:
+            async with inbox:
+                async for first in inbox:
+                    batch = [first]
+                    with contextlib.suppress(trio.WouldBlock, trio.EndOfChannel):
+                        while len(batch) < INBOX_SIZE:
+                            batch.append(inbox.receive_nowait())
+                    if stored_all:
+                        stored_all = await self._store_batch(link, batch)
+        except Exception:
+            log.exception("storing what %s sent failed; closing the session", link.fingerprint[:8])
+            await link.close()
+
+    async def _store_batch(self, link: PeerLink, batch: list[Message]) -> bool:
+        """Store a batch in order; False if the session ended before all of it was."""
+        texts: list[Text] = []
+        acked: list[bytes] = []
+        for message in batch:
+            if isinstance(message, Ack):  # all of the batch's acks: one commit
+                acked.extend(message.ids)
+                continue
+            if isinstance(message, Text):
+                texts.append(message)
+                continue
+            if texts and not await self._store_texts(link, texts):
+                return False
+            texts = []
+            if not await self._until_stored(link, functools.partial(self._apply, link, message)):
+                return False
+        if texts and not await self._store_texts(link, texts):
+            return False
+        # Our own sends' acks: if this fails, they stay in the outbox and are resent.
+        delivered = functools.partial(self._mark_delivered, link.fingerprint, acked)
+        return not acked or await self._until_stored(link, delivered)
+
+    async def _store_texts(self, link: PeerLink, texts: list[Text]) -> bool:
+        """Store texts (concurrent calls share a commit), then ack and show them in
+        arrival order.  Those that fail to store are retried until stored, and only
+        then acked; False if the session ended first (what was stored is still acked
+        and shown: the peer's resend of it is a duplicate)."""
         fp = link.fingerprint
-        stored: list[StoredMessage | None] = [None] * len(texts)
+        stored: dict[int, StoredMessage | None] = {}
+        failure: list[StorageError] = []
 
         async def store(i: int, message: Text) -> None:
-            stored[i] = await self._store.store_incoming(
-                message.id, fp, fp, message.sent_at, message.lamport, message.body, now_ms()
-            )
+            try:
+                stored[i] = await self._store.store_incoming(
+                    message.id, fp, fp, message.sent_at, message.lamport, message.body, now_ms()
+                )
+            except StorageError as exc:
+                failure.append(exc)
 
-        async with trio.open_nursery() as nursery:  # concurrent calls share a commit
-            for i, message in enumerate(texts):
-                nursery.start_soon(store, i, message)
-        for message, row in zip(texts, stored, strict=True):
+        delay = STORE_RETRY_FIRST
+        while True:
+            failure.clear()
+            async with trio.open_nursery() as nursery:
+                for i, message in enumerate(texts):
+                    if i not in stored:
+                        nursery.start_soon(store, i, message)
+            if not failure or not await self._pause_after(link, failure[0], delay):
+                break
+            delay = min(delay * 2, STORE_RETRY_MAX)
+        for i, message in enumerate(texts):
+            if i not in stored:
+                continue  # not acked: the peer sends it again
             await self.ack(link, message.id)
-            if row is not None:  # a resend of what we already have is acked, not shown
+            if stored[i] is not None:  # a resend of what we already have is acked, not shown
                 await self._emit(
                     events.MessageReceived(
                         fp, link.remote_nick, message.id.hex(), message.sent_at, message.body
                     )
                 )
+        return len(stored) == len(texts)
+
+    async def _until_stored(self, link: PeerLink, step: Callable[[], Awaitable[None]]) -> bool:
+        """Run `step` (which stores, then acks) until the disk takes it; False if the
+        session ended first."""
+        delay = STORE_RETRY_FIRST
+        while True:
+            try:
+                await step()
+                return True
+            except StorageError as exc:
+                if not await self._pause_after(link, exc, delay):
+                    return False
+            delay = min(delay * 2, STORE_RETRY_MAX)
+
+    async def _pause_after(self, link: PeerLink, error: StorageError, delay: float) -> bool:
+        """A write failed: wait `delay`, or less if the disk takes a write meanwhile.
+        False if the session is over (nobody to acknowledge to: the peer resends)."""
+        log_at = logging.WARNING if delay == STORE_RETRY_FIRST else logging.DEBUG
+        log.log(log_at, "cannot store what %s sent (%s); retrying", link.fingerprint[:8], error)
+        with trio.move_on_after(delay):
+            if self._store.disk_full:
+                await self._store.disk_full_differs(True)
+            else:
+                await trio.sleep_forever()
+        return not link.closed
 
     async def _apply(self, link: PeerLink, message: Message) -> None:
         fp = link.fingerprint

@@ -33,7 +33,7 @@ from p2pim.presence import AutoAway
 from p2pim.reach import Address, ReachPlanner, Source, Target, dialable
 from p2pim.rooms.manager import RoomError, RoomInfo, Rooms, conversation
 from p2pim.sessions import PeerRejectedError, SessionHooks, Sessions, classify_dial_error
-from p2pim.storage import PeerRecord, Store, StoredMessage
+from p2pim.storage import PeerRecord, StorageError, Store, StoredMessage
 from p2pim.transfer.manager import TransferInfo, Transfers
 from p2pim.wire import pake
 from p2pim.wire.errors import RemoteProtocolError
@@ -147,6 +147,7 @@ class Node:
         self._pairing_code: tuple[str, float] | None = None
         self._subscribers: list[trio.MemorySendChannel[NodeEvent]] = []
         self._discovery: discovery.Discovery | None = None
+        self._mdns_addresses: list[str] = []  # where mDNS runs now; none: no network
         self._nursery: trio.Nursery | None = None
         self._stopped = trio.Event()
         self._blocked: set[str] = set()  # fingerprints: see p2pim.blocking
@@ -199,6 +200,7 @@ class Node:
                     await self._start_discovery(nursery)
                 nursery.start_soon(self._reach_loop)
                 nursery.start_soon(self._exchange_loop)
+                nursery.start_soon(self._report_disk, store)
                 if self.config.auto_away_after is not None:
                     self._auto_away = AutoAway(
                         self.config.auto_away_after,
@@ -252,17 +254,31 @@ class Node:
     ) -> None:
         """mDNS on the configured interfaces' addresses, following them: when they change
         (DHCP renewal, a new network), zeroconf is reopened on the new addresses and our
-        record re-registered, so peers find us where we are now, under the same key."""
+        record re-registered, so peers find us where we are now, under the same key.
+
+        No address at all is no network (only loopback: offline, flight mode, a login
+        before the Wi-Fi is up): the node runs without mDNS, says so (`NetworkChanged`),
+        and starts it as soon as an interface gets an address."""
         assert self.port is not None
-        interfaces = discovery.resolve_interfaces(self.config.interfaces)
+        interfaces = discovery.resolve_interfaces(self.config.interfaces)  # a typo: an error
         started = False
         while True:
+            if interfaces != self._mdns_addresses or not interfaces:
+                self._mdns_addresses = interfaces
+                if started or not interfaces:  # at start, only the absence is news
+                    await self._emit(events.NetworkChanged(tuple(interfaces)))
             try:
                 async with trio.open_nursery() as nursery:
-                    self._discovery = discovery.Discovery(
-                        self.identity, self.config.nick, self.port, interfaces, self._status.status
-                    )
-                    await nursery.start(self._discovery.run, adverts)
+                    self._discovery = None
+                    if interfaces:
+                        self._discovery = discovery.Discovery(
+                            self.identity,
+                            self.config.nick,
+                            self.port,
+                            interfaces,
+                            self._status.status,
+                        )
+                        await nursery.start(self._discovery.run, adverts)
                     if not started:
                         task_status.started()
                         started = True
@@ -275,13 +291,14 @@ class Node:
                 await trio.sleep(INTERFACE_POLL)
 
     async def _until_addresses_change(self, interfaces: list[str]) -> list[str]:
+        """The addresses, once they differ from `interfaces` (none left: no network)."""
         while True:
             await trio.sleep(INTERFACE_POLL)
-            with contextlib.suppress(ValueError):  # a named interface is gone for now
-                now = discovery.resolve_interfaces(self.config.interfaces)
-                if now and now != interfaces:
-                    log.info("mDNS addresses changed: %s -> %s", interfaces, now)
-                    return now
+            # Not strict: a named interface may be unplugged for now.
+            now = discovery.resolve_interfaces(self.config.interfaces, strict=False)
+            if now != interfaces:
+                log.info("mDNS addresses changed: %s -> %s", interfaces, now or "none")
+                return now
 
     # ---- events ------------------------------------------------------------------------
 
@@ -404,7 +421,10 @@ class Node:
         fp, nick = link.fingerprint, link.remote_nick
         record = self._records.get(fp)
         if record is not None:
-            await self._store.touch_peer(fp, nick, now_ms())
+            try:  # bookkeeping (last seen, nick): a full disk must not refuse the session
+                await self._store.touch_peer(fp, nick, now_ms())
+            except StorageError as exc:
+                log.warning("could not record that %s was seen: %s", fp[:8], exc)
             record = self._records[fp] = dataclasses.replace(record, nick=nick)
         else:
             level, previous = trust.trust_for_new_key(
@@ -492,10 +512,11 @@ class Node:
         return report
 
     def interfaces(self) -> list[discovery.InterfaceState]:
-        """The addresses mDNS runs on (none when discovery is off), with their flags."""
+        """The addresses mDNS runs on, with their flags: none when discovery is off, or
+        when there is no network (`stats()["no_network"]`)."""
         if not self.config.discovery:
             return []
-        return discovery.interface_states(discovery.resolve_interfaces(self.config.interfaces))
+        return discovery.interface_states(self._mdns_addresses)
 
     def stats(self) -> dict[str, int]:
         """Table sizes, so operators and tests can see every bound holding."""
@@ -513,8 +534,19 @@ class Node:
             "transfer_bytes_received": self._transfers.bytes_received,
             "rooms": len(self._rooms.rooms()),
             "room_events_rejected": self._rooms.rejected,
+            # Health, 1 or 0: mDNS has no address to run on; the profile's disk is full.
+            "no_network": int(self.config.discovery and not self._mdns_addresses),
+            "disk_full": int(self._store is not None and self._store.disk_full),
             "blocked_dropped": self._blocked_dropped,
         }
+
+    async def _report_disk(self, store: Store) -> None:
+        """`DiskFullChanged` whenever the profile's disk fills up or takes writes again."""
+        reported = False
+        while True:
+            reported = await store.disk_full_differs(reported)
+            log.log(logging.WARNING if reported else logging.INFO, "disk full: %s", reported)
+            await self._emit(events.DiskFullChanged(reported))
 
     # ---- sending ------------------------------------------------------------------------
 
@@ -897,7 +929,8 @@ class Node:
             record = await self._pin(link)
             if link.reach_port:
                 assert self._store is not None
-                await self._store.remember_address(fp, link.address, link.reach_port, now_ms())
+                with contextlib.suppress(StorageError):  # a hint for later: not worth a session
+                    await self._store.remember_address(fp, link.address, link.reach_port, now_ms())
         current = self._links.get(fp)
         if current is None:
             return  # the session ended while we were writing to disk

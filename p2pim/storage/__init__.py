@@ -21,6 +21,7 @@ from p2pim.storage.core import (
     MEMORY,
     SchemaTooNew,
     StorageError,
+    StorageFull,
     database_path,
 )
 from p2pim.storage.database import Database
@@ -56,6 +57,7 @@ __all__ = [
     "RoomPost",
     "SchemaTooNew",
     "StorageError",
+    "StorageFull",
     "Store",
     "StoredMessage",
     "TransferRecord",

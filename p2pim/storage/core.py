@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -15,6 +16,8 @@ import outcome
 
 from p2pim.storage import schema
 
+log = logging.getLogger(__name__)
+
 DB_FILE = "p2pim.sqlite3"
 MEMORY = ":memory:"  # a throwaway database (nodes without a profile, tests)
 # Another process (a one-shot CLI command) may hold the write lock briefly; wait, don't fail.
@@ -26,6 +29,20 @@ JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
 class StorageError(Exception):
     """The database failed (disk full, I/O error, corruption, closed).  Wraps sqlite3 errors
     so that callers never need to import sqlite3."""
+
+
+class StorageFull(StorageError):
+    """The disk holding the database is full: the write failed and nothing of it is kept.
+    Space freed, the same write succeeds: callers retry later rather than give up."""
+
+
+def storage_error(exc: sqlite3.Error) -> StorageError:
+    """The exception a sqlite3 error becomes: SQLITE_FULL, and a shared-memory index that
+    could not be allocated (IOERR_SHMSIZE: no room for it), are a full disk."""
+    code = getattr(exc, "sqlite_errorcode", 0)
+    if code & 0xFF == sqlite3.SQLITE_FULL or code == sqlite3.SQLITE_IOERR_SHMSIZE:
+        return StorageFull(f"disk full: {exc}")
+    return StorageError(str(exc))
 
 
 class SchemaTooNew(StorageError):
@@ -45,6 +62,9 @@ class Connection:
         self._lock = threading.Lock()
         self._batch_thread: int | None = None  # the thread running `run_batch`, if any
         self.path = path
+        # Batches committed that changed rows: proof the disk took a write (`Store` reads
+        # it to tell when a full disk has room again).
+        self.writes_committed = 0
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Self:
@@ -54,21 +74,14 @@ class Connection:
         if not in_memory:
             _create_private(path)
         try:
-            # isolation_level=None: the module starts no implicit transactions; we BEGIN
-            # and COMMIT ourselves, so each method's transaction is exactly what it says.
-            conn = sqlite3.connect(
-                path,
-                timeout=BUSY_TIMEOUT_MS / 1000,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open {path}: {exc}") from exc
-        try:
-            _configure(conn, path)
-        except BaseException:
-            conn.close()
-            raise
+            conn = _configured(path, exclusive=False)
+        except StorageFull:
+            # No room for SQLite's shared-memory index (a full disk, and no -shm file left
+            # from before): in exclusive locking mode that index lives in our memory, so
+            # the node starts, reads, and writes again once there is space.  Other
+            # processes cannot open the file meanwhile; the next start shares it again.
+            log.warning("%s: the disk is full; opening the database for this process only", path)
+            conn = _configured(path, exclusive=True)
         # SQLite gives -wal and -shm the database file's mode; tighten any left from before.
         for suffix in ("-wal", "-shm") if not in_memory else ():
             with suppress(FileNotFoundError):
@@ -101,21 +114,27 @@ class Connection:
             conn = self._connection()
             self._batch_thread = threading.get_ident()
             try:
+                changes = conn.total_changes
                 conn.execute("BEGIN IMMEDIATE")
-                results = []
+                results: list[outcome.Outcome[Any]] = []
                 for call in calls:
                     if not conn.in_transaction:
                         break  # SQLite rolled the whole batch back (disk full, I/O error)
                     results.append(outcome.capture(self._in_savepoint, call))
                 if not conn.in_transaction:
+                    full = any(_is_full(r) for r in results)
                     error = StorageError("the transaction was rolled back by an error")
+                    if full:
+                        error = StorageFull("disk full: the transaction was rolled back")
                     return [outcome.Error(error) for _ in calls]
                 conn.execute("COMMIT")
+                if conn.total_changes != changes and not any(_is_full(r) for r in results):
+                    self.writes_committed += 1
             except sqlite3.Error as exc:
                 if conn.in_transaction:
                     with suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
-                error = StorageError(str(exc))
+                error = storage_error(exc)
                 return [outcome.Error(error) for _ in calls]
             finally:
                 self._batch_thread = None
@@ -152,7 +171,7 @@ class Connection:
                             conn.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
-                raise StorageError(str(exc)) from exc
+                raise storage_error(exc) from exc
 
     def _savepoint(self) -> Iterator[sqlite3.Connection]:
         conn = self._connection()
@@ -166,7 +185,7 @@ class Connection:
                 raise
             conn.execute("RELEASE call")
         except sqlite3.Error as exc:
-            raise StorageError(str(exc)) from exc
+            raise storage_error(exc) from exc
 
     # -- health --------------------------------------------------------------------------
 
@@ -200,6 +219,10 @@ class Connection:
             }
 
 
+def _is_full(result: outcome.Outcome[Any]) -> bool:
+    return isinstance(result, outcome.Error) and isinstance(result.error, StorageFull)
+
+
 def _create_private(path: Path) -> None:
     # Create the file owner-only before SQLite touches it: SQLite then gives the -wal and
     # -shm files the same mode.  The mode passed to open() is filtered by the umask, but the
@@ -209,6 +232,28 @@ def _create_private(path: Path) -> None:
         os.chmod(path, 0o600)
     except OSError as exc:
         raise StorageError(f"cannot create {path}: {exc}") from exc
+
+
+def _configured(path: Path, *, exclusive: bool) -> sqlite3.Connection:
+    try:
+        # isolation_level=None: the module starts no implicit transactions; we BEGIN
+        # and COMMIT ourselves, so each method's transaction is exactly what it says.
+        conn = sqlite3.connect(
+            path,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot open {path}: {exc}") from exc
+    try:
+        if exclusive:  # before the first access, or SQLite wants the -shm file anyway
+            conn.execute("PRAGMA locking_mode = EXCLUSIVE")
+        _configure(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def _configure(conn: sqlite3.Connection, path: Path) -> None:
@@ -228,7 +273,8 @@ def _configure(conn: sqlite3.Connection, path: Path) -> None:
         # (they cannot be toggled inside a transaction); _migrate checks them instead.
         conn.execute("PRAGMA foreign_keys = ON")
     except sqlite3.Error as exc:
-        raise StorageError(f"cannot open {path}: {exc}") from exc
+        error = storage_error(exc)
+        raise type(error)(f"cannot open {path}: {error}") from exc
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:

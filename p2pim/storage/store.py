@@ -13,6 +13,7 @@ from typing import Any, TypeVar, TypeVarTuple
 import outcome
 import trio
 
+from p2pim.storage.core import StorageFull
 from p2pim.storage.database import Database
 from p2pim.storage.messages import StoredMessage
 from p2pim.storage.peers import PeerRecord
@@ -42,6 +43,9 @@ class Store:
         self._db = database
         self._turn = trio.Lock()  # fair: callers take turns in arrival order
         self._pending: list[_Call] = []
+        self.disk_full = False  # the last write failed for want of space, none has passed since
+        self._disk_changed = trio.Event()
+        self._writes_seen = database.writes_committed
 
     @classmethod
     @asynccontextmanager
@@ -89,9 +93,29 @@ class Store:
                 trio.to_thread.run_sync, self._db.run_batch, [c.fn for c in batch]
             )
         results = ran.unwrap() if isinstance(ran, outcome.Value) else [ran] * len(batch)
+        self._note_space(results)
         for call, result in zip(batch, results, strict=True):
             call.result = result
             call.done.set()
+
+    def _note_space(self, results: Sequence[outcome.Outcome[Any]]) -> None:
+        """Full: a write failed for want of space.  Not full any more: a write committed."""
+        full = self.disk_full
+        if any(isinstance(r, outcome.Error) and isinstance(r.error, StorageFull) for r in results):
+            full = True
+        elif self._db.writes_committed != self._writes_seen:
+            full = False
+        self._writes_seen = self._db.writes_committed
+        if full != self.disk_full:
+            self.disk_full = full
+            self._disk_changed.set()
+            self._disk_changed = trio.Event()
+
+    async def disk_full_differs(self, reported: bool) -> bool:
+        """Wait until `disk_full` is not `reported` (what the caller last told); returns it."""
+        while self.disk_full == reported:
+            await self._disk_changed.wait()
+        return self.disk_full
 
     async def atomically(self, fn: Callable[[Database], T]) -> T:
         """Run several `Database` calls as one transaction: all or nothing, one commit."""

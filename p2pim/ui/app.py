@@ -47,15 +47,36 @@ class NodeEvent(Message):
 
 
 class StatusBar(Static):
-    """Own nick, status and fingerprint."""
+    """Own nick, status and fingerprint; first, what keeps us from our peers ("no network",
+    "disk full"), for as long as it lasts."""
 
     DEFAULT_CSS = """
     StatusBar { dock: top; height: 1; background: $panel; padding: 0 1; }
     """
+    _problems: tuple[str, ...] = ()
+    _shown: tuple[str, str, str, str] | None = None  # the last show()'s arguments
+
+    def follow(self, event: ev.NodeEvent) -> None:
+        """Node events that raise or clear a problem."""
+        match event:
+            case ev.NetworkChanged(addresses=addresses):
+                self._flag("no network", not addresses)
+            case ev.DiskFullChanged(full=full):
+                self._flag("disk full", full)
+
+    def _flag(self, problem: str, on: bool) -> None:
+        others = tuple(p for p in self._problems if p != problem)
+        self._problems = (*others, problem) if on else others
+        if self._shown is not None:
+            self.show(*self._shown)
 
     def show(self, nick: str, status: str, text: str, fingerprint: str) -> None:
+        self._shown = (nick, status, text, fingerprint)
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append("p2pim  ", "bold")
+        for problem in self._problems:  # before the rest: a narrow terminal cuts the end
+            line.append(f"⚠ {problem}", "bold red")
+            line.append("  ")
         line.append(f"{nick} ", "bold")
         line.append(
             fmt.PRESENCE_GLYPH.get(status, "") + f" {status}", fmt.PRESENCE_STYLE.get(status, "")
@@ -174,6 +195,7 @@ class P2pimApp(Actions):
 
     async def on_node_event(self, message: NodeEvent) -> None:
         event = message.event
+        self.query_one(StatusBar).follow(event)
         changed = self.model.apply(event)
         if "contacts" in changed or "rooms" in changed:
             self.refresh_sidebar()
