@@ -114,16 +114,25 @@ def invitation_from(event: RoomEvent, me: bytes) -> tuple[bytes, str] | None:
     return op.room, fingerprint(op.author)
 
 
+# A room post, and what its author does to it later: hidden when the author is blocked.
+# (By name: the edit and delete events may be absent from an older events module.)
+ROOM_POST_EVENTS = frozenset({"RoomMessage", "RoomMessageEdited", "RoomMessageDeleted"})
+
+
 def author_of(event: events.NodeEvent) -> str | None:
-    """The peer whose doing the event shows, for the events a block hides."""
+    """The peer whose doing the event shows, for the events a block hides.  A typing
+    indicator that stops is not one: it clears what was shown before the block."""
     if isinstance(event, events.MessageReceived):
         return event.sender
-    if isinstance(event, events.MessageEdited | events.MessageDeleted | events.TypingChanged):
+    if isinstance(event, events.MessageEdited | events.MessageDeleted):
         return event.peer
+    if isinstance(event, events.TypingChanged):
+        return event.peer if event.typing else None
     if isinstance(event, events.OfferReceived):
         return event.peer
-    if isinstance(event, events.RoomMessage):
-        return event.author
+    if type(event).__name__ in ROOM_POST_EVENTS:
+        author = getattr(event, "author", None)
+        return author if isinstance(author, str) else None
     if isinstance(event, events.RoomInvited):
         return event.inviter
     return None

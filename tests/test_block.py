@@ -409,6 +409,8 @@ def test_hidden_events_and_muted_conversations() -> None:
     assert blocking.hidden(received, {fp}) and blocking.hidden(posted, {fp})
     assert not blocking.hidden(received, set())
     assert not blocking.hidden(BlockChanged(fp, True), {fp})
+    assert blocking.hidden(TypingChanged(fp, True), {fp})
+    assert not blocking.hidden(TypingChanged(fp, False), {fp})  # clears a stale indicator
     assert blocking.conversation_of(received) == fp
     assert blocking.conversation_of(posted) == "room:" + "cd" * 16
     assert blocking.conversation_of(BlockChanged(fp, True)) is None

@@ -129,7 +129,9 @@ async def test_after_a_restart_the_sender_lists_each_member_with_its_bytes_and_s
             await b.accept_offer(a.fingerprint, moving, directory=tmp_path / "b")
             await next_event(
                 a_events,
-                lambda e: isinstance(e, TransferProgress) and e.offer == moving and e.done > 8 << 20,
+                lambda e: (
+                    isinstance(e, TransferProgress) and e.offer == moving and e.done > 8 << 20
+                ),
                 timeout=20,
             )
             await b.cancel_transfer(a.fingerprint, moving)  # stops its transfer connection
