@@ -124,6 +124,7 @@ SECTIONS = [
     "Memory",
     "Start-up",
     "Terminal UI",
+    "Command line",
 ]
 
 
@@ -666,6 +667,34 @@ async def step_tui(plan: Plan, report: Report) -> None:
         )
 
 
+async def step_cli(plan: Plan, report: Report) -> None:
+    from benchmarks import bench_cli
+
+    result = await bench_cli.measure(plan.startup_runs)
+    report.data["cli"] = dataclasses.asdict(result)
+    base = result.baseline
+    for timing in [*result.timings.values(), result.temporary]:
+        if timing is base:
+            continue
+        verdict = bench_cli.verdict(result, timing)
+        report.add(
+            "Command line",
+            Row(
+                f"`{timing.name}`, median of {len(timing.samples)}"
+                + (
+                    ""
+                    if "--help" in timing.name or timing is result.temporary
+                    else ", a node running"
+                ),
+                sec(timing.median),
+                f"`python -c pass` {sec(base.median)}",
+                times(timing.median / base.median),
+                "—" if not verdict else f"≤ {bench_cli.TARGET_RATIO:g}x (0.2 s)",
+                None if not verdict else verdict == "met",
+            ),
+        )
+
+
 STEPS: dict[str, Callable[[Plan, Report], Awaitable[None]]] = {
     "startup": step_startup,
     "memory": step_memory,
@@ -674,6 +703,7 @@ STEPS: dict[str, Callable[[Plan, Report], Awaitable[None]]] = {
     "rooms": step_rooms,
     "transfer": step_transfer,
     "tui": step_tui,
+    "cli": step_cli,
 }
 
 
