@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,10 +19,22 @@ def default_download_dir() -> Path:
 
 
 def default_nick() -> str:
+    """The account's full name (the GECOS field up to its first comma), else the login
+    name: what the first run offers, so two "root"s on a LAN are rare."""
+    full = ""
     try:
-        return getpass.getuser()[:32] or "p2pim"
-    except (KeyError, OSError):
-        return "p2pim"
+        import pwd  # POSIX only
+
+        full = pwd.getpwuid(os.getuid()).pw_gecos.split(",")[0].strip()
+    except (ImportError, KeyError, OSError):
+        pass
+    if not full:
+        try:
+            full = getpass.getuser()
+        except (KeyError, OSError):
+            full = ""
+    # A nick is at most 64 UTF-8 bytes (wire.messages.MAX_NICK_BYTES); cut on a character.
+    return full.encode()[:64].decode(errors="ignore").strip() or "p2pim"
 
 
 @dataclass(slots=True)
@@ -29,6 +42,12 @@ class NodeConfig:
     """Everything a node needs besides its identity.  Defaults suit a desktop user."""
 
     nick: str = field(default_factory=default_nick)
+    # Our presence at start (the one remembered in the profile, see `profile`).
+    status: str = "online"
+    status_text: str = ""
+    # Where the node remembers a nick or status the user sets while it runs (the profile
+    # directory's settings.json, `p2pim.settings`); None: nowhere (tests, one-shot nodes).
+    profile: Path | None = None
     # Address the peer listener binds; port 0 lets the OS choose (mDNS advertises it).
     listen_host: str = "0.0.0.0"
     listen_port: int = 0
