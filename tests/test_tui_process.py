@@ -33,9 +33,11 @@ import trio
 from p2pim import control
 from p2pim.testing.daemon_process import (
     DaemonProcess,
+    RpcFailed,
     connected_to,
     daemon_argv,
     disconnected_from,
+    since,
     start_daemon,
 )
 
@@ -124,6 +126,11 @@ class PtyProcess:
         """What closing a terminal window does: the master side goes, then SIGHUP."""
         self._close_master()
         self.process.send_signal(signal.SIGHUP)
+
+    def close_terminal(self) -> None:
+        """The master side goes, nothing else: every read and write of the UI's terminal
+        fails from now on, and no signal says so (`nohup`, `setsid`, a lost SSH link)."""
+        self._close_master()
 
     def _close_master(self) -> None:
         if self.closed:
@@ -342,3 +349,53 @@ def test_node_calls_racing_the_quit_fail_cleanly(tmp_path: Path) -> None:
     calls, failures = asyncio.run(main())
     assert calls > len(failures) >= 1, (calls, failures)
     assert set(failures) == {"NodeStopped"}, failures
+
+
+GONE_WITHIN = 3.0  # seconds from the terminal closing to the goodbye and the exit
+
+
+@pytest.mark.parametrize("signal_after", [False, True], ids=["no-signal", "sighup-later"])
+async def test_a_closed_terminal_ends_the_ui_with_a_goodbye_and_frees_the_profile(
+    tmp_path: Path, signal_after: bool
+) -> None:
+    """Defect 12: the pty's master side closes under a running UI.  Every write to the
+    terminal fails from then on (Textual's output thread used to die at the first, and the
+    app then blocked forever on its full queue, deaf even to SIGHUP and SIGTERM).  The UI
+    must say goodbye, exit within 3 s, and leave the profile to the next p2pim at once."""
+    profile = tmp_path / "ui"
+    ui_fp = await fingerprint_of(profile)
+    async with daemon(tmp_path) as (peer, _, port):
+        ui = PtyProcess.start(ui_argv(profile, port), ui_env())
+        try:
+            with trio.fail_after(STARTUP):
+                await peer.wait_event(connected_to(ui_fp))
+            ui.close_terminal()
+            if signal_after:
+                # SIGHUP as a shell forwards it, after the UI has tried to draw on the dead
+                # terminal for a while: messages and status changes redraw it, more times
+                # than the output queue holds.
+                for i in range(100):
+                    with contextlib.suppress(RpcFailed):
+                        await peer.call("set_status", status=("away", "busy")[i % 2], text=str(i))
+                        await peer.call("send", peer=ui_fp, text=f"into the void {i}")
+                ui.process.send_signal(signal.SIGHUP)
+            deadline = trio.current_time() + GONE_WITHIN
+            with trio.fail_at(deadline):
+                gone = await peer.wait_event(disconnected_from(ui_fp))
+            assert gone["reason"] == "quit", gone  # a goodbye, not the presence timeout
+            code = await ui.wait(max(0.0, deadline - trio.current_time()))
+            assert code is not None, "still running 3 s after its terminal closed"
+        finally:
+            ui.close()
+        assert not control.node_running(profile)
+
+        # p2pim starts again on that profile at once, and works.
+        back = since(peer, connected_to(ui_fp))
+        again = PtyProcess.start(ui_argv(profile, port), ui_env())
+        try:
+            with trio.fail_after(STARTUP):
+                await peer.wait_event(back)
+            again.write(CTRL_Q)
+            assert await again.wait(QUIT_WITHIN) == 0, again.text()
+        finally:
+            again.close()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -16,7 +16,7 @@ from p2pim import identity as ident
 from p2pim.config import NodeConfig
 from p2pim.control import ProfileInUse, hold_profile
 from p2pim.node import Node
-from p2pim.settings import Settings
+from p2pim.settings import Settings, who_i_am
 from p2pim.storage import database_path
 
 if TYPE_CHECKING:
@@ -29,10 +29,10 @@ QUIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def ui_config(settings: Settings, args: argparse.Namespace) -> NodeConfig:
-    """The settings file, with this run's command-line options on top."""
+    """The settings file, with this run's command-line options on top (the nick and the
+    status: `settings.who_i_am`)."""
     host, port = args.listen
     return NodeConfig(
-        nick=args.nick or settings.nick,
         listen_host=host,
         listen_port=port,
         interfaces=args.interface or settings.interfaces or None,
@@ -47,12 +47,11 @@ def ui_config(settings: Settings, args: argparse.Namespace) -> NodeConfig:
 def run_ui(profile: Path, args: argparse.Namespace) -> int:
     from p2pim.ui.app import P2pimApp  # Textual loads only when the UI runs
 
-    settings = Settings.load(profile)
-    node = Node(
-        ident.load_or_create(profile), ui_config(settings, args), store_path=database_path(profile)
-    )
     try:
-        with hold_profile(profile):
+        with hold_profile(profile):  # first: a refused second UI changes nothing
+            config = ui_config(Settings.load(profile), args)
+            settings = who_i_am(profile, config, args.nick)
+            node = Node(ident.load_or_create(profile), config, store_path=database_path(profile))
             app = P2pimApp(node, settings=settings, profile=profile, peers=tuple(args.peer))
             with quit_on_signals(app):
                 app.run()
@@ -64,18 +63,22 @@ def run_ui(profile: Path, args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def quit_on_signals(app: P2pimApp) -> Iterator[None]:
-    """While the block runs, `QUIT_SIGNALS` run the app's quit action."""
+    """While the block runs, `QUIT_SIGNALS` and the terminal hanging up run the app's quit
+    action, with a deadline after which the process ends anyway (`ui.terminal`)."""
+    from p2pim.ui import terminal
+
+    guard = terminal.QuitGuard(app)
+    app.driver_class = terminal.driver_class(guard)
 
     def quit_soon(signum: int, frame: FrameType | None) -> None:
         # Python runs this on the main thread between two bytecodes, maybe in the middle
         # of the event loop's own code: hand the quit over to the loop, thread-safely.
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # the UI is not running (yet, or any more): nobody to tell
-            raise SystemExit(128 + signum) from None
-        loop.call_soon_threadsafe(app.call_later, app.action_quit)
+        if not guard.request_quit():  # the UI is not running (yet, or any more)
+            raise SystemExit(128 + signum)
 
     previous = {number: signal.signal(number, quit_soon) for number in QUIT_SIGNALS}
+    if os.isatty(sys.__stdin__.fileno() if sys.__stdin__ else 0):
+        terminal.watch_hangup(0, guard.lose_terminal)
     try:
         yield
     finally:
