@@ -282,7 +282,9 @@ def test_an_outgoing_offer_is_declined_or_accepted() -> None:
     m.transfers[(BOB, "02")].state = "completed"
     m.apply(ev.OfferAnswered(BOB, "02", (0,)))
     assert m.transfers[(BOB, "02")].state == "completed"
-    assert Transfer(BOB, "03", True, (), 0).fraction == 1.0  # empty offer: nothing to wait for
+    # Zero bytes: all done once completed, but nothing taken (declined, say) is not done.
+    assert Transfer(BOB, "03", True, (), 0, state="completed").fraction == 1.0
+    assert Transfer(BOB, "04", True, (), 0, state="declined").fraction == 0.0
 
 
 def info(state: str, *, outgoing: bool = False, offer_id: str = "0a") -> TransferInfo:

@@ -386,13 +386,14 @@ class Actions(App[None]):
                 "Open a conversation with a person or a room to send files.", severity="warning"
             )
         elif key.startswith(ROOM_PREFIX):
-            if (
-                await self.guarded(
-                    self.node.send_files_to_room, key.removeprefix(ROOM_PREFIX), resolved
-                )
-                is not FAILED
-            ):
-                self.notify("Offered to every member of the room.")
+            room = key.removeprefix(ROOM_PREFIX)
+            offer = await self.guarded(self.node.send_files_to_room, room, resolved)
+            if offer is not FAILED:  # its card (one line per member) goes in the room
+                await self.load_transfers()
+                sent = [t for t in self.model.transfers.values() if t.offer == offer]
+                if sent:
+                    self.refresh_transfers(ev.OfferAnswered(sent[0].peer, offer, ()))
+                self.notify(f"Offered to {len(sent)} member(s) of the room.")
         else:
             offer = await self.guarded(self.node.send_files, [key], resolved)
             if offer is not FAILED:

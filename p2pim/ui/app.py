@@ -130,6 +130,7 @@ class P2pimApp(Actions):
         socket = control.socket_path(profile) if profile is not None else None
         self.bridge = NodeBridge(node, self._relay, peers=peers, control_socket=socket)
         self._typing_sent: dict[str, float] = {}
+        self._asked_offers: set[str] = set()  # offers we heard of first from an event
         self._quitting = False
 
     # ---- life cycle ----------------------------------------------------------------------
@@ -203,7 +204,7 @@ class P2pimApp(Actions):
         current = self.model.current
         if current is not None and current in changed:
             self.refresh_conversation(event)
-        if "transfers" in changed:
+        if "transfers" in changed or isinstance(event, ev.TransferProgress):
             self.refresh_transfers(event)
         await self.announce(event)
 
@@ -231,11 +232,22 @@ class P2pimApp(Actions):
         offer = getattr(event, "offer", None)
         peer = getattr(event, "peer", None)
         transfer = self.model.transfers.get((peer, offer)) if peer and offer else None
-        if transfer is not None and transfer.peer == self.model.current:
-            self.query_one(Conversation).card(transfer, self.model.nick(transfer.peer))
+        if transfer is None and peer and offer and offer not in self._asked_offers:
+            # An offer made by another face (the CLI, a script): the node has it whole.
+            self._asked_offers.add(offer)  # once: one the node does not list stays unknown
+            self.run_worker(self._load_offer(event))
+        if transfer is not None and transfer.conversation == self.model.current:
+            for group in self.model.cards(transfer.conversation):  # its card goes there
+                if group[0].offer == transfer.offer:
+                    self.query_one(Conversation).card(group, self.model.nick)
         for screen in self.screen_stack:
             if isinstance(screen, TransfersScreen):
                 screen.refresh_rows()
+
+    async def _load_offer(self, event: ev.NodeEvent) -> None:
+        with contextlib.suppress(NodeStopped):
+            await self.load_transfers()
+            self.refresh_transfers(event)
 
     async def announce(self, event: ev.NodeEvent) -> None:
         """Toasts, the bell and desktop notifications for what happens elsewhere; none
@@ -251,9 +263,11 @@ class P2pimApp(Actions):
                 ROOM_PREFIX + room != self.model.current and author != self.model.me
             ):
                 self.alert(f"{nick}: {text[:120]}", title=self.model.title(ROOM_PREFIX + room))
-            case ev.OfferReceived(nick=nick, files=files, total_size=total):
+            case ev.OfferReceived(nick=nick, files=files, total_size=total, room=room):
+                where = f" in {self.model.title(ROOM_PREFIX + room)}" if room else ""
                 self.alert(
-                    f"{nick} offers {len(files)} file(s), {fmt.size(total)}", title="Files offered"
+                    f"{nick} offers {len(files)} file(s), {fmt.size(total)}",
+                    title=f"Files offered{where}",
                 )
                 self.ask_offer(event)
             case ev.TransferFinished(state="failed", reason=reason, peer=peer):

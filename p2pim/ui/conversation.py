@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Group, RenderableType
@@ -58,20 +59,47 @@ def render_line(line: Line) -> Text:
     return text
 
 
-def render_card(transfer: Transfer, nick: str) -> Text:
-    arrow = "→" if transfer.outgoing else "←"
+STATE_STYLE = {"completed": "green", "failed": "red", "cancelled": "yellow", "expired": "yellow"}
+
+
+def card_state(transfer: Transfer) -> str:
+    """One transfer's state in words, as its file card says it."""
+    if transfer.state == "offered":
+        return "waiting for an answer" if transfer.outgoing else "waiting for your answer (F3)"
+    if transfer.state == "running":
+        return f"{transfer.fraction:.0%}"
+    return transfer.state
+
+
+def render_card(group: Sequence[Transfer], nick: Callable[[str], str]) -> Text:
+    """The card of one offer: its files, and where it stands with each recipient (an
+    offer shared in a room lists every member it went to, as the sender sees it)."""
+    first = group[0]
     text = Text()
-    text.append(f"{arrow} ", "bold")  # no emoji: terminals disagree on its width
-    names = ", ".join(transfer.names[:3]) + (" …" if len(transfer.names) > 3 else "")
+    text.append(f"{'→' if first.outgoing else '←'} ", "bold")  # no emoji: widths differ
+    names = ", ".join(first.names[:3]) + (" …" if len(first.names) > 3 else "")
     text.append(names, "bold")
-    text.append(f"  {fmt.size(transfer.total)}  ", "dim")
-    state = transfer.state if transfer.finished else f"{transfer.fraction:.0%}"
-    style = {"completed": "green", "failed": "red", "cancelled": "yellow"}.get(state, "")
-    text.append(state, style)
-    if transfer.reason and transfer.state != "completed":
-        text.append(f" ({transfer.reason})", "dim")
-    if transfer.saved_as:
-        text.append(f"\n   saved as {transfer.saved_as[0]}", "dim")
+    text.append(f"  {fmt.size(max(t.total for t in group))}  ", "dim")
+    if first.room and not first.outgoing:
+        text.append(f"from {nick(first.peer)}  ", "dim")
+    if first.room and first.outgoing:
+        text.append(f"to {len(group)} member{'s' if len(group) != 1 else ''}: ", "dim")
+        for number, transfer in enumerate(sorted(group, key=lambda t: nick(t.peer))):
+            if number:
+                text.append(" · ", "dim")
+            state = card_state(transfer)
+            if transfer.state == "running":
+                state = f"accepted {state}"
+            elif transfer.state == "offered":
+                state = "no answer yet"
+            text.append(f"{nick(transfer.peer)} ")
+            text.append(state, STATE_STYLE.get(transfer.state, ""))
+        return text
+    text.append(card_state(first), STATE_STYLE.get(first.state, ""))
+    if first.reason and first.state != "completed":
+        text.append(f" ({first.reason})", "dim")
+    if first.saved_as:
+        text.append(f"\n   saved as {first.saved_as[0]}", "dim")
     return text
 
 
@@ -153,9 +181,8 @@ class Conversation(VerticalScroll):
             self._page.mount(Static(notice, classes="notice"))
         for line in model.conversations.get(key, []):
             self.append(line)
-        for transfer in model.transfers.values():
-            if transfer.peer == key:
-                self.card(transfer, model.nick(transfer.peer))
+        for group in model.cards(key):
+            self.card(group, model.nick)
         self.scroll_end(animate=False)
 
     def append(self, line: Line) -> None:
@@ -172,9 +199,11 @@ class Conversation(VerticalScroll):
             if isinstance(view, Static):
                 view.update(render_line(line))
 
-    def card(self, transfer: Transfer, nick: str) -> None:
+    def card(self, group: Sequence[Transfer], nick: Callable[[str], str]) -> None:
+        """Show (or update) the card of one offer: `group` is its transfers here."""
+        transfer = group[0]
         card_id = f"t-{transfer.offer}"
-        body: RenderableType = render_card(transfer, nick)
+        body: RenderableType = render_card(group, nick)
         if transfer.state == "completed" and not transfer.outgoing:
             previews = [image_preview(p) for p in transfer.saved_as if fmt.is_image(p)]
             shown = [p for p in previews if p is not None]

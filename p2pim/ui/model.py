@@ -78,6 +78,7 @@ class Transfer:
     state: str = "offered"  # offered / running / completed / failed / cancelled / ...
     reason: str = ""
     saved_as: tuple[str, ...] = ()
+    room: str = ""  # hex id of the room it was shared in; "": a private offer
 
     @property
     def finished(self) -> bool:
@@ -85,7 +86,15 @@ class Transfer:
 
     @property
     def fraction(self) -> float:
-        return 1.0 if self.total == 0 else min(1.0, self.done / self.total)
+        """How much of it is done: nothing taken (declined, say) is not "all done"."""
+        if self.total == 0:
+            return 1.0 if self.state == "completed" else 0.0
+        return min(1.0, self.done / self.total)
+
+    @property
+    def conversation(self) -> str:
+        """Where its file card goes: the room it was shared in, or the peer's chat."""
+        return room_key(self.room) if self.room else self.peer
 
 
 @dataclass(slots=True)
@@ -154,6 +163,7 @@ class Model:
             state=state,
             reason=info.reason,
             saved_as=saved,
+            room=info.room,
         )
         if state == "offered" and not info.outgoing:
             self.offers[key] = ev.OfferReceived(
@@ -163,7 +173,17 @@ class Model:
                 info.files,
                 info.total,
                 max(0.0, (info.expires_at - now_ms) / 1000),
+                info.room,
             )
+
+    def cards(self, key: str) -> list[list[Transfer]]:
+        """The file cards of a conversation, oldest first: one per offer, holding its
+        transfers there (an offer shared in a room has one per member on the sender)."""
+        grouped: dict[tuple[str, bool], list[Transfer]] = {}
+        for transfer in self.transfers.values():
+            if transfer.conversation == key:
+                grouped.setdefault((transfer.offer, transfer.outgoing), []).append(transfer)
+        return list(grouped.values())
 
     def load_history(self, key: str, messages: list[StoredMessage]) -> None:
         self.conversations[key] = [self.line(m) for m in messages]
@@ -260,8 +280,9 @@ class Model:
                 return self._add(room_key(room), line)
             case ev.OfferReceived(peer=peer, offer=offer):
                 self.offers[(peer, offer)] = event
+                names = tuple(f.path for f in event.files)
                 self.transfers[(peer, offer)] = Transfer(
-                    peer, offer, False, tuple(f.path for f in event.files), event.total_size
+                    peer, offer, False, names, event.total_size, room=event.room
                 )
                 return {"offers", "transfers"}
             case ev.TransferProgress(peer=peer, offer=offer):
@@ -279,9 +300,12 @@ class Model:
             case ev.TransferFinished(peer=peer, offer=offer, state=state, reason=reason):
                 self.offers.pop((peer, offer), None)
                 transfer = self.transfers.get((peer, offer))
-                if transfer is None:
+                if transfer is None:  # made elsewhere (a script, the CLI): sized from its files
                     names = tuple(f.path for f in event.files)
-                    transfer = Transfer(peer, offer, event.outgoing, names, 0)
+                    taken = [f for f in event.files if f.outcome not in (None, "not-accepted")]
+                    total = sum(f.size for f in taken)
+                    transfer = Transfer(peer, offer, event.outgoing, names, total, room=event.room)
+                    transfer.done = sum(f.done for f in taken)
                     self.transfers[(peer, offer)] = transfer
                 transfer.state, transfer.reason = state, reason
                 if state == "completed":

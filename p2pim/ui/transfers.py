@@ -18,7 +18,16 @@ from textual.widget import Widget
 from textual.widgets import Footer, Label, ProgressBar, Static
 
 from p2pim.ui import format as fmt
-from p2pim.ui.model import Model, Transfer
+from p2pim.ui.model import Model, Transfer, room_key
+
+# A transfer that ended short of "completed" never shows as a full (green) bar: its bar
+# keeps what was done, in the colour of how it ended.
+ENDED_SHORT = {
+    "failed": "-failed",
+    "declined": "-stopped",
+    "cancelled": "-stopped",
+    "expired": "-stopped",
+}
 
 
 def describe(transfer: Transfer, nick: str) -> Text:
@@ -57,6 +66,12 @@ class TransferRow(Widget, can_focus=True):
     TransferRow:focus { background: $boost; }
     TransferRow Horizontal { height: 1; }
     TransferRow ProgressBar { width: 1fr; }
+    TransferRow.-failed Bar > .bar--bar, TransferRow.-failed Bar > .bar--complete {
+        color: $error;
+    }
+    TransferRow.-stopped Bar > .bar--bar, TransferRow.-stopped Bar > .bar--complete {
+        color: $warning;
+    }
     """
 
     def __init__(self, transfer: Transfer, nick: str) -> None:
@@ -84,6 +99,9 @@ class TransferRow(Widget, can_focus=True):
         bar.update(
             total=max(1, transfer.total), progress=transfer.fraction * max(1, transfer.total)
         )
+        ended = ENDED_SHORT.get(transfer.state)
+        for css_class in set(ENDED_SHORT.values()):
+            self.set_class(css_class == ended, css_class)
 
 
 class TransfersScreen(Screen[None]):
@@ -107,6 +125,8 @@ class TransfersScreen(Screen[None]):
         def __init__(self, what: str, transfer: Transfer, accept: bool = True) -> None:
             super().__init__()
             self.what, self.transfer, self.accept = what, transfer, accept
+
+    AUTO_FOCUS = None  # a row gets the focus (see `_choose`), not the list around the rows
 
     def __init__(self, model: Model) -> None:
         super().__init__()
@@ -133,13 +153,23 @@ class TransfersScreen(Screen[None]):
         rows.query("#empty").remove()
         for transfer in transfers:
             nick = self.model.nick(transfer.peer)
+            if transfer.room:
+                nick += f" in {self.model.title(room_key(transfer.room))}"
             found = rows.query(f"#{row_id(transfer)}")
             if found:
                 found.first(TransferRow).show(transfer, nick)
             else:
                 rows.mount(TransferRow(transfer, nick), before=0 if rows.children else None)
-        if self.focused is None and rows.children:
-            rows.children[0].focus()
+        self.call_after_refresh(self._choose)  # once the new rows are mounted
+
+    def _choose(self) -> None:
+        """With no row selected, select the newest offer waiting for our answer, else the
+        newest row: a, d, c and o act at once, with no ↓ first."""
+        rows = list(self.query(TransferRow))
+        if not rows or isinstance(self.focused, TransferRow):
+            return
+        waiting = [r for r in rows if not r.transfer.outgoing and r.transfer.state == "offered"]
+        (waiting or rows)[0].focus()
 
     def _selected(self) -> Transfer | None:
         focused = self.focused
@@ -164,7 +194,9 @@ class TransfersScreen(Screen[None]):
     def action_open_folder(self) -> None:
         transfer = self._selected()
         if transfer and transfer.saved_as:
-            open_folder(Path(transfer.saved_as[0]).parent)
+            folder = Path(transfer.saved_as[0]).parent
+            if not open_folder(folder):  # no desktop here (SSH, a console): say where
+                self.notify(f"Saved in {folder}", timeout=10)
         elif transfer:
             self.notify("Nothing saved yet for this transfer.", severity="warning")
 
