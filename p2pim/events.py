@@ -45,6 +45,26 @@ class PeerStatusChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class PeerRenamed:
+    """A connected peer changed its nick (a name it claims, never its identity)."""
+
+    fingerprint: str
+    nick: str
+    previous_nick: str
+
+
+@dataclass(frozen=True, slots=True)
+class SelfChanged:
+    """Our own nick, status or status text changed, whoever changed it: a face, a script
+    over RPC, or auto-away (`automatic`)."""
+
+    nick: str
+    status: str
+    status_text: str
+    automatic: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class PeerKeyChanged:
     """LOUD: a peer known by this nick now presents a different key.  Sending to it is
     refused until the user verifies it (safety number or pairing)."""
@@ -314,6 +334,8 @@ NodeEvent = (
     | PeerConnected
     | PeerDisconnected
     | PeerStatusChanged
+    | PeerRenamed
+    | SelfChanged
     | PeerKeyChanged
     | PeerTrustChanged
     | PeerRejected

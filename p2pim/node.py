@@ -33,6 +33,7 @@ from p2pim.presence import AutoAway
 from p2pim.reach import Address, ReachPlanner, Source, Target, dialable
 from p2pim.rooms.manager import RoomError, RoomInfo, Rooms, conversation
 from p2pim.sessions import PeerRejectedError, SessionHooks, Sessions, classify_dial_error
+from p2pim.settings import Settings, check_nick
 from p2pim.storage import PeerRecord, StorageError, Store, StoredMessage
 from p2pim.transfer.manager import TransferInfo, Transfers
 from p2pim.wire import pake
@@ -118,7 +119,9 @@ class Node:
         self.port: int | None = None
         self._store_path = store_path
         self._store: Store | None = None
-        self._status = Presence("online", "")
+        if self.config.status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}")
+        self._status = Presence(self.config.status, self.config.status_text)
         self._sessions = Sessions(
             identity,
             self.config,
@@ -375,11 +378,39 @@ class Node:
         self._status = Presence(status, text)
         if self._auto_away is not None:
             self._auto_away.active = automatic  # decided before any await: no race
+        await self._announce_self(automatic=automatic)
+        if not automatic:  # a restart brings back the user's choice, not auto-away's
+            await self._remember(status=status, status_text=text)
+
+    async def set_nick(self, nick: str) -> None:
+        """Change our nick: connected peers see it at once (a `presence` carrying it), the
+        mDNS record is re-announced with it, and the profile (if any) keeps it."""
+        problem = check_nick(nick)
+        if problem is not None:
+            raise ValueError(problem)
+        self.config.nick = nick  # new sessions' hellos, and mDNS after a restart
+        await self._announce_self()
+        await self._remember(nick=nick)
+
+    async def _announce_self(self, *, automatic: bool = False) -> None:
+        presence = Presence(self._status.status, self._status.status_text, self.config.nick)
+        status, text = presence.status, presence.status_text
+        await self._emit(events.SelfChanged(presence.nick, status, text, automatic))
         async with trio.open_nursery() as nursery:
             for link in list(self._links.values()):
-                nursery.start_soon(self._send_quietly, link, self._status)
+                nursery.start_soon(self._send_quietly, link, presence)
             if self._discovery is not None:
-                nursery.start_soon(self._discovery.update_status, status)
+                nursery.start_soon(self._discovery.update_status, presence.status, presence.nick)
+
+    async def _remember(self, **changes: str) -> None:
+        """Keep what the user chose in the profile's settings, for the next start."""
+        if self.config.profile is None:
+            return
+        remember = functools.partial(Settings.remember, self.config.profile, **changes)
+        try:
+            await trio.to_thread.run_sync(remember)
+        except OSError as exc:  # the change holds until the node stops; say why it won't after
+            log.warning("could not keep %s in the profile: %s", " and ".join(changes), exc)
 
     def note_activity(self) -> None:
         """The user did something (the UI calls this): resets the auto-away clock."""
@@ -972,10 +1003,22 @@ class Node:
         if isinstance(message, TRANSFER_ONLY + PAYLOAD_ONLY):
             raise RemoteProtocolError(f"{message.TYPE} does not travel on a session")
         if isinstance(message, Presence):
+            if message.nick and message.nick != link.remote_nick:
+                await self._peer_renamed(link, message.nick)
             self._presence[fp] = message
             await self._emit(events.PeerStatusChanged(fp, message.status, message.status_text))
         elif isinstance(message, PeerList):
             self._learn_exchanged(message)
+
+    async def _peer_renamed(self, link: PeerLink, nick: str) -> None:
+        previous, fp = link.remote_nick, link.fingerprint
+        link.hello = dataclasses.replace(link.hello, nick=nick)  # what peers() reports now
+        record = self._records.get(fp)
+        if record is not None:  # rooms, exports and the next start show the new name
+            assert self._store is not None
+            await self._store.touch_peer(fp, nick, now_ms())
+            self._records[fp] = dataclasses.replace(record, nick=nick)
+        await self._emit(events.PeerRenamed(fp, nick, previous))
 
     async def _session_closed(self, link: PeerLink, reason: str) -> None:
         fp = link.fingerprint

@@ -73,6 +73,7 @@ class RpcServer:
         "history",
         "search",
         "set_status",
+        "set_nick",
         "add_peer",
         "remove_peer",
         "reachability",
@@ -183,6 +184,12 @@ class RpcServer:
     async def set_status(self, status: str, text: str = "") -> None:
         try:
             await self.node.set_status(status, text)
+        except ValueError as exc:
+            raise RpcError(INVALID_PARAMS, str(exc)) from exc
+
+    async def set_nick(self, nick: str) -> None:
+        try:
+            await self.node.set_nick(nick)
         except ValueError as exc:
             raise RpcError(INVALID_PARAMS, str(exc)) from exc
 

@@ -135,11 +135,13 @@ class Heartbeat:
 
 @dataclass(frozen=True, slots=True)
 class Presence:
-    """The sender's status changed."""
+    """The sender's status, status text or nick changed.  `nick` is the sender's nick
+    now ("" says nothing about it: it stays what it was)."""
 
     TYPE: ClassVar[str] = "presence"
     status: str = field(metadata={"max": 16, "choices": STATUSES})
     status_text: str = field(metadata={"max": MAX_STATUS_TEXT_BYTES})
+    nick: str = field(default="", metadata={"max": MAX_NICK_BYTES})
 
 
 @dataclass(frozen=True, slots=True)
