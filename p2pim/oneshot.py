@@ -130,7 +130,7 @@ def reach_node(profile: Path, args: argparse.Namespace) -> Iterator[tuple[Blocki
         from p2pim.oneshot_node import TemporaryNode  # loads trio and the node
 
         with (
-            TemporaryNode(profile, node_config(args), args.peer) as path,
+            TemporaryNode(profile, node_config(args), args.peer, nick=args.nick) as path,
             BlockingClient.connect(path) as client,
         ):
             yield client, True

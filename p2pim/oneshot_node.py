@@ -17,6 +17,7 @@ from p2pim import identity as ident
 from p2pim.config import NodeConfig
 from p2pim.node import Node
 from p2pim.oneshot import USAGE, CommandError, socket_path
+from p2pim.settings import who_i_am
 from p2pim.storage import database_path
 
 POLL_INTERVAL = 0.05
@@ -28,8 +29,16 @@ class TemporaryNode:
     The node runs `trio.run` in its own thread; signals stay with the main thread, so
     Ctrl-C reaches the command, which leaves the block."""
 
-    def __init__(self, profile: Path, config: NodeConfig, peers: Sequence[tuple[str, int]]) -> None:
+    def __init__(
+        self,
+        profile: Path,
+        config: NodeConfig,
+        peers: Sequence[tuple[str, int]],
+        *,
+        nick: str | None = None,
+    ) -> None:
         self._profile = profile
+        self._nick = nick  # --nick, for this run only; else the profile's saved nick
         self._config = config
         self._peers = list(peers)
         self._path = socket_path(profile)
@@ -79,6 +88,8 @@ class TemporaryNode:
 
     async def _serve(self) -> None:
         try:
+            # The profile's saved nick and status (a --nick here is for this run only).
+            who_i_am(self._profile, self._config, self._nick, remember=False)
             node = Node(
                 ident.load_or_create(self._profile),
                 self._config,

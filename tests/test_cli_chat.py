@@ -122,3 +122,16 @@ def test_the_cli_knows_the_rpc_error_code_for_an_unknown_peer() -> None:
     from p2pim import oneshot, rpc
 
     assert oneshot.UNKNOWN_PEER == rpc.UNKNOWN_PEER
+
+
+async def test_a_temporary_node_goes_by_the_profiles_saved_nick(
+    tmp_path: Path, spawn: Spawn
+) -> None:
+    first = await spawn(tmp_path / "A", "Alice Martin")  # --nick is kept in the profile
+    await first.stop()
+    b = await spawn(tmp_path / "B", "bob")
+    peer = f"127.0.0.1:{(await b.call('identity'))['port']}"
+    sent = await run(one_shot(tmp_path / "A", "send", "--peer", peer, "--wait", "5", "bob", "hi"))
+    assert sent.returncode == 0, sent.stderr
+    [alice] = await b.call("peers")
+    assert alice["nick"] == "Alice Martin"
