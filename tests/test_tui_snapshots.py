@@ -28,6 +28,7 @@ from p2pim import events as ev
 from p2pim.node import Node
 from p2pim.storage import Database
 from p2pim.ui.app import NodeEvent, P2pimApp
+from p2pim.ui.invitation import InvitationScreen
 from p2pim.ui.model import ROOM_PREFIX, Transfer
 from p2pim.ui.offer import OfferScreen
 from p2pim.ui.sidebar import Sidebar
@@ -154,6 +155,10 @@ async def populate(pilot: Pilot[None]) -> None:
         ev.RoomInvited(INVITING_ROOM, "design", A, "alice"),
     )
     await until(pilot, lambda: "c2" * 16 in {line.message_id for line in _lines(app, C)})
+    # The invitation asks Join / Decline / Later by itself; Later keeps it in the list.
+    await until(pilot, lambda: isinstance(app.screen, InvitationScreen))
+    await pilot.press("escape")
+    await until(pilot, lambda: not isinstance(app.screen, InvitationScreen))
     app.model.groups = {"team": [A, B, C]}
     app.model.transfers[(A, REPORT)] = Transfer(A, REPORT, True, ("report-q2.pdf",), 2_516_582)
     app.open_conversation(A)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import re
 import shutil
 from pathlib import Path
@@ -14,7 +16,7 @@ from p2pim import events as ev
 from p2pim.cli import parse_host_port
 from p2pim.names import resolve_peer
 from p2pim.node import Node
-from p2pim.settings import Settings
+from p2pim.settings import PREFERENCES, Settings
 from p2pim.ui import commands, long_text
 from p2pim.ui import format as fmt
 from p2pim.ui.dialogs import Ask, Confirm, PickPeers
@@ -672,15 +674,26 @@ class Actions(App[None]):
         if self.settings is None:
             self.notify("Settings need a profile (this node runs without one).", severity="warning")
             return
-        self.push_screen(SettingsScreen(self.settings, self.node.port), self.settings_saved)
+        current = dataclasses.replace(self.settings, nick=self.node.config.nick)
+        self.push_screen(SettingsScreen(current, self.node.port), self.settings_saved)
 
     def settings_saved(self, result: object) -> None:
         if isinstance(result, Settings):
-            self.settings = result
+            if result.nick != self.node.config.nick:  # live: peers see it at once
+                self.run_worker(self.rename(result.nick))
+            # Only the preferences this screen owns: the node keeps the nick and status.
+            preferences = {name: getattr(result, name) for name in PREFERENCES}
+            self.settings = dataclasses.replace(self.settings or result, **preferences)
             if self.profile is not None:
-                self.run_worker(asyncio.to_thread(result.save, self.profile))
+                remember = functools.partial(Settings.remember, self.profile, **preferences)
+                self.run_worker(asyncio.to_thread(remember))
             self.node.config.download_dir = Path(result.download_dir)  # read at each accept
-            self.notify("Saved. A new nick or interfaces apply from the next start.")
+            self.notify("Saved. New interfaces apply from the next start.")
+
+    async def rename(self, nick: str) -> None:
+        """Our new nick: the node tells every peer and keeps it in the profile."""
+        if await self.guarded(self.node.set_nick, nick) is not FAILED and self.settings:
+            self.settings.nick = nick
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -206,6 +206,7 @@ class P2pimApp(Actions):
             self.refresh_conversation(event)
         if "transfers" in changed or isinstance(event, ev.TransferProgress):
             self.refresh_transfers(event)
+        self.follow_dialogs(event)  # a dialog whose question was settled elsewhere closes
         await self.announce(event)
 
     def refresh_conversation(self, event: ev.NodeEvent) -> None:
@@ -279,10 +280,11 @@ class P2pimApp(Actions):
             case ev.TransferFinished(state="completed", outgoing=False, files=files):
                 saved = [f.saved_as for f in files if f.saved_as]
                 self.notify(f"Received {len(saved)} file(s)" + (f": {saved[0]}" if saved else ""))
-            case ev.RoomInvited(name=name, inviter_nick=inviter):
+            case ev.RoomInvited(room=room, name=name, inviter_nick=inviter):
                 self.alert(
                     f"{inviter} invites you to #{name}: open it to join", title="Room invitation"
                 )
+                self.ask_invitation(room)
             case ev.PeerKeyChanged(nick=nick):
                 self.notify(
                     f"{nick}'s key changed. Sending to them is blocked until you verify (Ctrl+R).",
@@ -374,6 +376,7 @@ class P2pimApp(Actions):
         if isinstance(event.option_list, Sidebar) and event.option_id:
             self.open_conversation(event.option_id)
             self.query_one(Composer).focus()
+            self.ask_if_invited(event.option_id)
 
     def on_composer_typing(self, message: Composer.Typing) -> None:
         self.run_worker(self.call_quietly(self.node.note_activity))
@@ -420,6 +423,7 @@ class P2pimApp(Actions):
             if isinstance(key, str):
                 self.open_conversation(key)
                 self.query_one(Composer).focus()
+                self.ask_if_invited(key)
 
         self.push_screen(JumpScreen(self.model), chosen)
 

@@ -1,15 +1,35 @@
 """The message input: Enter sends, Ctrl+J (or Alt+Enter) starts a new line, Up and Down
-recall what was sent before, and a leading `/` makes it a command."""
+recall what was sent before, and a leading `/` makes it a command.
+
+Editing keys (Backspace, Delete, the arrows, Ctrl+W…) are run here, as the key arrives,
+not left to Textual's bindings: a binding runs only once the key has bubbled up to the
+app, by which time characters typed after it in the same burst (a paste-like burst on a
+laggy SSH link) have already been inserted, so "xy⌫⌫z" became "x".
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from textual import events
+from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import TextArea
 
 HISTORY = 100
+
+
+def _editing_actions() -> dict[str, str]:
+    """TextArea's own key bindings (Backspace → delete_left, …), key by key."""
+    actions: dict[str, str] = {}
+    for binding in TextArea.BINDINGS:
+        if isinstance(binding, Binding):
+            for key in binding.key.split(","):
+                actions.setdefault(key.strip(), binding.action)
+    return actions
+
+
+EDITING_ACTIONS = _editing_actions()
 
 
 class Composer(TextArea):
@@ -51,6 +71,11 @@ class Composer(TextArea):
             event.stop()
             event.prevent_default()
             self._step(+1)
+        elif event.key in EDITING_ACTIONS:
+            # In order with the characters around it (see the module's docstring).
+            event.stop()
+            event.prevent_default()
+            await self.app.run_action(EDITING_ACTIONS[event.key], self)
         else:
             await super()._on_key(event)
 

@@ -1,47 +1,104 @@
-"""Small modal dialogs: ask for text, confirm, pick peers."""
+"""Small modal dialogs: ask for text, confirm, pick peers; and the base every dialog shares.
+
+Buttons go through ONE handler, `Dialog.on_button_pressed`, which looks the button's id up
+in the dialog's `BUTTONS` table (id → action) and runs that action, the same one a key
+binding runs.  No dialog defines `on_button_pressed` of its own: Textual calls that
+handler on every class of the MRO, so a base handler that dismissed plus a subclass
+handler that dismissed again popped the main screen too (`ScreenStackError`: the app
+ended at the first button pressed, and a clicked "Accept" reached the base as "cancel").
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, ClassVar
 
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, SelectionList, Static
 
+if TYPE_CHECKING:
+    from p2pim.events import NodeEvent
+    from p2pim.ui.model import Model
+
 DIALOG_CSS = """
 Dialog { align: center middle; }
 Dialog > Vertical {
     width: 72; max-width: 100%; height: auto; max-height: 100%;
-    border: thick $accent; background: $surface; padding: 1 2;
+    border: thick $accent; background: $surface; padding: 1 2; overflow-y: auto;
 }
 Dialog .title { text-style: bold; margin-bottom: 1; }
 Dialog .hint { color: $text-muted; }
-Dialog Horizontal.buttons { height: auto; margin-top: 1; align-horizontal: right; }
+/* Docked: on a short terminal the fields scroll, the buttons stay in sight (and clickable). */
+Dialog Horizontal.buttons {
+    dock: bottom; height: auto; padding-top: 1; align-horizontal: right; background: $surface;
+}
 Dialog Button { margin-left: 1; }
 """
 
 
 class Dialog(ModalScreen[object]):
-    """A centred box; Escape cancels (dismisses with None)."""
+    """A centred box; Escape cancels (dismisses with None).
+
+    `BUTTONS` maps each button id to the action it runs (`"ok"` runs `action_ok`, which
+    calls `_done`).  `close(result)` dismisses at most once, and only while the dialog is
+    on top; `follow(event, model)` sees every node event while the dialog is open, so a
+    dialog can close itself when what it asks about was settled elsewhere."""
 
     DEFAULT_CSS = DIALOG_CSS
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    BUTTONS: ClassVar[dict[str, str]] = {"ok": "ok", "cancel": "cancel"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._closing_with: tuple[object] | None = None  # the result, once close() was called
+        self._dismissed = False
+        self._notice: str | Callable[[], str] = ""
+
+    @property
+    def is_open(self) -> bool:
+        """Still asking: neither answered nor closing."""
+        return self._closing_with is None
+
+    async def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()  # a dialog's buttons are its own business, not the app's
+        action = self.BUTTONS.get(event.button.id or "", "cancel")
+        await self.run_action(action)
+
+    def action_ok(self) -> None:
+        self._done()
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        """The usual pair: "ok" confirms (`_done`), any other button cancels."""
-        if event.button.id == "ok":
-            self._done()
-        else:
-            self.dismiss(None)
+        self.close(None)
 
     def _done(self) -> None:
-        self.dismiss(None)  # dialogs with an "ok" button say what it returns
+        self.close(None)  # dialogs with an "ok" button say what it returns
+
+    def close(self, result: object = None, *, notice: str | Callable[[], str] = "") -> None:
+        """Dismiss with `result`, once: a second call (a key and a button for one press, a
+        node event after the answer) does nothing.  Under another screen (the transfers
+        list opened over an offer, say) it waits until it is on top again: `dismiss` pops
+        whichever screen is on top.  `notice` is shown as it goes, when the user sees it
+        (a function: worked out then, as things may have moved on meanwhile)."""
+        if self._closing_with is not None:
+            return
+        self._closing_with, self._notice = (result,), notice
+        self._dismiss_if_on_top()
+
+    @on(events.ScreenResume)
+    def _dismiss_if_on_top(self) -> None:
+        if self._closing_with is not None and not self._dismissed and self.is_active:
+            self._dismissed = True
+            notice = self._notice() if callable(self._notice) else self._notice
+            if notice:
+                self.notify(notice)
+            self.dismiss(self._closing_with[0])
+
+    def follow(self, event: NodeEvent | None, model: Model) -> None:
+        """A node event (None: the model changed without one) while the dialog is up."""
 
     def buttons(self, *buttons: Button) -> Horizontal:
         return Horizontal(*buttons, classes="buttons")
@@ -81,7 +138,7 @@ class Ask(Dialog):
             self._done()
 
     def _done(self) -> None:
-        self.dismiss(tuple(field.value for field in self.query(Input)))
+        self.close(tuple(field.value for field in self.query(Input)))
 
 
 class Confirm(Dialog):
@@ -91,6 +148,7 @@ class Confirm(Dialog):
         Binding("escape", "no", "No"),
         Binding("y", "yes", "Yes"),
     ]
+    BUTTONS: ClassVar[dict[str, str]] = {"yes": "yes", "no": "no"}
 
     def __init__(self, question: str, yes: str = "Yes", no: str = "No") -> None:
         super().__init__()
@@ -104,13 +162,10 @@ class Confirm(Dialog):
             )
 
     def action_yes(self) -> None:
-        self.dismiss(True)
+        self.close(True)
 
     def action_no(self) -> None:
-        self.dismiss(False)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
+        self.close(False)
 
 
 class PickPeers(Dialog):
@@ -162,4 +217,4 @@ class PickPeers(Dialog):
     def _done(self) -> None:
         name = self.query_one("#name", Input).value.strip() if self._name is not None else ""
         chosen = list(self.query_one("#peers", SelectionList).selected)
-        self.dismiss((name, chosen))
+        self.close((name, chosen))

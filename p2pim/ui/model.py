@@ -231,6 +231,12 @@ class Model:
                 contact = self.contact(fp)
                 contact.status, contact.status_text = status, text
                 return {"contacts"}
+            case ev.PeerRenamed(fingerprint=fp, nick=nick):
+                self.contact(fp, nick)
+                return {"contacts", fp}
+            case ev.SelfChanged(nick=nick):
+                self.my_nick = nick
+                return {"self"}
             case ev.PeerKeyChanged(fingerprint=fp, nick=nick, previous_fingerprint=previous):
                 contact = self.contact(fp, nick)
                 contact.trust, contact.previous_fingerprint = "key_changed", previous

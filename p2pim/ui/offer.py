@@ -13,9 +13,10 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Static
 
-from p2pim.events import OfferReceived
+from p2pim.events import NodeEvent, OfferReceived
 from p2pim.ui import format as fmt
 from p2pim.ui.dialogs import Dialog
+from p2pim.ui.model import Model
 
 TRUST_WORDS = {
     "verified": ("✔ verified: you compared safety numbers", "green"),
@@ -23,6 +24,17 @@ TRUST_WORDS = {
     "key_changed": ("⚠ KEY CHANGED: this may not be who you think", "bold red"),
 }
 SHOWN_FILES = 200
+# What the offer dialog says as it closes because the offer was settled elsewhere.
+SETTLED = {
+    "offered": "{nick}'s offer was answered elsewhere.",
+    "running": "{nick}'s offer was accepted: see Transfers (F3).",
+    "completed": "{nick}'s offer was accepted and has arrived: see Transfers (F3).",
+    "declined": "{nick}'s offer was declined.",
+    "cancelled": "{nick}'s offer was cancelled.",
+    "expired": "{nick}'s offer expired before it was answered.",
+    "failed": "{nick}'s transfer failed: see Transfers (F3).",
+    "gone": "{nick}'s offer is no longer open.",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +62,11 @@ class OfferScreen(Dialog):
         Binding("d", "decline", "Decline"),
         Binding("escape", "cancel", "Later"),
     ]
+    BUTTONS: ClassVar[dict[str, str]] = {
+        "accept": "accept",
+        "decline": "decline",
+        "later": "cancel",
+    }
     DEFAULT_CSS = """
     OfferScreen VerticalScroll { height: auto; max-height: 12; border: round $panel; }
     OfferScreen .warning { color: $error; text-style: bold; }
@@ -86,18 +103,28 @@ class OfferScreen(Dialog):
         # "~" means home here as in /send; an emptied field means the download folder.
         directory = os.path.expanduser(self.query_one("#directory", Input).value.strip())
         chosen = directory if directory and directory != self._download_dir else None
-        self.dismiss(Answer(True, chosen))
+        self.close(Answer(True, chosen))
 
     def action_decline(self) -> None:
-        self.dismiss(Answer(False))
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "accept":
-            self.action_accept()
-        elif event.button.id == "decline":
-            self.action_decline()
-        else:
-            self.dismiss(None)
+        self.close(Answer(False))
 
     def on_input_submitted(self) -> None:
         self.action_accept()
+
+    def follow(self, event: NodeEvent | None, model: Model) -> None:
+        """Close, saying why, once the offer stopped waiting for this dialog's answer:
+        answered in the transfers list (F3) or another face, withdrawn, expired."""
+        key = (self.offer.peer, self.offer.offer)
+        if not self.is_open or (key in model.offers and self._state(model) == "offered"):
+            return
+
+        def notice() -> str:  # when the user sees it (after F3, say): the state by then
+            state = self._state(model)
+            text = SETTLED.get(state, "{nick}'s offer is {state}.")
+            return text.format(nick=self.offer.nick, state=state)
+
+        self.close(None, notice=notice)
+
+    def _state(self, model: Model) -> str:
+        transfer = model.transfers.get((self.offer.peer, self.offer.offer))
+        return transfer.state if transfer is not None else "gone"

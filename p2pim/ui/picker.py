@@ -87,4 +87,4 @@ class FilePicker(Dialog):
     def _done(self) -> None:
         raw = self.query_one("#path", Input).value
         paths = [p.strip() for p in raw.split(";") if p.strip()]
-        self.dismiss([p.rstrip("/") or "/" for p in paths] or None)
+        self.close([p.rstrip("/") or "/" for p in paths] or None)

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.widgets import Input, Label, OptionList
+from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from p2pim.node import Node
@@ -44,6 +44,7 @@ class SearchScreen(Dialog):
         Binding("escape", "cancel", "Close"),
         Binding("down", "results", show=False),
     ]
+    BUTTONS: ClassVar[dict[str, str]] = {"ok": "search", "cancel": "cancel"}
     DEFAULT_CSS = """
     SearchScreen OptionList { height: auto; max-height: 16; margin-top: 1; }
     """
@@ -63,6 +64,9 @@ class SearchScreen(Dialog):
             )
             yield Input(self._query, placeholder="words to find", id="query")
             yield OptionList(id="results")
+            yield self.buttons(
+                Button("Search", variant="primary", id="ok"), Button("Close", id="cancel")
+            )
 
     async def on_mount(self) -> None:
         if self._query:
@@ -70,6 +74,9 @@ class SearchScreen(Dialog):
 
     async def on_input_submitted(self, event: Input.Submitted) -> None:
         await self.search(event.value)
+
+    async def action_search(self) -> None:
+        await self.search(self.query_one("#query", Input).value)
 
     def action_results(self) -> None:
         self.query_one(OptionList).focus()
@@ -106,4 +113,4 @@ class SearchScreen(Dialog):
         event.stop()  # a result's id is not a conversation key: keep it from the app's sidebar
         hit = self._hits.get(event.option_id or "")
         if hit is not None:
-            self.dismiss(hit)
+            self.close(hit)

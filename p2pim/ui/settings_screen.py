@@ -24,7 +24,7 @@ class SettingsScreen(Dialog):
         s = self._settings
         with Vertical():
             yield Label("Settings", classes="title")
-            yield Label("Nick (shown to peers; from the next start)")
+            yield Label("Nick (shown to peers; they see a change at once)")
             yield Input(s.nick, id="nick")
             yield Label("Download folder")
             yield Input(s.download_dir, id="download_dir")
@@ -53,7 +53,7 @@ class SettingsScreen(Dialog):
             self.notify("Away minutes: a number.", severity="error")
             return
         interfaces = [i.strip() for i in self.query_one("#interfaces", Input).value.split(",")]
-        self.dismiss(
+        self.close(
             dataclasses.replace(
                 self._settings,
                 nick=nick,

@@ -11,9 +11,11 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import Button, Label, Static
 
+from p2pim.events import NodeEvent, PairingFailed, PeerTrustChanged
 from p2pim.identity import format_fingerprint
 from p2pim.ui import format as fmt
 from p2pim.ui.dialogs import Dialog
+from p2pim.ui.model import Model
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,12 @@ class VerifyScreen(Dialog):
         Binding("escape", "cancel", "Close"),
         Binding("m", "match", "They match"),
     ]
+    BUTTONS: ClassVar[dict[str, str]] = {
+        "verified": "match",
+        "show-code": "show_code",
+        "enter-code": "enter_code",
+        "close": "cancel",
+    }
     DEFAULT_CSS = """
     VerifyScreen #number { text-style: bold; text-align: center; padding: 1 0; }
     VerifyScreen .warning { color: $error; text-style: bold; }
@@ -73,10 +81,50 @@ class VerifyScreen(Dialog):
             )
 
     def action_match(self) -> None:
-        self.dismiss("verified")
+        self.close("verified")
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(None if event.button.id == "close" else event.button.id)
+    def action_show_code(self) -> None:
+        self.close("show-code")
+
+    def action_enter_code(self) -> None:
+        self.close("enter-code")
+
+
+class PairingCodeScreen(Dialog):
+    """Shows our one-time pairing code until the other side has used it (then it closes
+    itself: paired, or failed) or the user closes it.  Dismisses with None."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Close")]
+    BUTTONS: ClassVar[dict[str, str]] = {"close": "cancel"}
+    DEFAULT_CSS = """
+    PairingCodeScreen #code { text-style: bold; text-align: center; padding: 1 0; }
+    """
+
+    def __init__(self, code: str, nick: str) -> None:
+        super().__init__()
+        self.code, self._nick = code, nick
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(f"Pair with {self._nick}", classes="title")
+            yield Static(self.code, id="code")
+            yield Static(
+                f"Read this code to {self._nick} (in person or by phone). They open Verify "
+                "(Ctrl+R) on their side, choose “Enter code” and type it. It works once, "
+                "for five minutes; this closes by itself when they have paired."
+            )
+            yield self.buttons(Button("Close", id="close"))
+
+    def on_mount(self) -> None:
+        self.query_one("#close", Button).focus()
+
+    def follow(self, event: NodeEvent | None, model: Model) -> None:
+        match event:
+            case PeerTrustChanged(fingerprint=peer, trust="verified"):
+                # Whoever used the code: that is the peer now verified, so name them.
+                self.close(None, notice=f"Paired: {model.nick(peer)} is verified on both sides.")
+            case PairingFailed():  # the code is spent (the app says why)
+                self.close(None)
 
 
 def number_block(digits: str) -> str:
