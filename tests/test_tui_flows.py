@@ -23,6 +23,7 @@ from p2pim.ui.app import P2pimApp
 from p2pim.ui.composer import Composer
 from p2pim.ui.conversation import Conversation, FileCard, MessageView
 from p2pim.ui.dialogs import Ask
+from p2pim.ui.invitation import InvitationScreen
 from p2pim.ui.model import GROUP_PREFIX, ROOM_PREFIX
 from p2pim.ui.offer import OfferScreen
 from p2pim.ui.picker import FilePicker
@@ -287,6 +288,13 @@ def test_a_declined_file_writes_nothing_and_the_sender_sees_declined(
 # ---- b. rooms -----------------------------------------------------------------------------
 
 
+def answer_later(ui: UiThread) -> None:
+    """The invitation dialog opens by itself: Later (Escape), to answer with a command."""
+    ui.wait_until(lambda app: isinstance(app.screen, InvitationScreen))
+    press(ui, "escape")
+    ui.wait_until(lambda app: not isinstance(app.screen, InvitationScreen))
+
+
 def room_id(ui: UiThread, name: str) -> str:
     return ui.wait_until(
         lambda app: next((r.room for r in app.model.rooms.values() if r.name == name), "")
@@ -304,6 +312,7 @@ def join_and_talk(alice: UiThread, bob: UiThread, name: str) -> None:
     alice.wait_until(lambda app: app.model.current == key)
     type_line(alice, "/invite bob")
     bob.wait_until(lambda app: f"# {name} (invited)" in sidebar_text(app))
+    answer_later(bob)
     open_conversation(bob, key)
     assert "alice invited you: /join or /decline" in notices(bob.app)
     type_line(bob, "/join")
@@ -564,6 +573,7 @@ def test_declining_a_room_invitation_closes_the_room(pair: tuple[UiThread, UiThr
     alice.wait_until(lambda app: app.model.current == key)
     type_line(alice, "/invite bob")
     bob.wait_until(lambda app: "# offsite (invited)" in sidebar_text(app))
+    answer_later(bob)
     open_conversation(bob, key)
     type_line(bob, "/decline")  # local: the inviter is not told
     bob.wait_until(lambda app: "offsite" not in sidebar_text(app))
