@@ -294,3 +294,40 @@ def test_f3_selects_the_newest_waiting_offer_so_a_d_c_and_o_act_at_once(
     sent = alice.app.model.transfers[(fp(bob), offer)]
     alice.wait_until(lambda app: sent.state == "cancelled")
     bob.wait_until(lambda app: app.model.transfers[(fp(alice), offer)].state == "cancelled")
+
+
+def test_a_click_on_a_room_file_card_opens_its_offer_and_accepts_it(
+    cast: Cast, tmp_path: Path
+) -> None:
+    from p2pim.ui.offer import OfferScreen
+
+    alice, bob = cast.start("alice"), cast.start("bob")
+    connect(bob, alice)
+    room = form_room(alice, [bob], "design")
+    key = ROOM_PREFIX + room
+    source = tmp_path / "mockup.bin"
+    data = os.urandom(50_000)
+    source.write_bytes(data)
+    press(bob, "f1")  # busy elsewhere: the offer waits instead of opening its dialog
+    bob.wait_until(lambda app: len(app.screen_stack) > 1)
+    open_conversation(alice, key)
+    type_line(alice, f"/send ~/{source.name}")
+    offer = bob.wait_until(lambda app: next(iter(offer_ids(bob)), ""))
+    press(bob, "escape")
+    bob.wait_until(lambda app: len(app.screen_stack) == 1)
+    open_conversation(bob, key)
+    bob.wait_until(lambda app: "waiting for your answer" in card_text(app, offer))
+
+    async def click(pilot: Pilot[None]) -> None:
+        await pilot.pause()  # the view rebuilt on opening has settled: the card has its place
+        await pilot.click(f"#t-{offer}")
+
+    bob.do(click)
+    screen = bob.wait_until(lambda app: app.screen if isinstance(app.screen, OfferScreen) else None)
+    assert screen.offer.offer == offer and screen.offer.room == room
+    press(bob, "a")
+    transfer = bob.app.model.transfers[(fp(alice), offer)]
+    bob.wait_until(lambda app: transfer.state == "completed")
+    assert Path(transfer.saved_as[0]).read_bytes() == data
+    bob.wait_until(lambda app: "completed" in card_text(app, offer))
+    alice.wait_until(lambda app: "bob completed" in card_text(app, offer))

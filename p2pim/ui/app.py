@@ -28,7 +28,7 @@ from p2pim.ui import format as fmt
 from p2pim.ui.actions import FAILED, Actions
 from p2pim.ui.bridge import NodeBridge, NodeStopped
 from p2pim.ui.composer import Composer
-from p2pim.ui.conversation import Conversation, heading
+from p2pim.ui.conversation import Conversation, FileCard, heading
 from p2pim.ui.model import GROUP_PREFIX, ROOM_PREFIX, Model
 from p2pim.ui.offer import OfferScreen
 from p2pim.ui.palette import P2pimCommands
@@ -400,6 +400,14 @@ class P2pimApp(Actions):
                 self.run_worker(self.answer_offer(offer, message.accept, None))
         elif message.what == "cancel":
             self.run_worker(self.guarded(self.node.cancel_transfer, transfer.peer, transfer.offer))
+
+    def on_file_card_chosen(self, message: FileCard.Chosen) -> None:
+        """A click on a file card: answer the offer, if it waits for us; else F3."""
+        waiting = [o for (_, offer), o in self.model.offers.items() if offer == message.offer]
+        if waiting:
+            self.ask_offer(waiting[0])
+        else:
+            self.action_transfers()
 
     def ask_offer(self, offer: ev.OfferReceived) -> None:
         """Open the offer modal now, unless another dialog is up (then F3 answers it)."""

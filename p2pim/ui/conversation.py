@@ -9,6 +9,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
+from textual.message import Message
 from textual.widgets import Static
 
 from p2pim.ui import format as fmt
@@ -132,9 +133,21 @@ class DaySeparator(Static):
 
 
 class FileCard(Static):
+    """One offer's card; a click on it asks the app to open it (an offer waiting for our
+    answer opens its dialog, wherever it was shared)."""
+
     DEFAULT_CSS = """
     FileCard { padding: 0 1; margin: 0 0 0 2; border-left: thick $accent; }
     """
+
+    class Chosen(Message):
+        def __init__(self, offer: str) -> None:
+            super().__init__()
+            self.offer = offer
+
+    def on_click(self) -> None:
+        if self.id:
+            self.post_message(self.Chosen(self.id.removeprefix("t-")))
 
 
 class Page(Vertical):
