@@ -14,13 +14,14 @@ import errno
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 import trio
 from nodes import loopback_config
 from test_messaging_vlan import duplicates, full_history, ids_of, wait_ids
+from textual.pilot import Pilot
 from tui_harness import UiThread, loopback_node
 
 from p2pim import Identity, open_node
@@ -236,7 +237,7 @@ def test_the_status_bar_says_disk_full_until_space_returns(
     ui = UiThread(P2pimApp(node))
     try:
 
-        async def talk() -> None:
+        async def talk() -> str:
             async with open_node(Identity.generate(), loopback_config("friend")) as friend:
                 await friend.connect("127.0.0.1", ui_port, node.fingerprint)
                 await trio.to_thread.run_sync(fill, small_disk)
@@ -249,9 +250,11 @@ def test_the_status_bar_says_disk_full_until_space_returns(
                 await trio.to_thread.run_sync(
                     lambda: ui.wait_until(lambda app: "disk full" not in _bar(app), timeout=30)
                 )
+                return friend.fingerprint
 
         ui_port = ui.wait_until(lambda app: app.node.port)
-        trio.run(talk)
+        friend = trio.run(talk)
+        ui.wait_until(lambda app: _gone(app, friend))  # every event shown before closing
         assert ui.app.is_running
     finally:
         ui.close()
@@ -259,3 +262,52 @@ def test_the_status_bar_says_disk_full_until_space_returns(
 
 def _bar(app: P2pimApp) -> str:
     return str(app.query_one("#status").render())
+
+
+def test_reading_a_conversation_on_a_full_disk_keeps_the_app(small_disk: Path) -> None:
+    """Marking a conversation read is a write: on a full disk it fails quietly (the
+    receipt waits for the next read) instead of ending the app."""
+    node = loopback_node("me", small_disk / "me")
+    ui = UiThread(P2pimApp(node))
+    try:
+        port = ui.wait_until(lambda app: app.node.port)
+
+        async def send_one() -> str:
+            async with open_node(Identity.generate(), loopback_config("friend")) as friend:
+                await friend.connect("127.0.0.1", port, node.fingerprint)
+                await friend.send_text(node.fingerprint, "read me later")
+                await trio.to_thread.run_sync(
+                    lambda: ui.wait_until(lambda app: _unread(app, friend.fingerprint))
+                )
+                return friend.fingerprint
+
+        friend = trio.run(send_one)
+        ui.wait_until(lambda app: _gone(app, friend))
+        fill(small_disk)
+        ui.do(_open(friend))
+        ui.wait_until(lambda app: "disk full" in _bar(app))  # the read receipt failed
+        assert ui.wait_until(lambda app: "read me later" in _lines(app, friend))
+        assert ui.app.is_running
+    finally:
+        ui.close()
+
+
+def _gone(app: P2pimApp, fp: str) -> bool:
+    contact = app.model.contacts.get(fp)
+    return contact is not None and contact.status == "offline"
+
+
+def _unread(app: P2pimApp, fp: str) -> int:
+    contact = app.model.contacts.get(fp)
+    return contact.unread if contact else 0
+
+
+def _lines(app: P2pimApp, key: str) -> str:
+    return "\n".join(line.text for line in app.model.conversations.get(key, []))
+
+
+def _open(key: str) -> Callable[[Pilot[None]], Awaitable[None]]:
+    async def open_it(pilot: Pilot[None]) -> None:
+        pilot.app.open_conversation(key)  # type: ignore[attr-defined]
+
+    return open_it

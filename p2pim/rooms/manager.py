@@ -24,7 +24,14 @@ from p2pim.messaging import now_ms
 from p2pim.net.link import LinkClosed, PeerLink
 from p2pim.rooms import state as rs
 from p2pim.rooms import timeline
-from p2pim.storage import NotYourMessage, RoomPost, Store, StoredMessage, UnknownMessage
+from p2pim.storage import (
+    NotYourMessage,
+    RoomPost,
+    StorageError,
+    Store,
+    StoredMessage,
+    UnknownMessage,
+)
 from p2pim.wire.messages import (
     MAX_TEXT_BYTES,
     ROOM_ID_SIZE,
@@ -108,7 +115,10 @@ class Rooms:
                 ops[(op.author, op.op.seq)] = op
             self._ops[room] = ops
             state = self._states[room] = rs.replay(room, ops.values())
-            await self._mirror_posts(state)  # a crash may have come between event and post
+            try:  # a crash may have come between event and post
+                await self._mirror_posts(state)
+            except StorageError as exc:  # a full disk must not stop the start: next time
+                log.warning("could not bring the posts of a room up to date: %s", exc)
 
     # ---- what users do ------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from p2pim.config import NodeConfig
 from p2pim.messaging import new_message_id, now_ms
 from p2pim.net.link import LinkClosed, PeerLink
 from p2pim.sessions import PeerRejectedError, Sessions
-from p2pim.storage import FileRecord, Store, TransferRecord
+from p2pim.storage import FileRecord, StorageError, Store, TransferRecord
 from p2pim.transfer import files as fs
 from p2pim.transfer.offers import clean_path, from_bitmap, pack_parts, placement, to_bitmap
 from p2pim.transfer.progress import Progress
@@ -453,10 +453,13 @@ class Transfers:
                 if self._running.get(record.key) is task:
                     del self._running[record.key]
         if gone is not None:  # outside the scope: ending the transfer cancels it
-            current = await self._store.get_transfer(*record.key) or record
-            await self._end(
-                current, "failed", f"the sender no longer offers it ({gone})", notify=True
-            )
+            try:
+                current = await self._store.get_transfer(*record.key) or record
+                await self._end(
+                    current, "failed", f"the sender no longer offers it ({gone})", notify=True
+                )
+            except StorageError:  # a full disk: it stays accepted, the next session ends it
+                log.exception("could not end the transfer from %s", record.peer[:8])
 
     async def _pull_all(self, key: Key, host: str, port: int) -> None:
         link = await self._sessions.open_transfer(host, port, key[1], key[0])

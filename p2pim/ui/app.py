@@ -24,6 +24,7 @@ from p2pim import events as ev
 from p2pim.identity import format_fingerprint
 from p2pim.node import Node
 from p2pim.settings import Settings
+from p2pim.storage import StorageError
 from p2pim.ui import format as fmt
 from p2pim.ui.actions import FAILED, Actions
 from p2pim.ui.bridge import NodeBridge, NodeStopped
@@ -196,7 +197,10 @@ class P2pimApp(Actions):
 
     async def on_node_event(self, message: NodeEvent) -> None:
         event = message.event
-        self.query_one(StatusBar).follow(event)
+        bars = self.query(StatusBar)
+        if not bars:  # the app is closing and its widgets are gone: nothing to show
+            return
+        bars.first().follow(event)
         changed = self.model.apply(event)
         if "contacts" in changed or "rooms" in changed:
             self.refresh_sidebar()
@@ -366,8 +370,9 @@ class P2pimApp(Actions):
 
     async def call_quietly(self, fn: Any, *args: Any) -> None:
         """A node call nobody waits for (typing, activity, read receipts), run as a worker:
-        one that comes as the node stops fails quietly instead of ending the app."""
-        with contextlib.suppress(NodeStopped):
+        one that comes as the node stops, or that the disk refuses (full: the status bar
+        says so, and the next read tries again), fails quietly instead of ending the app."""
+        with contextlib.suppress(NodeStopped, StorageError):
             await self.call(fn, *args)
 
     # ---- input ---------------------------------------------------------------------------
