@@ -159,7 +159,8 @@ def test_a_rename_in_settings_reaches_the_peer_at_once(people: People) -> None:
         field = pilot.app.screen.query_one("#nick", Input)
         assert field.value == "alice"
         field.value = "Alice Martin"
-        await pilot.click("#ok")
+        pilot.app.screen.query_one("#ok", Button).focus()
+        await pilot.press("enter")
 
     alice.do(rename)
     alice.wait_until(lambda app: not isinstance(app.screen, SettingsScreen))

@@ -30,6 +30,7 @@ from p2pim.ui.actions import FAILED, Actions
 from p2pim.ui.bridge import NodeBridge, NodeStopped
 from p2pim.ui.composer import Composer
 from p2pim.ui.conversation import Conversation, FileCard, heading
+from p2pim.ui.firstrun import ask_name
 from p2pim.ui.model import GROUP_PREFIX, ROOM_PREFIX, Model
 from p2pim.ui.offer import OfferScreen
 from p2pim.ui.palette import P2pimCommands
@@ -164,6 +165,8 @@ class P2pimApp(Actions):
         self.open_conversation(None)
         self.query_one(Composer).focus()
         self.run_worker(self._exit_when_node_stops())
+        if self.settings is not None and not self.settings.nick:  # the profile's first run
+            ask_name(self)
 
     async def _exit_when_node_stops(self) -> None:
         """The node can stop without us (a script's `shutdown` over the control socket)."""
@@ -202,6 +205,8 @@ class P2pimApp(Actions):
             return
         bars.first().follow(event)
         changed = self.model.apply(event)
+        if "self" in changed:  # our nick or status, whoever changed it (F2, a script, auto-away)
+            self.refresh_status()
         if "contacts" in changed or "rooms" in changed:
             self.refresh_sidebar()
             self.refresh_title()  # the open peer's presence, the open room's topic
