@@ -25,6 +25,7 @@ from p2pim.ui.conversation import Conversation, FileCard, MessageView
 from p2pim.ui.dialogs import Ask
 from p2pim.ui.invitation import InvitationScreen
 from p2pim.ui.model import GROUP_PREFIX, ROOM_PREFIX
+from p2pim.ui.new_room import NewRoom
 from p2pim.ui.offer import OfferScreen
 from p2pim.ui.picker import FilePicker
 from p2pim.ui.search import SearchScreen
@@ -337,9 +338,10 @@ def test_a_room_made_with_ctrl_n_is_joined_from_the_other_ui(
 ) -> None:
     alice, bob = pair
     press(alice, "ctrl+n")
-    alice.wait_until(lambda app: isinstance(app.screen, Ask))
-    press(alice, *"standup", "enter", *"daily sync", "enter")
-    alice.wait_until(lambda app: not isinstance(app.screen, Ask))
+    alice.wait_until(lambda app: isinstance(app.screen, NewRoom))
+    # Enter: name -> topic -> the people to invite -> create (nobody picked: /invite later)
+    press(alice, *"standup", "enter", *"daily sync", "enter", "enter")
+    alice.wait_until(lambda app: not isinstance(app.screen, NewRoom))
     join_and_talk(alice, bob, "standup")
     assert bob.app.model.rooms[room_id(bob, "standup")].topic == "daily sync"
 

@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -221,8 +222,11 @@ class Actions(App[None]):
         if name in needs_room and room is None:
             self.notify(f"/{name} works in a room: open one first.", severity="warning")
             return
-        if name in {"verify", "edit", "delete"} and peer is None:
+        if name == "verify" and peer is None:
             self.notify(f"/{name} works in a conversation with a person.", severity="warning")
+            return
+        if name in {"edit", "delete"} and peer is None and room is None:
+            self.notify(f"/{name} works in a conversation or a room.", severity="warning")
             return
         if name == "status":
             await self.set_status(args[0], " ".join(args[1:]))
@@ -268,8 +272,8 @@ class Actions(App[None]):
             await self.export(*args)
         elif name == "peer":
             await self.add_peer(args[0])
-        elif name in ("edit", "delete") and peer:
-            await self.edit_last(peer, args[0] if args else None)
+        elif name in ("edit", "delete") and key:
+            await self.edit_last(key, args[0] if args else None)
         elif name == "transfers":
             self.action_transfers()
         elif name == "settings":
@@ -355,13 +359,18 @@ class Actions(App[None]):
         await self.guarded(self.node.set_status, status, text)
         self.refresh_status()
 
-    async def create_room(self, name: str, topic: str = "") -> None:
-        room = await self.guarded(self.node.create_room, name, topic)
+    async def create_room(self, name: str, topic: str = "", members: Sequence[str] = ()) -> None:
+        room = await self.guarded(self.node.create_room, name, topic, list(members))
         if room is not FAILED:
             for info in await self.call(self.node.rooms):
                 self.model.set_room(info)
             self.open_conversation(ROOM_PREFIX + room)
-            self.notify(f"Room #{name} created: /invite PEER asks people in.")
+            invited = ", ".join(self.model.nick(fp) for fp in members)
+            self.notify(
+                f"Room #{name} created; invited {invited}."
+                if members
+                else f"Room #{name} created: /invite PEER asks people in."
+            )
 
     async def save_group(self, name: str, members: list[str]) -> None:
         if await self.guarded(self.node.set_group, name, members) is not FAILED:
@@ -443,24 +452,36 @@ class Actions(App[None]):
         if await self.guarded(self.node.add_peer, host, port) is not FAILED:
             self.notify(f"Reaching {host}:{port}; it is remembered.")
 
-    async def edit_last(self, peer: str, text: str | None) -> None:
+    async def edit_last(self, key: str, text: str | None) -> None:
+        """/edit TEXT or /delete: the last message we wrote here, with a person or in a
+        room (there, a signed operation of the room's log that every member applies)."""
         own = [
             line
-            for line in self.model.conversations.get(peer, [])
-            if line.outgoing and not line.deleted
+            for line in self.model.conversations.get(key, [])
+            if line.outgoing and not line.deleted and not line.system
         ]
         if not own:
             self.notify("You have sent nothing here yet.", severity="warning")
             return
+        last = own[-1].message_id
+        room = key.removeprefix(ROOM_PREFIX) if key.startswith(ROOM_PREFIX) else None
         # Shown here only once the node took it: a refused edit (too long, say) changes nothing.
         if text is None:
-            if await self.guarded(self.node.delete, peer, own[-1].message_id) is FAILED:
-                return
-            self.model.apply(ev.MessageDeleted(peer, own[-1].message_id))
+            if room is not None:
+                done = await self.guarded(self.node.delete_room_post, room, last)
+                changed: ev.NodeEvent = ev.RoomMessageDeleted(room, last, self.model.me)
+            else:
+                done = await self.guarded(self.node.delete, key, last)
+                changed = ev.MessageDeleted(key, last)
+        elif room is not None:
+            done = await self.guarded(self.node.edit_room_post, room, last, text)
+            changed = ev.RoomMessageEdited(room, last, self.model.me, text)
         else:
-            if await self.guarded(self.node.edit, peer, own[-1].message_id, text) is FAILED:
-                return
-            self.model.apply(ev.MessageEdited(peer, own[-1].message_id, text))
+            done = await self.guarded(self.node.edit, key, last, text)
+            changed = ev.MessageEdited(key, last, text)
+        if done is FAILED:
+            return
+        self.model.apply(changed)
         from p2pim.ui.conversation import Conversation
 
         self.query_one(Conversation).patch(own[-1])  # that line only, as for a peer's edit
@@ -540,13 +561,17 @@ class Actions(App[None]):
             self.notify("That message is older than what is shown here.", severity="warning")
 
     def action_new_room(self) -> None:
-        def made(values: object) -> None:
-            if isinstance(values, tuple) and values[0].strip():
-                self.run_worker(self.create_room(values[0].strip(), values[1].strip()))
+        from p2pim.ui.new_room import NewRoom
 
-        self.push_screen(
-            Ask("New room", [("room name", ""), ("topic (optional)", "")], ok="Create"), made
+        def made(values: object) -> None:
+            if isinstance(values, tuple):
+                name, topic, members = values
+                self.run_worker(self.create_room(name, topic, members))
+
+        candidates = sorted(
+            (c.nick, c.fingerprint) for c in self.model.contacts.values() if c.trust is not None
         )
+        self.push_screen(NewRoom(candidates), made)
 
     def action_invite(self) -> None:
         key = self.model.current

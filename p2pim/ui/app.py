@@ -224,11 +224,16 @@ class P2pimApp(Actions):
         view = self.query_one(Conversation)
         lines = self.model.conversations.get(key, [])
         match event:
-            case ev.MessageReceived() | ev.RoomMessage() if lines:
+            case ev.MessageReceived() | ev.RoomMessage() | ev.RoomNotice() if lines:
                 view.append(lines[-1])
                 self.run_worker(self.mark_read(key))
             case (
-                ev.MessageEdited() | ev.MessageDeleted() | ev.MessageDelivered() | ev.MessageRead()
+                ev.MessageEdited()
+                | ev.MessageDeleted()
+                | ev.MessageDelivered()
+                | ev.MessageRead()
+                | ev.RoomMessageEdited()
+                | ev.RoomMessageDeleted()
             ):
                 for line in lines:
                     if line.message_id == event.message_id:
@@ -355,7 +360,7 @@ class P2pimApp(Actions):
         # to the user, not an exception in a worker, which would end the app.
         if key.startswith(ROOM_PREFIX):
             history = await self.guarded(
-                self.node.room_history, key.removeprefix(ROOM_PREFIX), limit=200
+                self.node.room_history, key.removeprefix(ROOM_PREFIX), limit=200, system=True
             )
         elif not key.startswith(GROUP_PREFIX):
             history = await self.guarded(self.node.history, key, limit=200)

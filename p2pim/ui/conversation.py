@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Group, RenderableType
 from rich.text import Text
-from textual.app import ComposeResult
+from textual.app import ComposeResult, RenderResult
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Static
@@ -126,6 +126,28 @@ class MessageView(Static):
     """
 
 
+class SystemLine(Static):
+    """A room's system line ("ann joined", "ann changed the topic to …"): quieter than a
+    message, with no author column, so it never reads as something someone said."""
+
+    DEFAULT_CSS = """
+    SystemLine { padding: 0 1; color: $text-muted; }
+    """
+
+    def __init__(self, line: Line) -> None:
+        super().__init__(render_system(line), id=f"m-{line.message_id}")
+
+    def render(self) -> RenderResult:
+        return self.content  # as MessageView: str() of it reads as the screen does
+
+
+def render_system(line: Line) -> Text:
+    text = Text(overflow="fold")
+    text.append(fmt.clock(line.sent_at) + " ", "dim")
+    text.append("· " + line.text, "italic")
+    return text
+
+
 class DaySeparator(Static):
     DEFAULT_CSS = """
     DaySeparator { color: $text-muted; text-align: center; text-style: italic; }
@@ -202,9 +224,12 @@ class Conversation(VerticalScroll):
         if self._last_day is None or not fmt.same_day(self._last_day, line.sent_at):
             self._page.mount(DaySeparator(f"── {fmt.day(line.sent_at)} ──"))
         self._last_day = line.sent_at
-        view = MessageView(render_line(line), id=f"m-{line.message_id}")
-        view.set_class(line.outgoing, "outgoing")
-        self._page.mount(view)
+        if line.system:
+            self._page.mount(SystemLine(line))
+        else:
+            view = MessageView(render_line(line), id=f"m-{line.message_id}")
+            view.set_class(line.outgoing, "outgoing")
+            self._page.mount(view)
         self.scroll_end(animate=False)
 
     def patch(self, line: Line) -> None:

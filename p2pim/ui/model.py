@@ -11,6 +11,7 @@ from typing import Literal
 
 from p2pim import events as ev
 from p2pim.rooms.manager import RoomInfo
+from p2pim.rooms.timeline import Notice, describe
 from p2pim.storage.messages import StoredMessage
 from p2pim.transfer.manager import TransferInfo
 
@@ -63,6 +64,7 @@ class Line:
     mark: Mark = ""
     edited: bool = False
     deleted: bool = False
+    system: bool = False  # a room's system line ("ann joined"): `text` says it in words
 
 
 @dataclass(slots=True)
@@ -189,6 +191,13 @@ class Model:
         self.conversations[key] = [self.line(m) for m in messages]
 
     def line(self, m: StoredMessage) -> Line:
+        if isinstance(m, Notice):  # in words with the nicks we know now
+            subject = self.nick(m.subject) if m.subject else ""
+            text = describe(m.kind, self.nick(m.author), subject, m.text)
+            return Line(
+                m.id.hex(), m.author, self.nick(m.author), m.sent_at, text, m.outgoing,
+                system=True,
+            )  # fmt: skip
         mark: Mark = ""
         if m.outgoing:
             mark = "read" if m.read_at else "delivered" if m.delivered_at else "sent"
@@ -284,6 +293,18 @@ class Model:
                 outgoing = author == self.me
                 line = Line(event.message_id, author, nick, event.sent_at, event.text, outgoing)
                 return self._add(room_key(room), line)
+            case ev.RoomMessageEdited(room=room, message_id=mid, text=text):
+                return self._update(room_key(room), mid, text=text, edited=True)
+            case ev.RoomMessageDeleted(room=room, message_id=mid):
+                return self._update(room_key(room), mid, text="", deleted=True)
+            case ev.RoomNotice(room=room, author=author):
+                subject = self.nick(event.subject) if event.subject else ""
+                text = describe(event.kind, self.nick(author), subject, event.text)
+                line = Line(
+                    event.notice_id, author, self.nick(author), event.sent_at, text,
+                    author == self.me, system=True,
+                )  # fmt: skip
+                return self._add(room_key(room), line)
             case ev.OfferReceived(peer=peer, offer=offer):
                 self.offers[(peer, offer)] = event
                 names = tuple(f.path for f in event.files)
@@ -325,7 +346,7 @@ class Model:
         if any(existing.message_id == line.message_id for existing in lines[-200:]):
             return set()
         lines.append(line)
-        if key != self.current and not line.outgoing:
+        if key != self.current and not line.outgoing and not line.system:
             if key.startswith(ROOM_PREFIX):
                 room = self.rooms.get(key.removeprefix(ROOM_PREFIX))
                 if room is not None:
