@@ -252,6 +252,8 @@ async def test_p2pim_nick_and_status_change_a_running_daemon_live_and_for_good(
                 await bob.stop()
             nursery.cancel_scope.cancel()
 
-    # Without a running node, `p2pim nick` changes what the next start uses.
+    # Without a running node, `p2pim nick` changes what the next start uses (it never
+    # starts a node).
     assert "next start" in await one_shot(alice_profile, "nick", "Alice M.")
-    assert Settings.load(alice_profile).nick == "Alice M."
+    saved = Settings.load(alice_profile)
+    assert (saved.nick, saved.status, saved.status_text) == ("Alice M.", "away", "in a meeting")

@@ -27,7 +27,7 @@ from p2pim.oneshot import (
 )
 from p2pim.profile import node_running
 
-NO_STATUS = f"{NO_NODE}; status lasts only while one runs"
+NO_STATUS = f"{NO_NODE}; start p2pim (or p2pim daemon) to set a status"
 
 
 def send(job: Job) -> int:
@@ -157,7 +157,8 @@ def verify(job: Job) -> int:
 
 
 def status(args: argparse.Namespace, profile: Path) -> int:
-    """Show or set the running node's status; never runs a node (it would not last)."""
+    """Show or set the running node's status (the node keeps it in the profile); never
+    runs a node: a temporary one would announce it and be gone."""
     if not node_running(profile):
         if args.status is not None:
             raise CommandError(NO_STATUS)
