@@ -221,6 +221,17 @@ def test_cancel_escape_and_a_missing_name_make_no_room(people: dict[str, UiThrea
     open_dialog(alice)
     press(alice, *"nope either", "escape")
     alice.wait_until(lambda app: dialog(app) is None)
+    open_dialog(alice)
+    press(alice, *"not this one")
+
+    async def focus_cancel(pilot: Pilot[None]) -> None:
+        screen = dialog(pilot.app)
+        assert screen is not None
+        screen.query_one("#cancel").focus()
+
+    alice.do(focus_cancel)
+    press(alice, "enter")  # Enter on the focused Cancel cancels, it does not create
+    alice.wait_until(lambda app: dialog(app) is None)
 
     open_dialog(alice)
     click(alice, "#ok")  # no name: refused in the dialog, which stays open
@@ -237,6 +248,28 @@ def test_cancel_escape_and_a_missing_name_make_no_room(people: dict[str, UiThrea
     alice.wait_until(lambda app: dialog(app) is None)
     assert [r.name for r in alice.app.model.rooms.values()] == ["late"]
     assert alice.app.is_running
+
+
+def test_the_palette_entry_opens_the_same_dialog(people: dict[str, UiThread]) -> None:
+    from textual.command import CommandList, CommandPalette
+
+    alice, bob = people["alice"], people["bob"]
+    press(alice, "ctrl+p")
+    alice.wait_until(lambda app: isinstance(app.screen, CommandPalette))
+    press(alice, *"new room")
+
+    def first_hit(app: P2pimApp) -> str:
+        hits = app.screen.query(CommandList)
+        if not hits or not hits.first().option_count:
+            return ""
+        return str(hits.first().get_option_at_index(0).prompt)
+
+    assert "New room" in alice.wait_until(first_hit)
+    press(alice, "enter")
+    alice.wait_until(lambda app: dialog(app) is not None)
+    press(alice, *"from the palette", "enter", "enter", "space", "enter")
+    room = room_named(alice, "from the palette")
+    assert invited(alice, room) == (fp(bob),)
 
 
 def test_the_dialog_without_anyone_to_pick_still_creates(tmp_path: Path) -> None:
