@@ -21,10 +21,11 @@ from p2pim.settings import PREFERENCES, Settings
 from p2pim.ui import commands, long_text
 from p2pim.ui import format as fmt
 from p2pim.ui.dialogs import Ask, Confirm, PickPeers
-from p2pim.ui.model import GROUP_PREFIX, ROOM_PREFIX, Model
+from p2pim.ui.model import GROUP_PREFIX, HISTORY_PAGE, ROOM_PREFIX, Model
 
 STATUSES = ("online", "away", "busy")
 FAILED: Any = object()  # what `guarded` returns when the call failed (and was shown)
+JUMP_PAGE = 500  # messages loaded at a time when a search jumps to an old one
 
 
 class Actions(App[None]):
@@ -42,6 +43,9 @@ class Actions(App[None]):
         raise NotImplementedError
 
     async def _load_and_open(self, key: str) -> None:
+        raise NotImplementedError
+
+    async def load_older(self, key: str, limit: int = HISTORY_PAGE) -> bool:
         raise NotImplementedError
 
     async def load_transfers(self) -> None:
@@ -557,8 +561,12 @@ class Actions(App[None]):
         await self._load_and_open(key)
         from p2pim.ui.conversation import Conversation
 
-        if not self.query_one(Conversation).highlight(message_id):
-            self.notify("That message is older than what is shown here.", severity="warning")
+        view = self.query_one(Conversation)
+        # An old message: pages further back are loaded until it is among them.
+        while not view.highlight(message_id):
+            if view.key != key or not await self.load_older(key, JUMP_PAGE):
+                self.notify("That message is no longer in this conversation.", severity="warning")
+                return
 
     def action_new_room(self) -> None:
         from p2pim.ui.new_room import NewRoom

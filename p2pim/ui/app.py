@@ -31,7 +31,7 @@ from p2pim.ui.bridge import NodeBridge, NodeStopped
 from p2pim.ui.composer import Composer
 from p2pim.ui.conversation import Conversation, FileCard, heading
 from p2pim.ui.firstrun import ask_name
-from p2pim.ui.model import GROUP_PREFIX, ROOM_PREFIX, Model
+from p2pim.ui.model import GROUP_PREFIX, HISTORY_PAGE, ROOM_PREFIX, Model
 from p2pim.ui.offer import OfferScreen
 from p2pim.ui.palette import P2pimCommands
 from p2pim.ui.sidebar import Sidebar
@@ -132,6 +132,7 @@ class P2pimApp(Actions):
         socket = control.socket_path(profile) if profile is not None else None
         self.bridge = NodeBridge(node, self._relay, peers=peers, control_socket=socket)
         self._typing_sent: dict[str, float] = {}
+        self._loading_older: set[str] = set()  # conversations whose older page is coming
         self._asked_offers: set[str] = set()  # offers we heard of first from an event
         self._quitting = False
 
@@ -355,24 +356,51 @@ class P2pimApp(Actions):
     def refresh_title(self) -> None:
         self.query_one("#chat-title", Static).update(heading(self.model, self.model.current)[0])
 
-    async def _load_and_open(self, key: str) -> None:
-        # Guarded: a refused history (a room we were just removed from, say) is a message
-        # to the user, not an exception in a worker, which would end the app.
+    async def _history_page(self, key: str, limit: int, before: str | None = None) -> Any:
+        """Up to `limit` messages before `before` (the newest if None), oldest first.
+        Guarded: a refused history (a room we were just removed from, say) is a message
+        to the user and FAILED, not an exception in a worker, which would end the app."""
         if key.startswith(ROOM_PREFIX):
-            history = await self.guarded(
-                self.node.room_history, key.removeprefix(ROOM_PREFIX), limit=200, system=True
-            )
-        elif not key.startswith(GROUP_PREFIX):
-            history = await self.guarded(self.node.history, key, limit=200)
-        else:
-            history = []
+            room = key.removeprefix(ROOM_PREFIX)
+            return await self.guarded(
+                self.node.room_history, room, before=before, limit=limit, system=True
+            )  # its system lines ("ann joined") too
+        if key.startswith(GROUP_PREFIX):
+            return []  # a group's lines live in its members' conversations
+        return await self.guarded(self.node.history, key, before=before, limit=limit)
+
+    async def _load_and_open(self, key: str) -> None:
+        history = await self._history_page(key, HISTORY_PAGE)
         if history is FAILED:
             return
         if not key.startswith(GROUP_PREFIX):
-            self.model.load_history(key, history)
+            self.model.load_history(key, history, complete=len(history) < HISTORY_PAGE)
         self.open_conversation(key, reload=False)
         if not key.startswith(GROUP_PREFIX):
             await self.mark_read(key)
+
+    async def load_older(self, key: str, limit: int = HISTORY_PAGE) -> bool:
+        """The page before the oldest message loaded, put above it in the view; False when
+        there is none (all of it is loaded) or it could not be read."""
+        lines = self.model.conversations.get(key)
+        if not lines or key in self.model.complete or key in self._loading_older:
+            return False
+        self._loading_older.add(key)  # one page at a time: the top is reached again and again
+        try:
+            history = await self._history_page(key, limit, before=lines[0].message_id)
+        finally:
+            self._loading_older.discard(key)
+        if history is FAILED:
+            return False
+        older = self.model.prepend_history(key, history, complete=len(history) < limit)
+        view = self.query_one(Conversation)
+        if view.key == key:
+            view.prepend(older)
+        return bool(older)
+
+    def on_conversation_reached_top(self, message: Conversation.ReachedTop) -> None:
+        if message.key == self.model.current:
+            self.run_worker(self.load_older(message.key))
 
     async def mark_read(self, key: str) -> None:
         if not key.startswith((ROOM_PREFIX, GROUP_PREFIX)) and self.model.conversations.get(key):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import datetime
 
@@ -22,6 +23,24 @@ DELIVERY_MARK = {
     "failed": "✗",
 }
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp")
+
+# Author colours.  Every one has the same relative luminance (about 0.165), the value
+# that reads equally on Textual's dark background (#121212) and its light one (#E0E0E0):
+# a contrast of 3.6:1 or more on both, which is as far as one colour can go on both.
+# They differ by hue, 20 degrees apart at least.  Your own name has the blue, which no
+# one else gets; red stays for failures.
+OWN_COLOUR = "#136ce8"
+AUTHOR_COLOURS = (
+    "#b6550f",  # orange
+    "#8d6d0b",  # ochre
+    "#0b841f",  # green
+    "#0a8063",  # sea green
+    "#0c7b92",  # teal
+    "#834df1",  # violet
+    "#b614ec",  # purple
+    "#d011a1",  # magenta
+    "#dd1256",  # crimson
+)
 
 
 def size(n: float) -> str:
@@ -64,6 +83,15 @@ def now_ms() -> int:
 def grouped(digits: str, width: int = 5) -> str:
     """A safety number or fingerprint in groups, as people read it aloud."""
     return " ".join(digits[i : i + width] for i in range(0, len(digits), width))
+
+
+def author_colour(fingerprint: str, *, own: bool = False) -> str:
+    """The colour of an author's name: the same for a fingerprint in every conversation
+    and every run (a hash, not an order of arrival)."""
+    if own:
+        return OWN_COLOUR
+    digest = hashlib.blake2b(fingerprint.encode(), digest_size=4).digest()
+    return AUTHOR_COLOURS[int.from_bytes(digest, "big") % len(AUTHOR_COLOURS)]
 
 
 def is_image(path: str) -> bool:

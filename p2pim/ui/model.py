@@ -18,6 +18,7 @@ from p2pim.transfer.manager import TransferInfo
 Mark = Literal["", "queued", "sent", "delivered", "read", "failed"]
 ROOM_PREFIX = "room:"
 GROUP_PREFIX = "group:"  # the UI's key for a contact group (not a stored conversation)
+HISTORY_PAGE = 200  # messages loaded at a time: on opening, and scrolling back
 
 
 def room_key(room: str) -> str:
@@ -110,6 +111,7 @@ class Model:
     transfers: dict[tuple[str, str], Transfer] = field(default_factory=dict)
     offers: dict[tuple[str, str], ev.OfferReceived] = field(default_factory=dict)
     current: str | None = None  # the open conversation's key
+    complete: set[str] = field(default_factory=set)  # conversations loaded back to the first
     muted: set[str] = field(default_factory=set)  # conversation keys: no toast, bell, notice
 
     # ---- names ---------------------------------------------------------------------------
@@ -187,8 +189,26 @@ class Model:
                 grouped.setdefault((transfer.offer, transfer.outgoing), []).append(transfer)
         return list(grouped.values())
 
-    def load_history(self, key: str, messages: list[StoredMessage]) -> None:
+    def load_history(
+        self, key: str, messages: list[StoredMessage], *, complete: bool = False
+    ) -> None:
+        """A conversation's newest page; `complete`: there is nothing before it."""
         self.conversations[key] = [self.line(m) for m in messages]
+        self.complete.discard(key)
+        if complete:
+            self.complete.add(key)
+
+    def prepend_history(
+        self, key: str, messages: list[StoredMessage], *, complete: bool = False
+    ) -> list[Line]:
+        """An older page, put before what is loaded; the lines that were new to it."""
+        lines = self.conversations.setdefault(key, [])
+        known = {line.message_id for line in lines}
+        older = [line for line in map(self.line, messages) if line.message_id not in known]
+        lines[:0] = older
+        if complete:
+            self.complete.add(key)
+        return older
 
     def line(self, m: StoredMessage) -> Line:
         if isinstance(m, Notice):  # in words with the nicks we know now
