@@ -35,6 +35,7 @@ from p2pim.ui.conversation import (
     FileCard,
     MessageView,
     NewMessages,
+    SystemLine,
     render_line,
 )
 from p2pim.ui.model import ROOM_PREFIX, Line
@@ -69,7 +70,7 @@ def shows(app: P2pimApp, row: Widget) -> bool:
 
 
 def newest(app: P2pimApp) -> Widget | None:
-    rows = [r for r in view(app).rows if isinstance(r, (MessageView, FileCard))]
+    rows = [r for r in view(app).rows if isinstance(r, (MessageView, FileCard, SystemLine))]
     return rows[-1] if rows else None
 
 
@@ -247,17 +248,20 @@ def test_file_cards_and_an_image_preview_keep_the_newest_row_on_screen(
     newest_is_shown(bob, FileCard, "notes.txt")
 
 
-def test_room_posts_after_a_tall_one_are_on_every_members_screen(
+def test_room_posts_and_system_lines_after_a_tall_post_are_on_every_members_screen(
     pair: tuple[UiThread, UiThread],
 ) -> None:
     alice, bob = pair
     room = str(run(alice, alice.app.node.create_room, "scrolling", ""))
-    run(alice, alice.app.node.invite_to_room, room, fp(bob))
-    bob.wait_until(lambda app: room in app.model.rooms)
-    run(bob, bob.app.node.join_room, room)
-    alice.wait_until(lambda app: fp(bob) in app.model.rooms[room].members)
     key = ROOM_PREFIX + room
     open_conversation(alice, key)
+    say(alice, TALL)
+    newest_is_shown(alice, MessageView, TALL[:40])
+    run(alice, alice.app.node.invite_to_room, room, fp(bob))
+    newest_is_shown(alice, SystemLine, "invited bob")
+    bob.wait_until(lambda app: room in app.model.rooms)
+    run(bob, bob.app.node.join_room, room)
+    newest_is_shown(alice, SystemLine, "bob joined")  # a room line, under the tall post
     open_conversation(bob, key)
     for text in (TALL, "a short post after it"):
         say(alice, text)
