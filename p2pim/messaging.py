@@ -21,7 +21,7 @@ import trio
 
 from p2pim import events
 from p2pim.net.link import LinkClosed, PeerLink
-from p2pim.storage import Database, StorageError, Store
+from p2pim.storage import Database, StorageFull, Store
 from p2pim.storage.messages import StoredMessage
 from p2pim.wire import codec
 from p2pim.wire.messages import (
@@ -46,6 +46,13 @@ TYPING_TTL = 6.0  # a typing indicator not refreshed within this is over
 # sooner as soon as any write gets through again.
 STORE_RETRY_FIRST = 0.5
 STORE_RETRY_MAX = 5.0
+
+
+async def pause_for_space(store: Store, delay: float) -> None:
+    """After a write refused for want of space: `delay` seconds, or less if the disk
+    takes a write meanwhile (someone freed space)."""
+    with trio.move_on_after(delay):
+        await store.disk_full_differs(True)
 
 
 def new_message_id() -> bytes:
@@ -324,7 +331,7 @@ class Messenger:
         then acked and shown in arrival order; other operations apply one by one, and
         the acks of our own sends are marked delivered together.
 
-        What cannot be stored (the disk is full) is not acked: it is retried here,
+        What cannot be stored for want of space is not acked: it is retried here,
         backing off, while the inbox fills and then holds the reader (the sender's
         window of unacknowledged sends holds the rest).  If the session ends first, the
         rest is dropped unacked and the peer resends it on its next session.  Nothing
@@ -372,14 +379,14 @@ class Messenger:
         and shown: the peer's resend of it is a duplicate)."""
         fp = link.fingerprint
         stored: dict[int, StoredMessage | None] = {}
-        failure: list[StorageError] = []
+        failure: list[StorageFull] = []
 
         async def store(i: int, message: Text) -> None:
             try:
                 stored[i] = await self._store.store_incoming(
                     message.id, fp, fp, message.sent_at, message.lamport, message.body, now_ms()
                 )
-            except StorageError as exc:
+            except StorageFull as exc:  # any other error ends the session (the caller)
                 failure.append(exc)
 
         delay = STORE_RETRY_FIRST
@@ -412,21 +419,17 @@ class Messenger:
             try:
                 await step()
                 return True
-            except StorageError as exc:
+            except StorageFull as exc:
                 if not await self._pause_after(link, exc, delay):
                     return False
             delay = min(delay * 2, STORE_RETRY_MAX)
 
-    async def _pause_after(self, link: PeerLink, error: StorageError, delay: float) -> bool:
-        """A write failed: wait `delay`, or less if the disk takes a write meanwhile.
-        False if the session is over (nobody to acknowledge to: the peer resends)."""
+    async def _pause_after(self, link: PeerLink, error: StorageFull, delay: float) -> bool:
+        """A write found the disk full: wait, then say whether to retry (False if the
+        session is over: nobody to acknowledge to, and the peer resends)."""
         log_at = logging.WARNING if delay == STORE_RETRY_FIRST else logging.DEBUG
         log.log(log_at, "cannot store what %s sent (%s); retrying", link.fingerprint[:8], error)
-        with trio.move_on_after(delay):
-            if self._store.disk_full:
-                await self._store.disk_full_differs(True)
-            else:
-                await trio.sleep_forever()
+        await pause_for_space(self._store, delay)
         return not link.closed
 
     async def _apply(self, link: PeerLink, message: Message) -> None:

@@ -27,14 +27,21 @@ from p2pim.config import NodeConfig
 from p2pim.events import NodeEvent
 from p2pim.export import export
 from p2pim.identity import Identity, fingerprint, safety_number
-from p2pim.messaging import Messenger, check_text, now_ms
+from p2pim.messaging import (
+    STORE_RETRY_FIRST,
+    STORE_RETRY_MAX,
+    Messenger,
+    check_text,
+    now_ms,
+    pause_for_space,
+)
 from p2pim.net.link import LinkClosed, PeerLink
 from p2pim.presence import AutoAway
 from p2pim.reach import Address, ReachPlanner, Source, Target, dialable
 from p2pim.rooms.manager import RoomError, RoomInfo, Rooms, conversation
 from p2pim.sessions import PeerRejectedError, SessionHooks, Sessions, classify_dial_error
 from p2pim.settings import Settings, check_nick
-from p2pim.storage import PeerRecord, StorageError, Store, StoredMessage
+from p2pim.storage import PeerRecord, StorageError, StorageFull, Store, StoredMessage
 from p2pim.transfer.manager import TransferInfo, Transfers
 from p2pim.wire import pake
 from p2pim.wire.errors import RemoteProtocolError
@@ -991,6 +998,23 @@ class Node:
         )
 
     async def _session_message(self, link: PeerLink, message: Message) -> None:
+        """What a session's reader got.  A write refused for want of space is retried,
+        backing off, until the disk takes it or the session ends: the reader waits (what
+        the peer sends behind it waits too), nothing unstored is acknowledged, and the
+        session is not dropped and redialled over and over while the disk is full."""
+        delay = STORE_RETRY_FIRST
+        while True:
+            try:
+                return await self._handle_session_message(link, message)
+            except StorageFull as exc:
+                if link.closed:
+                    raise  # nobody to acknowledge to: the peer resends it next session
+                log.warning("cannot store what %s sent (%s); retrying", link.fingerprint[:8], exc)
+                assert self._store is not None
+                await pause_for_space(self._store, delay)
+                delay = min(delay * 2, STORE_RETRY_MAX)
+
+    async def _handle_session_message(self, link: PeerLink, message: Message) -> None:
         fp = link.fingerprint
         if self._blocked and await self._blocked_drop(link, message):
             return

@@ -19,12 +19,14 @@ from pathlib import Path
 
 import pytest
 import trio
-from nodes import loopback_config
+from nodes import loopback_config, next_event
+from test_messaging import meet
 from test_messaging_vlan import duplicates, full_history, ids_of, wait_ids
 from textual.pilot import Pilot
 from tui_harness import UiThread, loopback_node
 
 from p2pim import Identity, open_node
+from p2pim.events import DiskFullChanged, OfferReceived, PeerDisconnected
 from p2pim.testing.daemon_process import (
     DaemonProcess,
     Predicate,
@@ -311,3 +313,31 @@ def _open(key: str) -> Callable[[Pilot[None]], Awaitable[None]]:
         pilot.app.open_conversation(key)  # type: ignore[attr-defined]
 
     return open_it
+
+
+async def test_a_file_offer_on_a_full_disk_waits_on_the_session_instead_of_dropping_it(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    """A received offer (like a room event, or a peer's new nick) is stored by the
+    session's reader: on a full disk the reader waits and retries, so the session stays
+    up (no drop and redial every second), and the offer arrives once when space returns."""
+    (tmp_path / "f.txt").write_text("hello")
+    config = loopback_config("r", download_dir=tmp_path / "in")
+    async with (
+        open_node(Identity.generate(), config, store_path=small_disk / "r.db") as r,
+        open_node(Identity.generate(), loopback_config("s")) as s,
+    ):
+        events = r.subscribe()
+        await meet(s, r)
+        await trio.to_thread.run_sync(fill, small_disk)
+        offer = await s.send_files([r.fingerprint], [tmp_path / "f.txt"])
+        seen = [await next_event(events, lambda e: isinstance(e, DiskFullChanged), 20)]
+        await trio.to_thread.run_sync(grow, small_disk)
+        seen.append(
+            await next_event(events, lambda e: isinstance(e, OfferReceived | PeerDisconnected), 20)
+        )
+        got = seen[-1]
+        assert isinstance(got, OfferReceived), f"the session dropped: {seen}"
+        assert (got.peer, got.offer, got.total_size) == (s.fingerprint, offer, 5)
+        assert r.is_connected(s.fingerprint) and r.stats()["disk_full"] == 0
+        assert [o.offer for o in await r.transfers()] == [offer]
