@@ -14,7 +14,6 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
 import trio
 
@@ -23,15 +22,10 @@ from p2pim.identity import Identity, fingerprint
 from p2pim.messaging import now_ms
 from p2pim.net.link import LinkClosed, PeerLink
 from p2pim.rooms import state as rs
-from p2pim.rooms import timeline
-from p2pim.storage import (
-    NotYourMessage,
-    RoomPost,
-    StorageError,
-    Store,
-    StoredMessage,
-    UnknownMessage,
-)
+from p2pim.rooms.reports import Reporter
+from p2pim.rooms.reports import RoomInfo as RoomInfo  # re-exported: faces import it here
+from p2pim.rooms.reports import conversation as conversation
+from p2pim.storage import NotYourMessage, StorageError, Store, StoredMessage, UnknownMessage
 from p2pim.wire.messages import (
     MAX_TEXT_BYTES,
     ROOM_ID_SIZE,
@@ -55,24 +49,6 @@ class RoomError(Exception):
     """No such room, or we may not do that in it (not a member, not an admin...)."""
 
 
-@dataclass(frozen=True, slots=True)
-class RoomInfo:
-    room: str
-    name: str
-    topic: str
-    creator: str | None
-    members: tuple[str, ...]
-    admins: tuple[str, ...]
-    invited: tuple[str, ...]
-    joined: bool  # we are a member
-    invited_us: bool  # we are invited and have not answered
-
-
-def conversation(room: bytes) -> str:
-    """The `messages` conversation a room's posts are kept under."""
-    return f"room:{room.hex()}"
-
-
 class Rooms:
     def __init__(
         self,
@@ -86,8 +62,6 @@ class Rooms:
         self._fp = identity.fingerprint
         self._store = store
         self._links = links
-        self._emit = emit
-        self._nick_of = nick_of
         self._ops: dict[bytes, dict[tuple[str, int], rs.Op]] = {}
         self._states: dict[bytes, rs.RoomState] = {}
         self._declined: set[bytes] = set()
@@ -100,6 +74,7 @@ class Rooms:
         self._nursery: trio.Nursery | None = None
         self._lock = trio.Lock()  # one event accepted at a time: replays never interleave
         self.rejected = 0  # events that failed verification (forgeries, garbage)
+        self._reporter = Reporter(self._fp, store, emit, nick_of)
 
     async def start(self, nursery: trio.Nursery) -> None:
         self._nursery = nursery
@@ -116,7 +91,7 @@ class Rooms:
             self._ops[room] = ops
             state = self._states[room] = rs.replay(room, ops.values())
             try:  # a crash may have come between event and post
-                await self._mirror_posts(state)
+                await self._reporter.mirror_posts(state)
             except StorageError as exc:  # a full disk must not stop the start: next time
                 log.warning("could not bring the posts of a room up to date: %s", exc)
 
@@ -195,36 +170,11 @@ class Rooms:
             raise UnknownMessage(f"message {post.hex()} was deleted")
 
     async def history(self, room: bytes, before: bytes | None, limit: int) -> list[StoredMessage]:
-        """The room's posts (from the store, where search and export find them too) and
-        its system lines (from its log), the `limit` newest before `before` (a post's or a
-        line's id; None: the newest), oldest first."""
-        state = self._states[room]
-        key = conversation(room)
-        lines = timeline.notices(state, key, self._fp, self._nick_of)
-        line = next((n for n in lines if n.id == before), None) if before else None
-        if before is None:
-            anchor, posts = None, await self._store.history(key, limit=limit)
-        elif line is None:  # a post's id (UnknownMessage if it is not one)
-            posts = await self._store.history(key, before=before, limit=limit)
-            post = state.by_id.get(before)
-            anchor = post.order if post else (posts[-1].lamport, posts[-1].id) if posts else None
-        else:
-            anchor = timeline.order(line)
-            posts = await self._posts_before(key, state, anchor, limit)
-        return timeline.merge_page(posts, lines, anchor, limit)
-
-    async def _posts_before(
-        self, key: str, state: rs.RoomState, anchor: tuple[int, bytes], limit: int
-    ) -> list[StoredMessage]:
-        """The newest posts before a system line: those before the first post after it."""
-        for post in (p for p in state.posts() if p.order > anchor):
-            with contextlib.suppress(UnknownMessage):  # not in the store: try the next
-                return await self._store.history(key, before=post.id, limit=limit)
-        newest = await self._store.history(key, limit=limit)
-        return [p for p in newest if timeline.order(p) < anchor]
+        """Posts and system lines: see `Reporter.history`."""
+        return await self._reporter.history(self._states[room], before, limit)
 
     def rooms(self) -> list[RoomInfo]:
-        return [self._info(state) for state in self._states.values() if state.creator]
+        return [self._reporter.info(state) for state in self._states.values() if state.creator]
 
     def members(self, room: bytes) -> list[str]:
         """Everyone but us who is a member of `room` (for files and the like)."""
@@ -272,7 +222,7 @@ class Rooms:
                 raise RoomError(f"not allowed: {trial.rejected[op.id]}")
             await self._keep(op)
             after = self._states[room]
-        await self._announce(before, after)
+        await self._reporter.announce(before, after)
         audience = set(after.members) | set(after.invited)
         if before is not None:  # a removed member learns it was removed
             audience |= set(before.members) | set(before.invited)
@@ -309,7 +259,7 @@ class Rooms:
             after = self._states.get(room)
         if not kept or after is None:
             return
-        await self._announce(before, after)
+        await self._reporter.announce(before, after)
         if op.id in after.rejected:
             return
         # Relay what counts to the members who may not have it yet (a flood that ends:
@@ -467,120 +417,12 @@ class Rooms:
                 taken = False
         return taken
 
-    # ---- telling users ----------------------------------------------------------------
-
-    async def _announce(self, before: rs.RoomState | None, after: rs.RoomState) -> None:
-        if after.creator is None:
-            return  # events before the room's creation: nothing to show yet
-        room = after.room
-        was_invited = before is not None and self._fp in before.invited
-        if self._fp in after.invited and not was_invited:
-            inviter = next(
-                (o.author for o in reversed(after.accepted)
-                 if o.op.kind == "invite" and fingerprint(o.op.subject) == self._fp),
-                after.creator,
-            )  # fmt: skip
-            await self._emit(
-                events.RoomInvited(room.hex(), after.name, inviter, self._nick_of(inviter))
-            )
-        if before is None or _shape(before) != _shape(after):
-            info = self._info(after)
-            await self._emit(
-                events.RoomChanged(
-                    info.room, info.name, info.topic, info.members, info.invited, info.admins,
-                    info.joined,
-                )
-            )  # fmt: skip
-        if before is not None and (before.is_member(self._fp) or after.is_member(self._fp)):
-            await self._announce_notices(before, after)
-        if before is not None and _posts_shown(before) == _posts_shown(after):
-            return
-        added = await self._mirror_posts(after)
-        if not after.is_member(self._fp):
-            return
-        shown = _posts_shown(before) if before is not None else {}
-        now = _posts_shown(after)
-        for op in after.posts():
-            deleted, edited = op.id in after.deletes, op.id in after.edits
-            if op.id in added:  # new here: as it stands now (edited, or not shown at all)
-                if not deleted:
-                    await self._emit(
-                        events.RoomMessage(
-                            room.hex(), op.id.hex(), op.author, self._nick_of(op.author),
-                            op.op.sent_at, after.text_of(op),
-                        )
-                    )  # fmt: skip
-                if deleted or not edited:
-                    continue
-            elif shown.get(op.id, (None, False)) == now[op.id]:
-                continue
-            if deleted:
-                await self._emit(events.RoomMessageDeleted(room.hex(), op.id.hex(), op.author))
-            else:
-                await self._emit(
-                    events.RoomMessageEdited(room.hex(), op.id.hex(), op.author, after.text_of(op))
-                )
-
-    async def _announce_notices(self, before: rs.RoomState, after: rs.RoomState) -> None:
-        """A system line for each operation that counts now and did not before."""
-        old = {op.id for op in before.accepted}
-        for op in after.accepted:
-            if op.id in old or op.op.kind not in timeline.NOTICE_KINDS:
-                continue
-            n = timeline.notice(op, conversation(after.room), self._fp, self._nick_of)
-            await self._emit(
-                events.RoomNotice(
-                    after.room.hex(), n.id.hex(), n.kind, n.author, self._nick_of(n.author),
-                    n.subject, self._nick_of(n.subject) if n.subject else "", n.sent_at,
-                    n.text, n.body,
-                )
-            )  # fmt: skip
-
-    async def _mirror_posts(self, state: rs.RoomState) -> set[bytes]:
-        """Make the room's conversation in `messages` its accepted posts; the ids added."""
-        rows = [
-            RoomPost(
-                op.id, op.author, op.author == self._fp, op.op.sent_at, op.op.lamport,
-                state.text_of(op),
-                edit.op.sent_at if (edit := state.edits.get(op.id)) else None,
-                op.id in state.deletes,
-            )
-            for op in state.posts()
-        ]  # fmt: skip
-        return set(await self._store.sync_room_posts(conversation(state.room), rows, now_ms()))
-
-    def _info(self, state: rs.RoomState) -> RoomInfo:
-        return RoomInfo(
-            state.room.hex(),
-            state.name,
-            state.topic,
-            state.creator,
-            tuple(sorted(state.members)),
-            tuple(sorted(fp for fp, m in state.members.items() if m.admin)),
-            tuple(sorted(state.invited)),
-            state.is_member(self._fp),
-            self._fp in state.invited,
-        )
-
 
 def _last_removal(state: rs.RoomState, peer: str) -> rs.Op | None:
     for op in reversed(state.accepted):
         if op.op.kind == "remove" and fingerprint(op.op.subject) == peer:
             return op
     return None
-
-
-def _posts_shown(state: rs.RoomState) -> dict[bytes, tuple[bytes | None, bool]]:
-    """Per post that counts: its last edit's id and whether it is deleted."""
-    return {
-        op.id: ((e.id if (e := state.edits.get(op.id)) else None), op.id in state.deletes)
-        for op in state.posts()
-    }
-
-
-def _shape(state: rs.RoomState) -> tuple[object, ...]:
-    admins = sorted(fp for fp, m in state.members.items() if m.admin)
-    return (state.name, state.topic, sorted(state.members), sorted(state.invited), admins)
 
 
 def _text(text: str) -> str:
