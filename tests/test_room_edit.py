@@ -342,3 +342,59 @@ async def test_a_forged_edit_of_anothers_post_changes_nothing_anywhere() -> None
                 ("the real text", None, False),
                 ("after", None, False),
             ]
+
+
+async def test_the_rpc_methods_edit_delete_and_list_lines(tmp_path: Path) -> None:
+    """edit_post, delete_post, create_room with members and room_history with system,
+    as a JSON-RPC client sees them (error codes included)."""
+    import json
+
+    from p2pim.rpc import RpcServer
+
+    async with running(("a", Identity.generate()), ("b", Identity.generate())) as (a, b):
+        await meet(a, b)
+        server, b_server = RpcServer(a), RpcServer(b)
+
+        async def call(to: RpcServer, method: str, **params: object) -> dict[str, object]:
+            line = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+            response = await to.handle_line(line.encode())
+            assert response is not None
+            return response
+
+        with b.subscribe() as b_events:
+            made = await call(server, "create_room", name="ops", members=["b"])
+            room = made["result"]["room"]  # type: ignore[index]
+            await next_event(b_events, lambda e: isinstance(e, RoomInvited))
+        refused = await call(server, "create_room", name="x", members=["nobody"])
+        assert refused["error"]["code"] == 2  # type: ignore[index]
+        assert [r.name for r in a.rooms()] == ["ops"]  # the refused one was never made
+        post = (await call(server, "post", room="ops", text="v1"))["result"]["id"]  # type: ignore[index]
+        assert (await call(server, "edit_post", room="ops", id=post, text="v2"))["result"] is None
+        others = await call(b_server, "edit_post", room=room, id=post, text="mine now")
+        assert others["error"]["code"] == 8  # type: ignore[index]  # b is not a member yet
+        with a.subscribe() as a_events:
+            await b.join_room(room)
+            await next_event(
+                a_events,
+                lambda e: (
+                    isinstance(e, RoomChanged)
+                    and e.members == tuple(sorted((a.fingerprint, b.fingerprint)))
+                ),
+            )
+        others = await call(b_server, "edit_post", room=room, id=post, text="mine now")
+        assert others["error"]["code"] == 6  # type: ignore[index]  # not b's post
+        assert (await call(server, "delete_post", room="ops", id=post))["result"] is None
+        bad = await call(server, "delete_post", room="ops", id="xyz")
+        assert bad["error"]["code"] == -32602  # type: ignore[index]
+        plain = (await call(server, "room_history", room="ops"))["result"]
+        assert [(m["kind"], m["body"], m["deleted"]) for m in plain] == [("post", "", True)]  # type: ignore[index,union-attr]
+        full = (await call(server, "room_history", room="ops", system=True))["result"]
+        assert [(m["kind"], m["body"]) for m in full] == [  # type: ignore[index,union-attr]
+            ("created", "a created the room #ops"),
+            ("invited", "a invited b"),
+            ("post", ""),
+            ("joined", "b joined"),
+        ]
+        assert full[1]["subject"] == b.fingerprint  # type: ignore[index]
+        wrong = await call(server, "room_history", room="ops", system="yes")
+        assert wrong["error"]["code"] == -32602  # type: ignore[index]
