@@ -520,6 +520,44 @@ def run_in_app(test: Callable[[Pilot[None]], Awaitable[None]]) -> None:
     asyncio.run(main())
 
 
+# ---- the composer: keys in one burst ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("burst", "typed"),
+    [
+        # (key, character) as a terminal sends them, all at once: a laggy SSH link, a paste
+        ([("x", "x"), ("y", "y"), ("backspace", None), ("backspace", None), ("z", "z")], "z"),
+        ([("a", "a"), ("b", "b"), ("left", None), ("X", "X"), ("end", None), ("c", "c")], "aXbc"),
+        ([*[(c, c) for c in "one two"], ("ctrl+w", None), ("t", "t")], "one t"),
+        ([("a", "a"), ("b", "b"), ("home", None), ("c", "c")], "cab"),
+    ],
+)
+def test_a_burst_of_keys_edits_the_composer_in_the_order_typed(
+    burst: list[tuple[str, str | None]], typed: str
+) -> None:
+    """Editing keys are bindings, run only once the key has bubbled up to the app: in a
+    burst, the characters after them were inserted first ("xy⌫⌫z" came out as "x")."""
+    from textual import events
+
+    from p2pim.ui.composer import Composer
+
+    async def check(pilot: Pilot[None]) -> None:
+        composer = Composer()
+        await pilot.app.mount(composer)
+        composer.focus()
+        await pilot.pause()
+        for key, character in burst:  # queued together, no await between them
+            pilot.app.post_message(events.Key(key, character))
+        # Each waits until every widget has handled what was queued before it: the app
+        # forwards the keys, the composer handles them (and whatever bubbled, the app).
+        for _ in range(3):
+            await pilot.pause()
+        assert composer.text == typed
+
+    run_in_app(check)
+
+
 def test_the_transfers_view_lists_each_peer_of_an_offer_newest_first() -> None:
     m = model()
     m.apply(ev.PeerConnected(CAROL, "carol", "127.0.0.1:2", "online", "", "unverified"))
