@@ -74,6 +74,7 @@ class MessageRow:
         for number, piece in enumerate(pieces):
             if number:
                 row.append("\n" + " " * indent)
+            piece.rstrip()  # the space a line broke at
             row.append_text(piece)
         yield row
 
