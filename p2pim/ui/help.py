@@ -19,6 +19,7 @@ KEYS = (
     ("↑ / ↓ in the input", "recall earlier messages"),
     ("Tab / Shift+Tab", "move between the list and the input"),
     ("Escape", "back to the input (or close a dialog)"),
+    ("Tab, Enter / click", "in a dialog: go to a button and press it"),
     ("Ctrl+P", "command palette: every action by name"),
     ("F1", "this help"),
     ("F2", "set status and status text"),
