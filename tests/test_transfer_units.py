@@ -62,6 +62,7 @@ def encode_part(part: list[OfferedFile]) -> bytes:
             total_size=MAX_OFFER_FILES * MAX_FILE_SIZE,
             first=MAX_OFFER_FILES - 1,
             files=tuple(part),
+            room=os.urandom(16),  # shared in a room: the longest room field
         )
     )
 
