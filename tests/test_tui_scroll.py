@@ -25,7 +25,7 @@ from textual.widget import Widget
 from textual.widgets import OptionList
 
 from p2pim import Identity
-from p2pim.storage import Database
+from p2pim.storage import Database, StoredMessage
 from p2pim.ui import format as fmt
 from p2pim.ui.app import P2pimApp
 from p2pim.ui.composer import Composer
@@ -38,7 +38,7 @@ from p2pim.ui.conversation import (
     SystemLine,
     render_line,
 )
-from p2pim.ui.model import ROOM_PREFIX, Line
+from p2pim.ui.model import ROOM_PREFIX, Line, Model
 from p2pim.ui.offer import OfferScreen
 from p2pim.ui.search import SearchScreen
 from tests.tui_harness import UiThread, loopback_node
@@ -321,6 +321,38 @@ def test_scrolled_up_a_new_message_raises_the_bar_and_end_or_a_click_follows_aga
     newest_is_shown(bob, MessageView, "and a last one")
 
 
+def test_a_rebuild_of_the_open_conversation_keeps_the_readers_place(
+    pair: tuple[UiThread, UiThread],
+) -> None:
+    """A trust change redraws the whole conversation: someone reading further up stays
+    on the same lines, and the view still waits for them to come back to the end."""
+    alice, bob = pair
+    for text in ("early words", TALL, "late words"):
+        say(alice, text)
+    newest_is_shown(bob, MessageView, "late words")
+    scrolled_up(bob)
+
+    def top_row(app: P2pimApp) -> tuple[Widget, str, int] | None:
+        """The first message the reader sees (some of), and where on screen it is."""
+        visible = view(app).scrollable_content_region
+        for row in view(app).rows:
+            if isinstance(row, MessageView) and row.region.overlaps(visible):
+                return row, str(row.id)[2:], row.region.y
+        return None
+
+    before = read(bob, top_row)
+    assert before is not None
+    run(bob, bob.app.node.verify, fp(alice))  # the view is built again
+    bob.wait_until(lambda app: before[0] not in view(app).rows)
+
+    def in_place(app: P2pimApp) -> bool:
+        row = row_of(app, before[1])
+        return row is not None and row.region.height > 0 and row.region.y == before[2]
+
+    bob.wait_until(in_place)
+    assert not read(bob, lambda app: view(app).following)
+
+
 def test_a_search_jump_above_a_tall_message_shows_the_hit_highlighted(
     pair: tuple[UiThread, UiThread],
 ) -> None:
@@ -492,3 +524,26 @@ def test_a_row_names_its_author_in_their_colour() -> None:
     mine = render_line(line("hi", outgoing=True))
     assert fmt.author_colour("cd" * 32) in str(theirs.head.spans[1].style)
     assert fmt.OWN_COLOUR in str(mine.head.spans[1].style)
+
+
+def stored(n: int) -> StoredMessage:
+    at = 1_717_430_400_000 + n * 60_000
+    return StoredMessage(
+        n.to_bytes(16, "big"), "cd" * 32, "cd" * 32, False, at, n, at, f"m{n}", None, False,
+        None, None,
+    )  # fmt: skip
+
+
+def test_older_pages_go_before_what_is_loaded_once_each_until_the_first() -> None:
+    model = Model("ab" * 32, "me")
+    key = "cd" * 32
+    model.load_history(key, [stored(n) for n in range(200, 400)])
+    assert key not in model.complete  # a full page: there may be more before it
+    older = model.prepend_history(key, [stored(n) for n in range(0, 201)], complete=True)
+    assert [x.text for x in older] == [f"m{n}" for n in range(0, 200)]  # m200 was there
+    assert [x.text for x in model.conversations[key]] == [f"m{n}" for n in range(400)]
+    assert key in model.complete
+    model.load_history(key, [stored(n) for n in range(300, 400)], complete=True)
+    assert len(model.conversations[key]) == 100  # reopening starts from the newest page
+    model.load_history(key, [stored(n) for n in range(200, 400)])
+    assert key not in model.complete
