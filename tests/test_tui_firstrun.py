@@ -6,14 +6,16 @@ and the header following a status set from elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Button, Input, Static
+from textual.widgets import Button, Input, Static, TextArea
 
+from p2pim import Identity, NodeConfig
 from p2pim.config import default_nick
+from p2pim.node import Node
 from p2pim.settings import Settings
 from p2pim.ui.app import P2pimApp
 from p2pim.ui.firstrun import FirstRun
@@ -184,3 +186,36 @@ def test_the_header_follows_a_status_set_elsewhere(people: People) -> None:
     assert ui.app.profile is not None
     saved = Settings.load(ui.app.profile)
     assert (saved.status, saved.status_text) == ("away", "in a meeting")
+
+
+# ---- snapshots of the prompt ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 36)], ids=["80x24", "120x36"])
+def test_first_run_prompt_snapshot(
+    snap_compare: Callable[..., bool],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    size: tuple[int, int],
+) -> None:
+    monkeypatch.setattr("p2pim.ui.firstrun.default_nick", lambda: "Zoë Quinn")
+    config = NodeConfig(nick="zq", listen_host="127.0.0.1", discovery=False)
+    config.download_dir = tmp_path / "downloads"
+    node = Node(Identity.from_seed(bytes([1]) * 32), config, store_path=tmp_path / "db")
+    app = P2pimApp(node, settings=Settings())  # no nick chosen yet: the first run
+
+    async def prompt_shown(pilot: Pilot[None]) -> None:
+        for _ in range(500):
+            if isinstance(pilot.app.screen, FirstRun):
+                break
+            await pilot.pause(0.02)
+        assert isinstance(pilot.app.screen, FirstRun)
+        await pilot.pause()
+        pilot.app.clear_notifications()  # no toasts, no blinking cursors: a still picture
+        for screen in pilot.app.screen_stack:
+            for widget in screen.query("TextArea, Input"):
+                if isinstance(widget, TextArea | Input):
+                    widget.cursor_blink = False
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=prompt_shown)

@@ -41,7 +41,7 @@ class FirstRun(Dialog):
                 "You can change it later in Settings (F4); peers see a change at once."
             )
             yield Input(self._suggestion, placeholder="your name", id="nick")
-            yield Label(
+            yield Static(  # wraps, unlike a Label
                 "The name is only a label: people recognise you by your key "
                 "(verify it with Ctrl+R).",
                 classes="hint",
