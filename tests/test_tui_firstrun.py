@@ -172,6 +172,22 @@ def test_a_rename_in_settings_reaches_the_peer_at_once(people: People) -> None:
     assert alice.app.node.fingerprint in bob.app.node._links  # the same session
 
 
+def test_slash_nick_renames_live(people: People) -> None:
+    alice, bob = people.start("alice"), people.start("bob")
+    connect(alice, bob)
+    bob.wait_until(lambda app: "alice" in sidebar_text(app))
+
+    async def type_command(pilot: Pilot[None]) -> None:
+        composer = pilot.app.query_one("#composer")
+        composer.focus()
+        await pilot.press(*"/nick Alice Martin", "enter")
+
+    alice.do(type_command)
+    bob.wait_until(lambda app: "Alice Martin" in sidebar_text(app))
+    alice.wait_until(lambda app: "Alice Martin " in status_bar(app))
+    assert alice.wait_until(lambda app: saved_nick(alice) == "Alice Martin")
+
+
 def test_the_header_follows_a_status_set_elsewhere(people: People) -> None:
     """Defect 5: a script (`p2pim status away ...` over the control socket) or auto-away
     changes the node's status; the UI's own header shows it, not "online"."""

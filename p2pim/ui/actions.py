@@ -234,6 +234,8 @@ class Actions(App[None]):
             return
         if name == "status":
             await self.set_status(args[0], " ".join(args[1:]))
+        elif name == "nick":
+            await self.rename(args[0])
         elif name == "send":
             if args:
                 await self.send_paths(list(args))

@@ -16,6 +16,7 @@ class Spec:
 
 COMMANDS: dict[str, Spec] = {
     "status": Spec("/status online|away|busy [TEXT]", "set your status and status text", 1),
+    "nick": Spec("/nick NAME", "change the name people see (they see it at once)", 1, rest=True),
     "send": Spec("/send PATH…", "offer files or folders here (no PATH: pick them)"),
     "room": Spec("/room NAME", "create a room and open it", 1, rest=True),
     "invite": Spec("/invite PEER", "invite a peer to this room", 1, rest=True),
