@@ -312,7 +312,9 @@ class Conversation(VerticalScroll):
     @property
     def following(self) -> bool:
         """The view keeps to the newest row (False: the user scrolled up)."""
-        return not self._anchor_released
+        # Textual keeps "released" to itself (set by a scroll up, cleared at the end and
+        # by scroll_end); read defensively, so a rename upstream reads as "following".
+        return not getattr(self, "_anchor_released", False)
 
     @property
     def marker_shown(self) -> bool:
