@@ -586,3 +586,67 @@ def test_invitation_join_decline_and_later(pair: tuple[UiThread, UiThread], how:
     press_button(bob, "join", how)
     alice.wait_until(lambda app: fp(bob) in app.model.rooms[room].members)
     assert "(invited)" not in sidebar_text(bob.app)
+
+
+# ---- dialogs opened from the command palette ----------------------------------------------
+
+
+def palette(ui: UiThread, entry: str) -> None:
+    """Ctrl+P, type the entry's name, Enter on it once the palette shows it first."""
+    from textual.command import CommandList, CommandPalette
+
+    keys(ui, "ctrl+p")
+    dialog(ui, CommandPalette)
+    keys(ui, *entry)
+
+    def first_hit(app: P2pimApp) -> bool:
+        hits = app.screen.query(CommandList)
+        if not hits or hits.first().option_count == 0 or hits.first().highlighted != 0:
+            return False
+        return entry in str(hits.first().get_option_at_index(0).prompt)
+
+    ui.wait_until(first_hit)
+    keys(ui, "enter")
+
+
+@HOW
+def test_invite_to_a_room_from_the_palette(pair: tuple[UiThread, UiThread], how: str) -> None:
+    alice, bob = pair
+    type_line(alice, "/room workshop")
+    room = room_id(alice, "workshop")
+    alice.wait_until(lambda app: app.model.current == ROOM_PREFIX + room)
+    palette(alice, "Invite to this room")
+    dialog(alice, PickPeers)
+    press_button(alice, "cancel", how)
+    assert alice.app.model.rooms[room].invited == ()
+
+    palette(alice, "Invite to this room")
+    picker = dialog(alice, PickPeers)
+
+    async def choose_bob(pilot: Pilot[None]) -> None:
+        picker.query_one("#peers", SelectionList).focus()
+        await pilot.pause()
+        await pilot.press("space")
+
+    alice.do(choose_bob)
+    press_button(alice, "ok", how)
+    invitation = dialog(bob, InvitationScreen)
+    assert invitation.room == room
+    alice.wait_until(lambda app: fp(bob) in app.model.rooms[room].invited)
+
+
+@HOW
+def test_add_a_peer_by_address_from_the_palette(cast: Cast, how: str) -> None:
+    alice, carol = cast.start("alice"), cast.start("carol")
+    palette(alice, "Add a peer by address")
+    dialog(alice, Ask)
+    enter_text(alice, "field-0", "127.0.0.1:1")
+    press_button(alice, "cancel", how)
+    assert alice.app.model.contacts == {}
+
+    palette(alice, "Add a peer by address")
+    dialog(alice, Ask)
+    enter_text(alice, "field-0", f"127.0.0.1:{carol.app.node.port}")
+    press_button(alice, "ok", how)
+    alice.wait_until(lambda app: "● carol" in sidebar_text(app))
+    carol.wait_until(lambda app: "● alice" in sidebar_text(app))
