@@ -28,6 +28,7 @@ from p2pim.testing.daemon_process import (
     since,
     start_daemon,
 )
+from p2pim.testing.vlan import LoopbackNamespace
 from p2pim.wire.messages import Presence
 from tests.nodes import loopback_config, next_event
 
@@ -257,3 +258,41 @@ async def test_p2pim_nick_and_status_change_a_running_daemon_live_and_for_good(
     assert "next start" in await one_shot(alice_profile, "nick", "Alice M.")
     saved = Settings.load(alice_profile)
     assert (saved.nick, saved.status, saved.status_text) == ("Alice M.", "away", "in a meeting")
+
+
+# ---- mDNS: the TXT record follows a rename ------------------------------------------------
+
+
+@pytest.mark.netns
+async def test_a_rename_is_re_announced_in_the_mdns_txt(
+    loopback_ns: LoopbackNamespace, tmp_path: Path
+) -> None:
+    """Peers that only know us from mDNS (not connected yet, or never) see the new name
+    too: the record's TXT `nick` is re-announced (namespace with multicast on lo)."""
+    async with trio.open_nursery() as nursery:
+        alice = await start_daemon(
+            nursery, loopback_ns.command(daemon_argv(tmp_path / "alice", "alice", HOST))
+        )
+        bob = await start_daemon(
+            nursery, loopback_ns.command(daemon_argv(tmp_path / "bob", "bob", HOST))
+        )
+        try:
+            with trio.fail_after(30):
+                alice_fp = (await alice.call("identity"))["fingerprint"]
+                await bob.wait_event(connected_to(alice_fp))  # found by mDNS, then dialled
+
+                advert = since(
+                    bob,
+                    lambda e: (
+                        e["type"] == "peer_discovered"
+                        and e["fingerprint_hint"] == alice_fp
+                        and e["nick"] == "Alice Martin"
+                    ),
+                )
+                await alice.call("set_nick", nick="Alice Martin")
+                await bob.wait_event(advert)
+        finally:
+            with trio.CancelScope(shield=True):
+                await alice.stop()
+                await bob.stop()
+            nursery.cancel_scope.cancel()
