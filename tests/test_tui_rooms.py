@@ -20,22 +20,25 @@ from textual.widgets import Input, Label, SelectionList
 from p2pim.ui.app import P2pimApp
 from p2pim.ui.composer import Composer
 from p2pim.ui.conversation import Conversation, MessageView, SystemLine
-from p2pim.ui.model import ROOM_PREFIX
+from p2pim.ui.model import ROOM_PREFIX, Room
 from p2pim.ui.new_room import NewRoom
 from tests.tui_harness import UiThread, loopback_node
+
+NO_ROOM = Room("", "")
 
 # ---- the cast -----------------------------------------------------------------------------
 
 
 @pytest.fixture
 def people(tmp_path: Path) -> Iterator[dict[str, UiThread]]:
-    """alice, bob and carol, each in a UI of their own; alice has met both others."""
+    """alice, bob and carol, each in a UI of their own, each having met the others (so
+    every one of them knows every nick a room line names)."""
     uis: dict[str, UiThread] = {}
     try:
         for nick in ("alice", "bob", "carol"):
             uis[nick] = UiThread(P2pimApp(loopback_node(nick, tmp_path / nick)))
-        for other in ("bob", "carol"):
-            connect(uis["alice"], uis[other])
+        for dialer, listener in (("alice", "bob"), ("alice", "carol"), ("bob", "carol")):
+            connect(uis[dialer], uis[listener])
         yield uis
     finally:
         for ui in reversed(list(uis.values())):
@@ -306,6 +309,9 @@ def test_system_lines_show_live_and_after_reopening_in_log_order(
     ]
     alice.wait_until(lambda app: system_rows(app) == created)
 
+    # Each step waits until its actor holds what came before: concurrent operations
+    # tie on Lamport time and go by id, an order no test can foresee.
+    bob.wait_until(lambda app: fp(carol) in app.model.rooms.get(room, NO_ROOM).invited)
     join(bob, room)  # live: each line is appended as it happens
     alice.wait_until(lambda app: system_rows(app)[-1:] == ["bob joined"])
     say(alice, "welcome bob")
@@ -314,6 +320,7 @@ def test_system_lines_show_live_and_after_reopening_in_log_order(
     alice.wait_until(
         lambda app: system_rows(app)[-1:] == ["alice changed the topic to “Q4 roadmap”"]
     )
+    carol.wait_until(lambda app: app.model.rooms.get(room, NO_ROOM).topic == "Q4 roadmap")
     join(carol, room)
     alice.wait_until(lambda app: system_rows(app)[-1:] == ["carol joined"])
     say(alice, "/kick carol")
@@ -358,6 +365,7 @@ def test_edit_and_delete_your_last_post_in_a_room(people: dict[str, UiThread]) -
     open_room(bob, room)
     alice.wait_until(lambda app: system_rows(app)[-1:] == ["bob joined"])
     say(alice, "deploy at 5")
+    bob.wait_until(lambda app: messages(app) == ["deploy at 5"])  # else the two may tie
     say(bob, "ok")
     alice.wait_until(lambda app: messages(app) == ["deploy at 5", "ok"])
     say(alice, "/edit deploy at 6")  # her last post, not bob's later one
