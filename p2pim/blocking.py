@@ -115,8 +115,8 @@ def invitation_from(event: RoomEvent, me: bytes) -> tuple[bytes, str] | None:
 
 
 # A room post, and what its author does to it later: hidden when the author is blocked.
-# (By name: the edit and delete events may be absent from an older events module.)
-ROOM_POST_EVENTS = frozenset({"RoomMessage", "RoomMessageEdited", "RoomMessageDeleted"})
+# A room's system lines (joined, left, topic...) are not: who can read a room stays visible.
+ROOM_POST_EVENTS = (events.RoomMessage, events.RoomMessageEdited, events.RoomMessageDeleted)
 
 
 def author_of(event: events.NodeEvent) -> str | None:
@@ -130,9 +130,8 @@ def author_of(event: events.NodeEvent) -> str | None:
         return event.peer if event.typing else None
     if isinstance(event, events.OfferReceived):
         return event.peer
-    if type(event).__name__ in ROOM_POST_EVENTS:
-        author = getattr(event, "author", None)
-        return author if isinstance(author, str) else None
+    if isinstance(event, ROOM_POST_EVENTS):
+        return event.author
     if isinstance(event, events.RoomInvited):
         return event.inviter
     return None

@@ -32,6 +32,9 @@ from p2pim.events import (
     RoomChanged,
     RoomInvited,
     RoomMessage,
+    RoomMessageDeleted,
+    RoomMessageEdited,
+    RoomNotice,
     TypingChanged,
 )
 from p2pim.rooms.manager import RoomError
@@ -411,6 +414,11 @@ def test_hidden_events_and_muted_conversations() -> None:
     assert not blocking.hidden(BlockChanged(fp, True), {fp})
     assert blocking.hidden(TypingChanged(fp, True), {fp})
     assert not blocking.hidden(TypingChanged(fp, False), {fp})  # clears a stale indicator
+    room = "cd" * 16
+    assert blocking.hidden(RoomMessageEdited(room, "00", fp, "better"), {fp})
+    assert blocking.hidden(RoomMessageDeleted(room, "00", fp), {fp})
+    joined = RoomNotice(room, "01", "joined", fp, "x", "", "", 1, "", "x joined")
+    assert not blocking.hidden(joined, {fp})  # who can read the room stays visible
     assert blocking.conversation_of(received) == fp
     assert blocking.conversation_of(posted) == "room:" + "cd" * 16
     assert blocking.conversation_of(BlockChanged(fp, True)) is None
