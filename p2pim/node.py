@@ -38,6 +38,7 @@ from p2pim.messaging import (
 from p2pim.net.link import LinkClosed, PeerLink
 from p2pim.presence import AutoAway
 from p2pim.reach import Address, ReachPlanner, Source, Target, dialable
+from p2pim.rooms import timeline
 from p2pim.rooms.manager import RoomError, RoomInfo, Rooms, conversation
 from p2pim.sessions import PeerRejectedError, SessionHooks, Sessions, classify_dial_error
 from p2pim.settings import Settings, check_nick
@@ -767,7 +768,18 @@ class Node:
         if not system:
             return await self.history(conversation(room_id), before=before, limit=limit)
         anchor = _message_id(before) if before else None
-        return await self._rooms.history(room_id, anchor, max(1, min(limit, 1000)))
+        limit = max(1, min(limit, 1000))
+        page = await self._rooms.history(room_id, anchor, limit)
+        shown = [m for m in page if not self._hidden_post(m)]
+        # As in `history`: fill the page from further back, so short still means "no more".
+        while len(shown) < limit and len(page) == limit:
+            page = await self._rooms.history(room_id, page[0].id, limit)
+            shown[:0] = [m for m in page if not self._hidden_post(m)]
+        return shown[-limit:]
+
+    def _hidden_post(self, line: StoredMessage) -> bool:
+        """A blocked author's post (its system lines stay: who reads the room is shown)."""
+        return line.author in self._blocked and not isinstance(line, timeline.Notice)
 
     async def send_files_to_room(
         self, room: str, paths: Sequence[str | os.PathLike[str]], *, ttl: float | None = None

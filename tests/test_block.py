@@ -180,6 +180,9 @@ async def test_a_blocked_peers_text_offer_and_invitation_reach_neither_screen_no
             "a post in the shared room",
         ) == [(1,)]
         assert [m.body for m in await me.room_history(room)] == []
+        timeline = await me.room_history(room, system=True)  # with "x joined" and the like
+        assert "a post in the shared room" not in [m.body for m in timeline]
+        assert timeline, "the room's system lines stay"
         assert await me.search("shared room") == []
 
         # Unblocked: new messages arrive and are stored again.
@@ -192,6 +195,8 @@ async def test_a_blocked_peers_text_offer_and_invitation_reach_neither_screen_no
             ("sorry",)
         ]
         assert [m.body for m in await me.room_history(room)] == ["a post in the shared room"]
+        timeline = await me.room_history(room, system=True)
+        assert "a post in the shared room" in [m.body for m in timeline]
 
 
 @pytest.mark.parametrize("blocked", [True, False], ids=["blocked", "control"])
