@@ -533,19 +533,21 @@ def run_in_app(test: Callable[[Pilot[None]], Awaitable[None]]) -> None:
         ([("a", "a"), ("b", "b"), ("home", None), ("c", "c")], "cab"),
     ],
 )
-def test_a_burst_of_keys_edits_the_composer_in_the_order_typed(
-    burst: list[tuple[str, str | None]], typed: str
+@pytest.mark.parametrize("where", ["composer", "dialog field"])
+def test_a_burst_of_keys_edits_in_the_order_typed(
+    burst: list[tuple[str, str | None]], typed: str, where: str
 ) -> None:
     """Editing keys are bindings, run only once the key has bubbled up to the app: in a
     burst, the characters after them were inserted first ("xy⌫⌫z" came out as "x")."""
     from textual import events
 
     from p2pim.ui.composer import Composer
+    from p2pim.ui.keys import Field
 
     async def check(pilot: Pilot[None]) -> None:
-        composer = Composer()
-        await pilot.app.mount(composer)
-        composer.focus()
+        widget = Composer() if where == "composer" else Field()
+        await pilot.app.mount(widget)
+        widget.focus()
         await pilot.pause()
         for key, character in burst:  # queued together, no await between them
             pilot.app.post_message(events.Key(key, character))
@@ -553,7 +555,7 @@ def test_a_burst_of_keys_edits_the_composer_in_the_order_typed(
         # forwards the keys, the composer handles them (and whatever bubbled, the app).
         for _ in range(3):
             await pilot.pause()
-        assert composer.text == typed
+        assert (widget.text if isinstance(widget, Composer) else widget.value) == typed
 
     run_in_app(check)
 

@@ -1,10 +1,7 @@
 """The message input: Enter sends, Ctrl+J (or Alt+Enter) starts a new line, Up and Down
-recall what was sent before, and a leading `/` makes it a command.
-
-Editing keys (Backspace, Delete, the arrows, Ctrl+W…) are run here, as the key arrives,
-not left to Textual's bindings: a binding runs only once the key has bubbled up to the
-app, by which time characters typed after it in the same burst (a paste-like burst on a
-laggy SSH link) have already been inserted, so "xy⌫⌫z" became "x".
+recall what was sent before, and a leading `/` makes it a command.  Editing keys
+(Backspace, the arrows, Ctrl+W…) run as they arrive, in order with the characters
+around them (p2pim.ui.keys says why).
 """
 
 from __future__ import annotations
@@ -12,24 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from textual import events
-from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import TextArea
 
+from p2pim.ui.keys import actions_by_key, run_in_order
+
 HISTORY = 100
 
-
-def _editing_actions() -> dict[str, str]:
-    """TextArea's own key bindings (Backspace → delete_left, …), key by key."""
-    actions: dict[str, str] = {}
-    for binding in TextArea.BINDINGS:
-        if isinstance(binding, Binding):
-            for key in binding.key.split(","):
-                actions.setdefault(key.strip(), binding.action)
-    return actions
-
-
-EDITING_ACTIONS = _editing_actions()
+EDITING_ACTIONS = actions_by_key(TextArea.BINDINGS)  # Backspace → delete_left, …
 
 
 class Composer(TextArea):
@@ -71,12 +58,7 @@ class Composer(TextArea):
             event.stop()
             event.prevent_default()
             self._step(+1)
-        elif event.key in EDITING_ACTIONS:
-            # In order with the characters around it (see the module's docstring).
-            event.stop()
-            event.prevent_default()
-            await self.app.run_action(EDITING_ACTIONS[event.key], self)
-        else:
+        elif not await run_in_order(self, EDITING_ACTIONS, event):
             await super()._on_key(event)
 
     def _on_last_line(self) -> bool:

@@ -20,6 +20,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, SelectionList, Static
 
+from p2pim.ui.keys import Field
+
 if TYPE_CHECKING:
     from p2pim.events import NodeEvent
     from p2pim.ui.model import Model
@@ -122,7 +124,7 @@ class Ask(Dialog):
         with Vertical():
             yield Label(self._title, classes="title")
             for i, (placeholder, value) in enumerate(self._fields):
-                yield Input(value, placeholder=placeholder, id=f"field-{i}")
+                yield Field(value, placeholder=placeholder, id=f"field-{i}")
             if self._hint:
                 yield Label(self._hint, classes="hint")
             yield self.buttons(
@@ -196,7 +198,7 @@ class PickPeers(Dialog):
         with Vertical():
             yield Label(self._title, classes="title")
             if self._name is not None:
-                yield Input(self._name, placeholder="group name", id="name")
+                yield Field(self._name, placeholder="group name", id="name")
             yield SelectionList[str](
                 *[(label, fp, fp in self._selected) for label, fp in self._peers], id="peers"
             )

@@ -16,6 +16,7 @@ from textual.widgets import Button, Input, Label, Static
 from p2pim.events import NodeEvent, OfferReceived
 from p2pim.ui import format as fmt
 from p2pim.ui.dialogs import Dialog
+from p2pim.ui.keys import Field
 from p2pim.ui.model import Model
 
 TRUST_WORDS = {
@@ -89,7 +90,7 @@ class OfferScreen(Dialog):
             yield Static(Text(words, style))
             yield VerticalScroll(Static(files_table(offer)))
             yield Label("Save into:", classes="hint")
-            yield Input(self._download_dir, id="directory")
+            yield Field(self._download_dir, id="directory")
             yield self.buttons(
                 Button("Accept (a)", variant="success", id="accept"),
                 Button("Decline (d)", variant="error", id="decline"),

@@ -11,6 +11,7 @@ from textual.containers import Vertical
 from textual.widgets import Button, DirectoryTree, Input, Label
 
 from p2pim.ui.dialogs import Dialog
+from p2pim.ui.keys import Field
 
 
 def complete(text: str) -> str:
@@ -32,7 +33,7 @@ def complete(text: str) -> str:
     return completed
 
 
-class PathInput(Input):
+class PathInput(Field):
     async def _on_key(self, event: events.Key) -> None:
         if event.key == "tab":
             event.stop()

@@ -16,6 +16,7 @@ from textual.widgets.option_list import Option
 from p2pim.node import Node
 from p2pim.ui import format as fmt
 from p2pim.ui.dialogs import Dialog
+from p2pim.ui.keys import Field
 from p2pim.ui.model import Model
 
 WHERE_WIDTH = 14  # the conversation's column: a room or person name, cut to fit
@@ -62,7 +63,7 @@ class SearchScreen(Dialog):
                 "Search history (word starts: marke finds marketing; ↓ goes to results)",
                 classes="title",
             )
-            yield Input(self._query, placeholder="words to find", id="query")
+            yield Field(self._query, placeholder="words to find", id="query")
             yield OptionList(id="results")
             yield self.buttons(
                 Button("Search", variant="primary", id="ok"), Button("Close", id="cancel")

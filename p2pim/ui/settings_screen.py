@@ -10,6 +10,7 @@ from textual.widgets import Button, Checkbox, Input, Label
 
 from p2pim.settings import Settings
 from p2pim.ui.dialogs import Dialog
+from p2pim.ui.keys import Field
 from p2pim.wire.messages import MAX_NICK_BYTES
 
 
@@ -25,13 +26,13 @@ class SettingsScreen(Dialog):
         with Vertical():
             yield Label("Settings", classes="title")
             yield Label("Nick (shown to peers; they see a change at once)")
-            yield Input(s.nick, id="nick")
+            yield Field(s.nick, id="nick")
             yield Label("Download folder")
-            yield Input(s.download_dir, id="download_dir")
+            yield Field(s.download_dir, id="download_dir")
             yield Label("mDNS interfaces, comma separated (empty: all; from the next start)")
-            yield Input(", ".join(s.interfaces), id="interfaces")
+            yield Field(", ".join(s.interfaces), id="interfaces")
             yield Label("Away after this many idle minutes (0: never)")
-            yield Input(f"{s.auto_away_minutes:g}", id="away", type="number")
+            yield Field(f"{s.auto_away_minutes:g}", id="away", type="number")
             yield Checkbox("Terminal bell on new messages and offers", s.bell, id="bell")
             yield Checkbox(
                 "Desktop notifications (notify-send)", s.desktop_notifications, id="desktop"
