@@ -177,7 +177,11 @@ def test_pairing_by_code_from_two_uis_verifies_both(
     press_button(bob, "show-code", how)
     shown = dialog(bob, PairingCodeScreen)
     code = shown.code
-    assert code in "\n".join(s.text for s in bob.app.screen._compositor.render_strips())
+    text = bob.wait_until(
+        lambda app: "\n".join(s.text for s in app.screen._compositor.render_strips())
+    )
+    assert code in text
+    assert f"port {bob.app.node.port}" in text  # what alice types if she never reached him
 
     open_conversation(alice, fp(bob))
     keys(alice, "ctrl+r")

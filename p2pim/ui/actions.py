@@ -679,7 +679,7 @@ class Actions(App[None]):
         elif choice == "show-code":
             code = await self.guarded(self.node.start_pairing)
             if code is not FAILED:  # it closes by itself once they have paired
-                self.push_screen(PairingCodeScreen(code, contact.nick))
+                self.push_screen(PairingCodeScreen(code, contact.nick, self.node.port))
         elif choice == "enter-code":
             addresses = [
                 r.addresses

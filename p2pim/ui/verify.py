@@ -100,9 +100,9 @@ class PairingCodeScreen(Dialog):
     PairingCodeScreen #code { text-style: bold; text-align: center; padding: 1 0; }
     """
 
-    def __init__(self, code: str, nick: str) -> None:
+    def __init__(self, code: str, nick: str, port: int | None = None) -> None:
         super().__init__()
-        self.code, self._nick = code, nick
+        self.code, self._nick, self._port = code, nick, port
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -113,6 +113,11 @@ class PairingCodeScreen(Dialog):
                 "(Ctrl+R) on their side, choose “Enter code” and type it. It works once, "
                 "for five minutes; this closes by itself when they have paired."
             )
+            if self._port:  # what they type besides the code if their node never reached us
+                yield Label(
+                    f"If they are asked for your address: this computer, port {self._port}.",
+                    classes="hint",
+                )
             yield self.buttons(Button("Close", id="close"))
 
     def on_mount(self) -> None:
