@@ -315,6 +315,32 @@ def test_an_offer_accepted_in_f3_closes_its_dialog(
     assert hashlib.sha256(Path(saved).read_bytes()).digest() == hashlib.sha256(data).digest()
 
 
+def test_an_offer_declined_in_f3_closes_its_dialog(
+    pair: tuple[UiThread, UiThread], tmp_path: Path
+) -> None:
+    alice, bob = pair
+    source = tmp_path / "not-wanted.bin"
+    payload(source, 20_000)
+    screen = offer_dialog(alice, bob, source)
+    offer = screen.offer.offer
+    keys(bob, "f3")
+    transfers = dialog(bob, TransfersScreen)
+
+    async def decline_in_f3(pilot: Pilot[None]) -> None:
+        (row,) = [r for r in transfers.query(TransferRow) if r.transfer.offer == offer]
+        row.focus()
+        await pilot.pause()
+        await pilot.press("d")
+
+    bob.do(decline_in_f3)
+    alice.wait_until(lambda app: "declined" in card_text(app, offer))
+    keys(bob, "escape")
+    bob.wait_until(lambda app: screen not in app.screen_stack)
+    bob.wait_until(lambda app: any("alice's offer was declined" in t for t in toasts(app)))
+    assert len(bob.app.screen_stack) == 1 and bob.app.is_running
+    assert files_under(bob.app.node.config.download_dir) == []
+
+
 def test_an_offer_cancelled_by_the_sender_closes_its_dialog(
     pair: tuple[UiThread, UiThread], tmp_path: Path
 ) -> None:
