@@ -13,7 +13,8 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, Static, TextArea
 
-from p2pim import Identity, NodeConfig
+from p2pim import Identity, NodeConfig, control
+from p2pim.blocking_client import BlockingClient
 from p2pim.config import default_nick
 from p2pim.node import Node
 from p2pim.settings import Settings
@@ -189,19 +190,24 @@ def test_slash_nick_renames_live(people: People) -> None:
 
 
 def test_the_header_follows_a_status_set_elsewhere(people: People) -> None:
-    """Defect 5: a script (`p2pim status away ...` over the control socket) or auto-away
-    changes the node's status; the UI's own header shows it, not "online"."""
+    """Defect 5: a script (`p2pim status away ...`, over the UI's control socket) changes
+    the node's status; the UI's own header shows it, not "online"; the profile keeps it."""
     ui = people.start("alice")
     ui.wait_until(lambda app: "online" in status_bar(app))
-
-    async def elsewhere(pilot: Pilot[None]) -> None:
-        await ui.app.call(ui.app.node.set_status, "away", "in a meeting")
-
-    ui.do(elsewhere)
-    ui.wait_until(lambda app: "away" in status_bar(app) and "in a meeting" in status_bar(app))
     assert ui.app.profile is not None
+    with BlockingClient.connect(control.socket_path(ui.app.profile)) as script:
+        script.call("set_status", status="away", text="in a meeting")
+    ui.wait_until(lambda app: "away" in status_bar(app) and "in a meeting" in status_bar(app))
     saved = Settings.load(ui.app.profile)
     assert (saved.status, saved.status_text) == ("away", "in a meeting")
+
+    # A status set by auto-away (an automatic change) shows too, and is not kept.
+    async def automatic(pilot: Pilot[None]) -> None:
+        await ui.app.call(ui.app.node.set_status, "away", "", automatic=True)
+
+    ui.do(automatic)
+    ui.wait_until(lambda app: "away" in status_bar(app) and "meeting" not in status_bar(app))
+    assert Settings.load(ui.app.profile).status_text == "in a meeting"
 
 
 # ---- snapshots of the prompt ----------------------------------------------------------------
