@@ -399,3 +399,68 @@ async def test_a_closed_terminal_ends_the_ui_with_a_goodbye_and_frees_the_profil
             assert await again.wait(QUIT_WITHIN) == 0, again.text()
         finally:
             again.close()
+
+
+# ---- the pieces of p2pim.ui.terminal, each on a real pty -----------------------------------
+
+
+def test_output_to_a_closed_terminal_is_dropped_and_reported() -> None:
+    from p2pim.ui.terminal import GuardedOutput
+
+    master, slave = os.openpty()
+    lost: list[bool] = []
+    with os.fdopen(slave, "w", encoding="utf-8") as file:
+        output = GuardedOutput(file, lambda: lost.append(True))
+        output.write("drawn while the terminal is there\n")
+        output.flush()
+        assert not lost
+        os.close(master)  # the window closes
+        for _ in range(3):  # Textual's writer thread would have died at the first
+            output.write("x" * 4096)
+            output.flush()
+        assert lost
+        with contextlib.suppress(OSError):  # what is still buffered cannot go anywhere
+            file.close()
+
+
+def test_the_hangup_watcher_sees_the_terminal_go() -> None:
+    from p2pim.ui.terminal import watch_hangup
+
+    master, slave = os.openpty()
+    gone = threading.Event()
+    try:
+        watcher = watch_hangup(slave, gone.set)
+        assert not gone.wait(0.2)  # an open terminal is no hang-up (nor is silence)
+        os.close(master)
+        assert gone.wait(10)
+        watcher.join(10)
+    finally:
+        os.close(slave)
+
+
+DEADLOCKED = """
+import asyncio, sys, time
+from p2pim.ui import terminal
+
+class App:  # its event loop never runs: the quit it is asked for can never happen
+    def call_later(self, *args): pass
+    async def action_quit(self): pass
+
+guard = terminal.QuitGuard(App(), asyncio.new_event_loop())
+guard.request_quit()
+print("stuck", flush=True)
+time.sleep(120)
+"""
+
+
+async def test_a_quit_that_cannot_finish_still_ends_the_process() -> None:
+    """The hard deadline: whatever blocks the UI's loop, a process told to quit (a signal,
+    the terminal gone) ends within `QUIT_DEADLINE`, so no profile lock outlives it."""
+    from p2pim.ui.terminal import FORCED_EXIT_CODE
+
+    with trio.fail_after(30):  # far below the 120 s the script would otherwise sleep
+        done = await trio.run_process(
+            [sys.executable, "-c", DEADLOCKED], capture_stdout=True, check=False
+        )
+    assert done.stdout == b"stuck\n"
+    assert done.returncode == FORCED_EXIT_CODE
