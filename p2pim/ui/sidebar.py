@@ -6,7 +6,7 @@ import contextlib
 
 from rich.text import Text
 from textual.widgets import OptionList
-from textual.widgets.option_list import Option
+from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from p2pim.ui import format as fmt
 from p2pim.ui.model import GROUP_PREFIX, ROOM_PREFIX, Model
@@ -99,7 +99,7 @@ class Sidebar(OptionList):
         self.clear_options()
         self.add_options(options)
         if highlighted is not None:
-            with contextlib.suppress(LookupError):  # it went away
+            with contextlib.suppress(OptionDoesNotExist):  # it went away, or is hidden
                 self.highlighted = self.get_option_index(highlighted)
 
     def on_focus(self) -> None:
