@@ -202,6 +202,31 @@ def test_pairing_by_code_from_two_uis_verifies_both(
     assert bob.app.is_running and alice.app.is_running
 
 
+def test_pairing_with_a_wrong_code_fails_plainly(pair: tuple[UiThread, UiThread]) -> None:
+    """A wrong code: both sides are told, nobody is verified, the shown code is spent and
+    its dialog closes; both apps go on."""
+    alice, bob = pair
+    open_conversation(bob, fp(alice))
+    keys(bob, "ctrl+r")
+    dialog(bob, VerifyScreen)
+    press_button(bob, "show-code", "enter")
+    shown = dialog(bob, PairingCodeScreen)
+    wrong = "000-000" if shown.code != "000-000" else "000-001"
+
+    open_conversation(alice, fp(bob))
+    keys(alice, "ctrl+r")
+    dialog(alice, VerifyScreen)
+    press_button(alice, "enter-code", "enter")
+    dialog(alice, Ask)
+    enter_text(alice, "field-0", wrong)
+    press_button(alice, "ok", "enter")
+    alice.wait_until(lambda app: any("wrong code" in t for t in toasts(app, "error")))
+    bob.wait_until(lambda app: shown not in app.screen_stack)
+    bob.wait_until(lambda app: any("Pairing failed" in t for t in toasts(app, "error")))
+    assert trust(alice, bob) == "unverified" and trust(bob, alice) == "unverified"
+    assert alice.app.is_running and bob.app.is_running
+
+
 @HOW
 def test_pairing_dialogs_close_and_cancel(pair: tuple[UiThread, UiThread], how: str) -> None:
     alice, bob = pair
