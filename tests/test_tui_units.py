@@ -560,6 +560,21 @@ def test_a_burst_of_keys_edits_in_the_order_typed(
     run_in_app(check)
 
 
+def test_no_screen_composes_a_plain_input_that_would_reorder_a_burst() -> None:
+    """Every text field of the UI is a `Field` (or a subclass): a plain Textual `Input`
+    reorders editing keys in a burst, as the test above shows for the composer."""
+    import ast
+
+    ui = Path(__file__).resolve().parent.parent / "p2pim" / "ui"
+    plain = [
+        f"{path.name}:{node.lineno}"
+        for path in sorted(ui.glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Input"
+    ]
+    assert plain == []
+
+
 def test_the_transfers_view_lists_each_peer_of_an_offer_newest_first() -> None:
     m = model()
     m.apply(ev.PeerConnected(CAROL, "carol", "127.0.0.1:2", "online", "", "unverified"))

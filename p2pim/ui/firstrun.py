@@ -17,6 +17,7 @@ from textual.widgets import Button, Input, Label, Static
 from p2pim.config import default_nick
 from p2pim.settings import check_nick
 from p2pim.ui.dialogs import Dialog
+from p2pim.ui.keys import Field
 
 if TYPE_CHECKING:
     from p2pim.ui.actions import Actions
@@ -40,7 +41,7 @@ class FirstRun(Dialog):
                 "Which name should people on your network see? "
                 "You can change it later in Settings (F4); peers see a change at once."
             )
-            yield Input(self._suggestion, placeholder="your name", id="nick")
+            yield Field(self._suggestion, placeholder="your name", id="nick")
             yield Static(  # wraps, unlike a Label
                 "The name is only a label: people recognise you by your key "
                 "(verify it with Ctrl+R).",
@@ -61,7 +62,7 @@ class FirstRun(Dialog):
         if problem is not None:
             self.notify(problem[0].upper() + problem[1:] + ".", severity="error")
             return
-        self.dismiss(name)  # the one way out with an answer: Enter and OK both land here
+        self.close(name)  # the one way out with an answer: Enter and OK both land here
 
 
 def ask_name(app: Actions) -> None:

@@ -12,6 +12,7 @@ from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from p2pim.ui.dialogs import Dialog
+from p2pim.ui.keys import Field
 from p2pim.ui.model import GROUP_PREFIX, ROOM_PREFIX, Model
 
 SHOWN = 12
@@ -57,7 +58,7 @@ class JumpScreen(Dialog):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("Jump to a person, room or group", classes="title")
-            yield Input(placeholder="part of a name", id="typed")
+            yield Field(placeholder="part of a name", id="typed")
             yield OptionList(id="places")
 
     def on_mount(self) -> None:
@@ -88,7 +89,7 @@ class JumpScreen(Dialog):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()  # its ids are conversation keys, but the app's sidebar must not act
-        self.dismiss(event.option_id)
+        self.close(event.option_id)
 
     def _go(self) -> None:
         places = self.query_one(OptionList)
@@ -96,4 +97,4 @@ class JumpScreen(Dialog):
             return
         option = places.get_option_at_index(places.highlighted)
         if option.id is not None:
-            self.dismiss(option.id)
+            self.close(option.id)

@@ -17,6 +17,7 @@ from textual.containers import Vertical
 from textual.widgets import Button, Input, Label, SelectionList
 
 from p2pim.ui.dialogs import Dialog
+from p2pim.ui.keys import Field
 
 
 class NewRoom(Dialog):
@@ -35,8 +36,8 @@ class NewRoom(Dialog):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("New room", classes="title")
-            yield Input(placeholder="room name", id="name")
-            yield Input(placeholder="topic (optional)", id="topic")
+            yield Field(placeholder="room name", id="name")
+            yield Field(placeholder="topic (optional)", id="topic")
             if self._peers:
                 yield Label("Invite (Space picks; more later with /invite):", classes="hint")
                 yield SelectionList[str](*[(label, fp) for label, fp in self._peers], id="members")
