@@ -48,7 +48,7 @@ class ScreenTimeout(AssertionError):
 
 
 class PtyScreen:
-    """One program on a pseudo-terminal of `columns` × `rows`, its screen emulated."""
+    """One program on a pseudo-terminal of `columns` by `rows`, its screen emulated."""
 
     def __init__(
         self,

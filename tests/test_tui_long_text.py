@@ -113,6 +113,6 @@ def test_a_too_long_message_is_kept_and_can_go_as_a_file(
 
     ann.do(as_file)
     offer = ben.wait_until(lambda app: next(iter(app.model.offers.values()), None), timeout=15)
-    assert [f.path for f in offer.files][0].startswith("message-")
+    assert offer.files[0].path.startswith("message-")
     assert offer.files[0].size == len(LONG.strip("\n").encode())
     ann.wait_until(lambda app: app.query_one(Composer).text == "")

@@ -18,9 +18,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, SelectionList, Static
+from textual.widgets import Button, Input, Label, Static
 
-from p2pim.ui.keys import Field
+from p2pim.ui.keys import Field, PickList
 
 if TYPE_CHECKING:
     from p2pim.events import NodeEvent
@@ -173,13 +173,9 @@ class Confirm(Dialog):
 class PickPeers(Dialog):
     """Choose peers from a list (space toggles); dismisses with (name, fingerprints)."""
 
-    # Enter is ours before the focused widget's: a screen `key_enter` also fired on the
-    # name field's Enter (saving a group with nobody in it) and on the list's (toggling
-    # the highlighted peer as it confirmed).
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel"),
-        Binding("enter", "confirm", "Confirm", priority=True, show=False),
-    ]
+    # Enter is each widget's, in the order typed (p2pim.ui.keys): the name field's moves
+    # on to the list, the list's confirms (it never toggles the highlighted peer).
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(
         self,
@@ -199,7 +195,7 @@ class PickPeers(Dialog):
             yield Label(self._title, classes="title")
             if self._name is not None:
                 yield Field(self._name, placeholder="group name", id="name")
-            yield SelectionList[str](
+            yield PickList(
                 *[(label, fp, fp in self._selected) for label, fp in self._peers], id="peers"
             )
             yield Label("Space selects, Enter confirms, Escape cancels.", classes="hint")
@@ -207,16 +203,15 @@ class PickPeers(Dialog):
                 Button(self._ok, variant="primary", id="ok"), Button("Cancel", id="cancel")
             )
 
-    def action_confirm(self) -> None:
-        focused = self.focused
-        if isinstance(focused, Input):  # the name first, then on to the list
-            self.query_one("#peers", SelectionList).focus()
-        elif isinstance(focused, Button):
-            focused.press()
-        else:
-            self._done()
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()  # the name first, then on to the list
+        self.query_one("#peers", PickList).focus()
+
+    def on_pick_list_confirmed(self, event: PickList.Confirmed) -> None:
+        event.stop()
+        self._done()
 
     def _done(self) -> None:
         name = self.query_one("#name", Input).value.strip() if self._name is not None else ""
-        chosen = list(self.query_one("#peers", SelectionList).selected)
+        chosen = list(self.query_one("#peers", PickList).selected)
         self.close((name, chosen))

@@ -10,10 +10,13 @@ bindings as the key arrives instead (the upstream issue is open in Textual).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from textual import events
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Input
+from textual.widgets import Input, OptionList, SelectionList
 
 
 def actions_by_key(bindings: list[BindingType]) -> dict[str, str]:
@@ -45,4 +48,25 @@ class Field(Input):
 
     async def _on_key(self, event: events.Key) -> None:
         if not await run_in_order(self, INPUT_ACTIONS, event):
+            await super()._on_key(event)
+
+
+LIST_ACTIONS = actions_by_key(SelectionList.BINDINGS) | actions_by_key(OptionList.BINDINGS)
+
+
+class PickList(SelectionList[str]):
+    """A multi-select where Space picks and Enter confirms the form, both in the order
+    typed: a screen-wide (priority) Enter ran before the keys typed just ahead of it
+    reached their field, so "standup⏎" in a burst submitted an empty name."""
+
+    @dataclass
+    class Confirmed(Message):
+        pick_list: PickList
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key == "enter":
+            event.stop()
+            event.prevent_default()
+            self.post_message(self.Confirmed(self))
+        elif not await run_in_order(self, LIST_ACTIONS, event):
             await super()._on_key(event)

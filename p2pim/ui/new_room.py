@@ -14,20 +14,16 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.widgets import Button, Input, Label, SelectionList
+from textual.widgets import Button, Input, Label
 
 from p2pim.ui.dialogs import Dialog
-from p2pim.ui.keys import Field
+from p2pim.ui.keys import Field, PickList
 
 
 class NewRoom(Dialog):
-    # Enter is the screen's before the focused widget's (as in PickPeers): else the list
-    # would toggle the highlighted person as the room is created, and an Input would
-    # submit the whole form from the name field.
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel"),
-        Binding("enter", "next", "Next", priority=True, show=False),
-    ]
+    # Enter is each widget's, in the order typed (fields and the list run their keys as
+    # they arrive: p2pim.ui.keys): a field's Enter moves on, the list's creates the room.
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, peers: Sequence[tuple[str, str]]) -> None:  # (label, fingerprint)
         super().__init__()
@@ -40,7 +36,7 @@ class NewRoom(Dialog):
             yield Field(placeholder="topic (optional)", id="topic")
             if self._peers:
                 yield Label("Invite (Space picks; more later with /invite):", classes="hint")
-                yield SelectionList[str](*[(label, fp) for label, fp in self._peers], id="members")
+                yield PickList(*[(label, fp) for label, fp in self._peers], id="members")
             else:
                 yield Label(
                     "Nobody to invite yet: peers you have met appear here. "
@@ -55,16 +51,18 @@ class NewRoom(Dialog):
     def on_mount(self) -> None:
         self.query_one("#name", Input).focus()
 
-    def action_next(self) -> None:
-        focused = self.focused
-        if isinstance(focused, Button):
-            focused.press()
-        elif focused is not None and focused.id == "name":
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.input.id == "name":
             self.query_one("#topic", Input).focus()
-        elif focused is not None and focused.id == "topic" and self._peers:
-            self.query_one("#members", SelectionList).focus()
+        elif self._peers:
+            self.query_one("#members", PickList).focus()
         else:
             self._done()
+
+    def on_pick_list_confirmed(self, event: PickList.Confirmed) -> None:
+        event.stop()
+        self._done()
 
     def _done(self) -> None:
         name = self.query_one("#name", Input).value.strip()
@@ -74,5 +72,5 @@ class NewRoom(Dialog):
             return
         topic = self.query_one("#topic", Input).value.strip()
         members = self.query("#members")
-        chosen = list(members.first(SelectionList).selected) if members else []
+        chosen = list(members.first(PickList).selected) if members else []
         self.close((name, topic, chosen))
