@@ -51,7 +51,8 @@ TUESDAY = MONDAY + 17 * HOUR  # 09:00 the next day
 ROOM, INVITING_ROOM = "ab" * 16, "ef" * 16
 REPORT, PHOTOS, DATASET = "01" * 16, "02" * 16, "03" * 16
 DOWNLOADS = Path("/home/me/Downloads")  # only shown, never written: no offer is accepted
-WIDE, SMALL = (100, 30), (80, 24)
+WIDE, SMALL, LARGE = (100, 30), (80, 24), (120, 36)
+AGENDA, PLANNING = "04" * 16, "cd" * 16
 
 
 def mid(n: int) -> bytes:
@@ -241,6 +242,48 @@ async def verify_screen(pilot: Pilot[None]) -> None:
     await settle(pilot)
 
 
+async def room_screen(pilot: Pilot[None]) -> None:
+    """The planning room: system lines from its log (created, invited, joined, topic,
+    admin), posts, and the card of a file shared in the room, as its sender sees it."""
+    app = pilot.app
+    assert isinstance(app, P2pimApp)
+    await populate(pilot)
+    at, key = TUESDAY - 10 * MINUTE, ROOM_PREFIX + PLANNING
+
+    def notice(n: int, kind: str, author: str, subject: str = "", text: str = "") -> ev.RoomNotice:
+        return ev.RoomNotice(PLANNING, f"{n:02x}" * 16, kind, author, "", subject, "", at, text, "")
+
+    post(
+        app,
+        ev.RoomChanged(PLANNING, "planning", "", (ME_FP, A, B), (), (ME_FP, A), True),
+        notice(1, "created", ME_FP, text="planning"),
+        notice(2, "invited", ME_FP, A),
+        notice(3, "invited", ME_FP, B),
+        notice(4, "joined", A),
+        notice(5, "joined", B),
+        notice(6, "topic", ME_FP, text="Q3 roadmap, Thursdays"),
+        notice(7, "admin", ME_FP, A),
+        ev.RoomMessage(PLANNING, "r2" * 16, A, "alice", TUESDAY, "morning! agenda please?"),
+        ev.RoomMessage(PLANNING, "r3" * 16, ME_FP, "me", TUESDAY + MINUTE, "sharing it now"),
+    )
+    for who in (A, B):
+        app.model.transfers[(who, AGENDA)] = Transfer(
+            who, AGENDA, True, ("agenda.md",), 18_432, room=PLANNING
+        )
+    await until(pilot, lambda: len(_lines(app, key)) == 9)
+    # Not from the node's history: this room exists only in these events.
+    app.open_conversation(key, reload=False)
+    post(
+        app,
+        ev.TransferProgress(A, AGENDA, True, 18_432, 18_432, 1e6, 0.0, 0, 18_432, 0),
+        ev.TransferFinished(A, AGENDA, True, "completed", "", ()),
+        ev.OfferAnswered(B, AGENDA, ()),
+    )
+    await until(pilot, lambda: app.model.transfers[(B, AGENDA)].state == "declined")
+    await until(pilot, lambda: len(app.query("SystemLine")) == 7)
+    await settle(pilot)
+
+
 # ---- the snapshots -----------------------------------------------------------------------
 
 
@@ -265,10 +308,18 @@ def test_transfers_view(snap_compare: SnapCompare, tmp_path: Path) -> None:
     assert snap_compare(make_app(tmp_path), terminal_size=WIDE, run_before=transfers_view)
 
 
-def test_offer_modal(snap_compare: SnapCompare, tmp_path: Path) -> None:
-    """An incoming offer: who, how many files and bytes, the trust level, the file list and
-    the folder it would be saved into."""
-    assert snap_compare(make_app(tmp_path), terminal_size=WIDE, run_before=offer_modal)
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "120x36"])
+def test_offer_modal(snap_compare: SnapCompare, tmp_path: Path, size: tuple[int, int]) -> None:
+    """An incoming offer: who, how many files and bytes, the trust level, the file list,
+    the folder it would be saved into, and its buttons (within the screen at 80x24)."""
+    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=offer_modal)
+
+
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "120x36"])
+def test_room_screen(snap_compare: SnapCompare, tmp_path: Path, size: tuple[int, int]) -> None:
+    """A room: its system lines in log order, posts, and a file shared in the room with
+    who took it and who declined."""
+    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=room_screen)
 
 
 def test_verify_screen(snap_compare: SnapCompare, tmp_path: Path) -> None:

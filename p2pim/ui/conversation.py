@@ -190,11 +190,12 @@ class SystemLine(Static):
         return self.content  # as MessageView: str() of it reads as the screen does
 
 
-def render_system(line: Line) -> Text:
-    text = Text(overflow="fold")
-    text.append(fmt.clock(line.sent_at) + " ", "dim")
-    text.append("· " + line.text, "italic")
-    return text
+def render_system(line: Line) -> MessageRow:
+    """Time, then the line in words; a long one (a topic) wraps under its text."""
+    return MessageRow(
+        Text.assemble((fmt.clock(line.sent_at) + " ", "dim"), ("· ", "italic")),
+        Text(line.text, style="italic"),
+    )
 
 
 class DaySeparator(Static):
