@@ -490,23 +490,47 @@ def test_completion_extends_to_the_common_prefix(tmp_path: Path) -> None:
     (tmp_path / "photos").mkdir()
     (tmp_path / "photos" / "cat.png").write_text("x")
     base = f"{tmp_path}/"
-    assert complete(base + "rep") == base + "report-202"
-    assert complete(base + "report-2024") == base + "report-2024.pdf"
-    assert complete(base + "ph") == base + "photos/"  # a folder: ready for the next part
-    assert complete(base + "photos/") == base + "photos/cat.png"
-    assert complete(base + "zzz") == base + "zzz"  # nothing matches: unchanged
-    assert complete(base + "missing/x") == base + "missing/x"  # no such folder
+    assert complete(base + "rep", tmp_path) == base + "report-202"
+    assert complete(base + "report-2024", tmp_path) == base + "report-2024.pdf"
+    assert complete(base + "ph", tmp_path) == base + "photos/"  # a folder: ready for the next part
+    assert complete(base + "photos/", tmp_path) == base + "photos/cat.png"
+    assert complete(base + "zzz", tmp_path) == base + "zzz"  # nothing matches: unchanged
+    assert complete(base + "missing/x", tmp_path) == base + "missing/x"  # no such folder
 
 
-def test_completion_keeps_the_tilde_and_works_in_the_current_folder(
+def test_completion_keeps_the_tilde_and_takes_a_relative_path_from_the_pickers_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "notes.txt").write_text("x")
-    monkeypatch.setenv("HOME", str(tmp_path))
-    assert complete("~/no") == "~/notes.txt"
-    monkeypatch.chdir(tmp_path)
-    assert complete("no") == "notes.txt"
-    assert complete("") == "notes.txt"  # nothing typed: this folder's entries
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    home.mkdir()
+    elsewhere.mkdir()
+    (home / "notes.txt").write_text("x")
+    monkeypatch.setenv("HOME", str(home))
+    assert complete("~/no", elsewhere) == "~/notes.txt"
+    monkeypatch.chdir(elsewhere)  # where p2pim was started does not matter
+    assert complete("no", home) == "notes.txt"
+    assert complete("", home) == "notes.txt"  # nothing typed: this folder's entries
+
+
+def test_the_picker_appends_what_is_typed_to_its_folder_and_sends_that_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The field opens with the folder and the cursor after it, nothing selected: typed
+    "photo.bin" replaced the folder and was looked for where p2pim had been started."""
+    from p2pim.ui.picker import FilePicker
+
+    (tmp_path / "photo.bin").write_bytes(b"x")
+    monkeypatch.chdir("/")
+    answers: list[object] = []
+
+    async def check(pilot: Pilot[None]) -> None:
+        await pilot.app.push_screen(FilePicker(tmp_path), answers.append)
+        await pilot.pause()
+        await pilot.press(*"photo.bin", "enter")
+        await pilot.pause()
+
+    run_in_app(check)
+    assert answers == [[str(tmp_path / "photo.bin")]]
 
 
 # ---- screens (a bare app hosts them) ------------------------------------------------------

@@ -14,11 +14,12 @@ from p2pim.ui.dialogs import Dialog
 from p2pim.ui.keys import Field
 
 
-def complete(text: str) -> str:
-    """Tab completion: the longest common extension of the entries `text` starts."""
-    path = Path(os.path.expanduser(text))
-    # Nothing typed: the current folder's own entries (Path("") is "."), not its siblings
-    # (splitting cwd into parent and name completed "" to "/").
+def complete(text: str, base: Path) -> str:
+    """Tab completion: the longest common extension of the entries `text` starts (a
+    relative `text` is taken from `base`)."""
+    path = base / os.path.expanduser(text)
+    # Nothing typed: the base folder's own entries, not its siblings (splitting it into
+    # parent and name completed "" to "/").
     folder, stem = (path, "") if not text or text.endswith("/") else (path.parent, path.name)
     try:
         names = [e.name for e in os.scandir(folder) if e.name.startswith(stem)]
@@ -34,11 +35,15 @@ def complete(text: str) -> str:
 
 
 class PathInput(Field):
+    def __init__(self, value: str, *, base: Path, **kwargs: object) -> None:
+        super().__init__(value, **kwargs)  # type: ignore[arg-type]
+        self.base = base
+
     async def _on_key(self, event: events.Key) -> None:
         if event.key == "tab":
             event.stop()
             event.prevent_default()
-            self.value = complete(self.value)
+            self.value = complete(self.value, self.base)
             self.cursor_position = len(self.value)
         else:
             await super()._on_key(event)
@@ -58,10 +63,14 @@ class FilePicker(Dialog):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("Send files or folders", classes="title")
+            # The cursor after the folder, nothing selected: what is typed goes on the end
+            # of the path (selected, the folder was replaced by the first key).
             yield PathInput(
                 str(self._start) + "/",
                 placeholder="path (Tab completes; ; separates several)",
                 id="path",
+                base=self._start,
+                select_on_focus=False,
             )
             yield DirectoryTree(self._start)
             yield Label(
@@ -86,6 +95,12 @@ class FilePicker(Dialog):
         self._done()
 
     def _done(self) -> None:
+        """The paths typed, a relative one taken from the folder the picker shows (not
+        from wherever p2pim was started)."""
         raw = self.query_one("#path", Input).value
-        paths = [p.strip() for p in raw.split(";") if p.strip()]
-        self.close([p.rstrip("/") or "/" for p in paths] or None)
+        paths = [
+            str(self._start / os.path.expanduser(p.strip())).rstrip("/") or "/"
+            for p in raw.split(";")
+            if p.strip()
+        ]
+        self.close(paths or None)
