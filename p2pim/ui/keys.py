@@ -64,9 +64,14 @@ class PickList(SelectionList[str]):
         pick_list: PickList
 
     async def _on_key(self, event: events.Key) -> None:
-        if event.key == "enter":
+        if event.key in ("enter", "space"):
             event.stop()
             event.prevent_default()
-            self.post_message(self.Confirmed(self))
+            if event.key == "enter":
+                self.post_message(self.Confirmed(self))
+            elif self.highlighted is not None:
+                # Toggled now: the list's own "select" only posts a message, handled after
+                # the keys queued behind it, so "Space ↓ Space" toggled the second row twice.
+                self.toggle(self.get_option_at_index(self.highlighted).value)
         elif not await run_in_order(self, LIST_ACTIONS, event):
             await super()._on_key(event)
