@@ -130,8 +130,12 @@ class ProgressBar:
         if self._live:
             self._write(text)
 
-    def answered(self, files: int) -> None:
+    def start_clock(self) -> None:
+        """The summary's time counts from now (the offer was accepted)."""
         self._answered_at = time.monotonic()
+
+    def answered(self, files: int) -> None:
+        self.start_clock()
         self.note(f"accepted {files} file(s)" if files else "declined")
 
     def update(self, event: Event) -> None:
@@ -145,9 +149,11 @@ class ProgressBar:
         if finished is not None and finished["state"] == "completed":
             ok = [f for f in finished["files"] if f["outcome"] == "ok"]
             nbytes = sum(f["size"] for f in ok)
-            elapsed = time.monotonic() - (self._answered_at or time.monotonic())
-            rate = f", {size(nbytes / elapsed)}/s" if elapsed > 0 else ""
-            line = f"{self._verb} {len(ok)} file(s), {size(nbytes)} in {elapsed:.1f} s{rate}"
+            line = f"{self._verb} {len(ok)} file(s), {size(nbytes)}"
+            if self._answered_at is not None:  # else no clock to tell the time by
+                elapsed = time.monotonic() - self._answered_at
+                rate = f", {size(nbytes / elapsed)}/s" if elapsed > 0 else ""
+                line += f" in {elapsed:.1f} s{rate}"
         elif (last := self._last) is not None:
             line = progress_line(last["done"], last["total"], last["rate"], None)
         if line:

@@ -40,3 +40,22 @@ def test_progress_line() -> None:
         "[#####-----]  50%  500 B / 1.0 kB  2.0 MB/s  ETA 1:05"
     )
     assert progress_line(0, 0, 0, None, width=4).startswith("[####] 100%")
+
+
+def test_a_summary_never_shows_a_time_it_has_no_clock_for() -> None:
+    import io
+
+    from p2pim.terminal import ProgressBar
+
+    finished = {
+        "state": "completed",
+        "files": [{"outcome": "ok", "size": 11, "saved_as": "/x/agenda.md"}],
+    }
+    out = io.StringIO()
+    ProgressBar(out, "received").finish(finished)  # never told when it was accepted
+    assert out.getvalue() == "received 1 file(s), 11 B\n"  # was "... in -0.0 s"
+    out = io.StringIO()
+    bar = ProgressBar(out, "received")
+    bar.start_clock()
+    bar.finish(finished)
+    assert out.getvalue().startswith("received 1 file(s), 11 B in 0.0 s")

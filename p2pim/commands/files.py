@@ -146,6 +146,7 @@ def download(job: Job, peer: str, offer: str, directory: str | None, deadline: f
     rpc.call("subscribe")  # before accepting: the transfer's events follow at once
     with deferred_interrupt() as interrupt:
         rpc.call("accept_offer", peer=peer, offer=offer, directory=directory)
+    bar.start_clock()
     if interrupt.pressed:
         interrupted = True
     else:
