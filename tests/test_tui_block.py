@@ -145,7 +145,7 @@ def test_slash_block_hides_the_person_and_what_they_send_until_unblocked(
     connect(me, nuisance)
     open_conversation(me, fp(nuisance))
     type_line(me, "/block")
-    me.wait_until(lambda app: "⊘ nuisance" in sidebar_text(app))
+    me.wait_until(lambda app: "✕ nuisance" in sidebar_text(app))
     people = sidebar_text(me.app).partition("Blocked")[0]
     assert "nuisance" not in people
     assert me.app.node.is_blocked(fp(nuisance))
@@ -168,7 +168,7 @@ def test_slash_block_hides_the_person_and_what_they_send_until_unblocked(
     # /unblock NAME from anywhere: the person is back in People, new messages arrive.
     close_conversation(me)
     type_line(me, "/unblock nuisance")
-    me.wait_until(lambda app: "⊘ nuisance" not in sidebar_text(app))
+    me.wait_until(lambda app: "✕ nuisance" not in sidebar_text(app))
     assert "nuisance" in sidebar_text(me.app).partition("Rooms")[0]
     say(nuisance, "hello again")
     me.wait_until(lambda app: "hello again" in received(me, nuisance))

@@ -47,7 +47,10 @@ def help_table() -> Table:
     for spec in COMMANDS.values():
         table.add_row(spec.usage, spec.help)
     table.add_row("", "")
-    table.add_row("[u]Marks[/u]", "● online ◐ away ⊘ busy ○ offline · ✔ verified · ⚠ key changed")
+    table.add_row(
+        "[u]Marks[/u]",
+        "● online ◐ away ⊘ busy ○ offline · ✔ verified · ⚠ key changed · ✕ blocked",
+    )
     table.add_row("", "◷ queued · ✓ sent · ✓✓ delivered · ✓✓ read")
     return table
 

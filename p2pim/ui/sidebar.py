@@ -95,7 +95,7 @@ class Sidebar(OptionList):
         if blocked:
             options += [None, Option(Text("Blocked", "bold underline"), disabled=True)]
             for c in blocked:
-                options.append(Option(Text(f"⊘ {c.nick}", "dim", no_wrap=True), id=c.fingerprint))
+                options.append(Option(Text(f"✕ {c.nick}", "dim", no_wrap=True), id=c.fingerprint))
         self.clear_options()
         self.add_options(options)
         if highlighted is not None:
