@@ -72,6 +72,11 @@ def day(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000).strftime("%A %-d %B %Y")
 
 
+def short_day(ms: int) -> str:
+    """A compact absolute date for a list row: "7 Dec 2026"."""
+    return datetime.fromtimestamp(ms / 1000).strftime("%-d %b %Y")
+
+
 def same_day(a_ms: int, b_ms: int) -> bool:
     return datetime.fromtimestamp(a_ms / 1000).date() == datetime.fromtimestamp(b_ms / 1000).date()
 

@@ -60,7 +60,7 @@ class SearchScreen(Dialog):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(
-                "Search history (word starts: marke finds marketing; ↓ goes to results)",
+                "Search history: “marke” finds marketing; ↓ goes to the results",
                 classes="title",
             )
             yield Field(self._query, placeholder="words to find", id="query")
@@ -96,7 +96,7 @@ class SearchScreen(Dialog):
         for i, message in enumerate(found):
             key = message.peer
             line = result_line(
-                when=f"{fmt.day(message.sent_at)[:-5]} {fmt.clock(message.sent_at)}",
+                when=f"{fmt.short_day(message.sent_at)} {fmt.clock(message.sent_at)}",
                 where=self._model.title(key),
                 who=self._model.nick(message.author),
                 body=message.body,
