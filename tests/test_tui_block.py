@@ -9,17 +9,16 @@ neither shown nor stored; `/unblock NAME` brings them back and their messages ar
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
-import pytest
 from textual.pilot import Pilot
 
 from p2pim.ui.app import P2pimApp
 from p2pim.ui.conversation import Conversation
 from p2pim.ui.model import ROOM_PREFIX
-from tests.test_tui_flows import (
+from tests.tui_cast import (
     Cast,
     connect,
     fp,
@@ -31,16 +30,6 @@ from tests.test_tui_flows import (
     type_line,
 )
 from tests.tui_harness import UiThread
-
-
-@pytest.fixture
-def cast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cast]:
-    monkeypatch.setenv("HOME", str(tmp_path))
-    people = Cast(tmp_path)
-    try:
-        yield people
-    finally:
-        people.close()
 
 
 def count_bells(ui: UiThread) -> Callable[[], int]:

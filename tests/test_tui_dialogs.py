@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -32,10 +31,9 @@ from p2pim.ui.search import SearchScreen
 from p2pim.ui.settings_screen import SettingsScreen
 from p2pim.ui.transfers import TransferRow, TransfersScreen
 from p2pim.ui.verify import PairingCodeScreen, VerifyScreen
-from tests.test_tui_flows import (
+from tests.tui_cast import (
     Cast,
     card_text,
-    connect,
     files_under,
     fp,
     open_conversation,
@@ -52,23 +50,6 @@ from tests.tui_harness import UiThread, loopback_node
 
 HOW = pytest.mark.parametrize("how", ["click", "enter"])
 S = TypeVar("S", bound=Screen[object])
-
-
-@pytest.fixture
-def cast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cast]:
-    monkeypatch.setenv("HOME", str(tmp_path))  # `~` is the test's folder
-    people = Cast(tmp_path)
-    try:
-        yield people
-    finally:
-        people.close()
-
-
-@pytest.fixture
-def pair(cast: Cast) -> tuple[UiThread, UiThread]:
-    alice, bob = cast.start("alice"), cast.start("bob")
-    connect(alice, bob)
-    return alice, bob
 
 
 # ---- pressing buttons ---------------------------------------------------------------------

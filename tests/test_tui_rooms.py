@@ -22,6 +22,7 @@ from p2pim.ui.composer import Composer
 from p2pim.ui.conversation import Conversation, MessageView, SystemLine
 from p2pim.ui.model import ROOM_PREFIX, Room
 from p2pim.ui.new_room import NewRoom
+from tests.tui_cast import fp
 from tests.tui_harness import UiThread, loopback_node
 
 NO_ROOM = Room("", "")
@@ -45,8 +46,6 @@ def people(tmp_path: Path) -> Iterator[dict[str, UiThread]]:
             ui.close()
 
 
-def fp(ui: UiThread) -> str:
-    return ui.app.node.fingerprint
 
 
 def connect(dialer: UiThread, listener: UiThread) -> None:

@@ -41,6 +41,7 @@ from p2pim.ui.conversation import (
 from p2pim.ui.model import ROOM_PREFIX, Line, Model
 from p2pim.ui.offer import OfferScreen
 from p2pim.ui.search import SearchScreen
+from tests.tui_cast import fp
 from tests.tui_harness import UiThread, loopback_node
 
 T = TypeVar("T")
@@ -138,8 +139,6 @@ def read(ui: UiThread, fn: Callable[[P2pimApp], T]) -> T:
     return ui.do(go)
 
 
-def fp(ui: UiThread) -> str:
-    return ui.app.node.fingerprint
 
 
 def run(ui: UiThread, fn: object, *args: object) -> object:

@@ -19,38 +19,17 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 from textual.widgets._progress_bar import Bar
 
-from p2pim import Identity
 from p2pim.ui.app import P2pimApp
 from p2pim.ui.composer import Composer
 from p2pim.ui.conversation import Conversation, FileCard
 from p2pim.ui.model import ROOM_PREFIX
 from p2pim.ui.transfers import TransferRow, TransfersScreen
-from tests.tui_harness import UiThread, loopback_node
+from tests.tui_cast import Cast, fp
+from tests.tui_harness import UiThread
 
 # ---- driving the UIs ----------------------------------------------------------------------
 
 
-class Cast:
-    """UIs started for one test; all closed at its end, newest first."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.uis: list[UiThread] = []
-
-    def start(self, nick: str, identity: Identity | None = None) -> UiThread:
-        ui = UiThread(P2pimApp(loopback_node(nick, self.tmp_path / nick, identity)))
-        self.uis.append(ui)
-        return ui
-
-    def close(self) -> None:
-        errors: list[BaseException] = []
-        for ui in reversed(self.uis):
-            try:
-                ui.close()
-            except BaseException as exc:  # close the others first, then report
-                errors.append(exc)
-        if errors:
-            raise errors[0]
 
 
 @pytest.fixture
@@ -65,8 +44,6 @@ def cast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cast]:
         people.close()
 
 
-def fp(ui: UiThread) -> str:
-    return ui.app.node.fingerprint
 
 
 def call(ui: UiThread, fn_name: str, *args: object) -> object:
@@ -227,7 +204,7 @@ def test_a_file_shared_in_a_room_is_a_card_in_the_room_and_the_sender_sees_who_t
     # After a restart the sender still shows each member's bytes and state, and the card.
     identity = alice.app.node.identity
     alice.close()
-    again = cast.start("alice", identity)
+    again = cast.start("alice", identity=identity)
     open_conversation(again, key)
     again.wait_until(lambda app: "bob completed · carol declined" in card_text(app, offer))
     press(again, "f3")
