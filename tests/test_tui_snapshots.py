@@ -28,7 +28,7 @@ from p2pim import events as ev
 from p2pim.node import Node
 from p2pim.storage import Database
 from p2pim.ui.app import NodeEvent, P2pimApp
-from p2pim.ui.composer import Composer
+from p2pim.ui.conversation import Conversation
 from p2pim.ui.invitation import InvitationScreen
 from p2pim.ui.model import ROOM_PREFIX, Transfer
 from p2pim.ui.offer import OfferScreen
@@ -282,11 +282,12 @@ async def room_screen(pilot: Pilot[None]) -> None:
     )
     await until(pilot, lambda: app.model.transfers[(B, AGENDA)].state == "declined")
     await until(pilot, lambda: len(app.query("SystemLine")) == 7)
-    # The input has the focus, as after opening a room: its cursor shows (a cursor that
-    # blinks no more is drawn only in a focused input, and focus came late under load).
-    composer = app.query_one(Composer)
-    composer.focus()
-    await until(pilot, lambda: app.focused is composer)
+    # The conversation has the focus (as after a click in it), so no input cursor is
+    # drawn: whether the input's cursor showed depended on where focus was when the
+    # blinking stopped, which varied under load.
+    view = app.query_one(Conversation)
+    view.focus()
+    await until(pilot, lambda: app.focused is view)
     await settle(pilot)
 
 
