@@ -96,7 +96,9 @@ async def test_a_daemon_started_offline_runs_and_meets_its_peer_once_cabled(
 ) -> None:
     (h0,) = late_lan.hosts
     late_profile = tmp_path / "late"
-    # No --interface: every real interface, and this machine has none yet.
+    # No --interface: every real interface, and this machine has none yet.  It listens on
+    # 0.0.0.0 because it has no address to name at start: this runs only inside the late
+    # host, a namespace this test made (late_command), so the wildcard reaches nothing else.
     late_argv = [
         sys.executable, "-m", "p2pim", "--profile", str(late_profile), "daemon", "--stdio",
         "--nick", "late", "--listen", "0.0.0.0:0", *FLAGS,
