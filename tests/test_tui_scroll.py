@@ -36,10 +36,10 @@ from p2pim.ui.conversation import (
     MessageView,
     NewMessages,
     SystemLine,
-    render_line,
 )
 from p2pim.ui.model import ROOM_PREFIX, Line, Model
 from p2pim.ui.offer import OfferScreen
+from p2pim.ui.rows import render_line
 from p2pim.ui.search import SearchScreen
 from tests.tui_cast import fp
 from tests.tui_harness import UiThread, loopback_node
