@@ -18,24 +18,18 @@ from typing import TYPE_CHECKING
 
 from p2pim.commands.table import GROUPS, ONE_SHOT_EPILOG, ONE_SHOTS, OneShot
 from p2pim.config import default_nick, default_profile_dir
+from p2pim.reach import parse_address
 
 if TYPE_CHECKING:
     from p2pim.config import NodeConfig
 
 
 def parse_host_port(text: str, default_port: int | None = None) -> tuple[str, int]:
-    """HOST:PORT, or HOST alone when there is a `default_port` (0: any port, listen only)."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep:
-        host, port_text = text, "" if default_port is None else str(default_port)
+    """`p2pim.reach.parse_address` for argparse: its refusal as a usage error."""
     try:
-        port = int(port_text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT") from None
-    lowest = 0 if default_port is not None else 1
-    if not host or not lowest <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r}: a host and a port {lowest}..65535")
-    return host, port
+        return parse_address(text, default_port)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def node_options() -> argparse.ArgumentParser:

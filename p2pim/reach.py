@@ -38,6 +38,22 @@ class Source(enum.IntEnum):
     EXCHANGE = 3
 
 
+def parse_address(text: str, default_port: int | None = None) -> tuple[str, int]:
+    """HOST:PORT, or HOST alone when there is a `default_port` (0: any port, listen only).
+    ValueError, saying what is wrong, for anything else."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        host, port_text = text, "" if default_port is None else str(default_port)
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not HOST:PORT") from None
+    lowest = 0 if default_port is not None else 1
+    if not host or not lowest <= port <= 65535:
+        raise ValueError(f"{text!r}: a host and a port {lowest}..65535")
+    return host, port
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class Address:
     host: str

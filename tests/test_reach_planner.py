@@ -156,3 +156,16 @@ def test_a_full_table_evicts_the_most_failed_learned_target() -> None:
     real = "f" * 64
     assert p.learn(real, HERE, Source.MDNS, 1.0) is not None
     assert len(p.targets()) == MAX_TARGETS
+
+
+def test_an_address_is_host_and_port_or_a_plain_refusal() -> None:
+    import pytest
+
+    from p2pim.reach import parse_address
+
+    assert parse_address("10.0.0.2:7000") == ("10.0.0.2", 7000)
+    assert parse_address("[::1]:7000") == ("[::1]", 7000)
+    assert parse_address("0.0.0.0", 0) == ("0.0.0.0", 0)  # a listen address: any port
+    for bad in ("10.0.0.2", ":7000", "host:port", "host:0", "host:70000"):
+        with pytest.raises(ValueError, match=r"HOST:PORT|a host and a port"):
+            parse_address(bad)

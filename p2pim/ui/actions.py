@@ -14,9 +14,9 @@ from typing import Any
 from textual.app import App
 
 from p2pim import events as ev
-from p2pim.cli import parse_host_port
 from p2pim.names import resolve_peer
 from p2pim.node import Node
+from p2pim.reach import parse_address
 from p2pim.settings import PREFERENCES, Settings
 from p2pim.ui import commands, long_text
 from p2pim.ui import format as fmt
@@ -451,7 +451,7 @@ class Actions(App[None]):
 
     async def add_peer(self, address: str) -> None:
         try:
-            host, port = parse_host_port(address)
+            host, port = parse_address(address)
         except Exception as exc:
             self.notify(str(exc), severity="error")
             return
@@ -696,7 +696,7 @@ class Actions(App[None]):
             )
             if isinstance(values, tuple):
                 try:
-                    host, port = parse_host_port(values[1].strip())
+                    host, port = parse_address(values[1].strip())
                 except Exception as exc:
                     self.notify(str(exc), severity="error")
                     return
