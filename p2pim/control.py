@@ -28,7 +28,8 @@ from p2pim.profile import (
     node_running,
     socket_path,
 )
-from p2pim.rpc import JsonLineWriter, RpcServer, notification, serve_lines
+from p2pim.rpc import RpcServer
+from p2pim.rpc_stream import JsonLineWriter, notification, serve_lines
 
 # The lock and the socket path live in p2pim.profile, where a CLI loads them fast.
 __all__ = [

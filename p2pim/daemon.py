@@ -19,7 +19,8 @@ import trio
 from p2pim import control
 from p2pim import events as ev
 from p2pim.node import Node
-from p2pim.rpc import JsonLineWriter, RpcServer, event_to_json, forward_events, serve_lines
+from p2pim.rpc import RpcServer, event_to_json
+from p2pim.rpc_stream import JsonLineWriter, forward_events, serve_lines
 
 log = logging.getLogger(__name__)
 

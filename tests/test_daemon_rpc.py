@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from p2pim import Identity, NodeConfig, open_node
-from p2pim.rpc import LineSplitter, RpcServer
+from p2pim.rpc import RpcServer
+from p2pim.rpc_stream import LineSplitter
 
 
 @pytest.fixture
