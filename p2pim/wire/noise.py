@@ -1,7 +1,6 @@
 """The Noise Protocol Framework (revision 34), built on `cryptography` primitives.
 
-This is the only module of p2pim that imports `cryptography`.  It is synchronous and does
-no I/O: callers move the bytes.  Errors carry blame (see `p2pim.wire.errors`): whatever
+With wire/signing.py, one of the two homes of `cryptography`.  Synchronous, no I/O.  Errors carry blame (see `p2pim.wire.errors`): whatever
 the peer can cause raises `RemoteProtocolError`, misuse by our own code raises
 `LocalProtocolError`, and no `cryptography` or `ValueError` exception escapes a read.
 """
