@@ -73,7 +73,9 @@ def open_conversation(screen: PtyScreen, name: str) -> None:
     screen.wait_for("Jump to")
     screen.type(name)
     screen.press("enter")
-    screen.wait_for(lambda s: name in s and "Jump to" not in s)
+    # As a person does, look that it is open (its name heads the chat) before typing.
+    heads = (f"▎ {name} ", f"▎ #{name}")  # a person's chat, or a room's
+    screen.wait_for(lambda s: any(h in s for h in heads) and "Jump to" not in s)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
