@@ -156,39 +156,3 @@ def test_a_search_result_shows_the_conversation_and_author_apart_with_hits_marke
     assert "ann: Marketing review then remarketing lunch" in line.plain
     marked = [line.plain[s.start : s.end] for s in line.spans if s.style == "bold reverse"]
     assert marked == ["Marke", "lun"]  # word starts only: not inside "remarketing"
-
-
-def test_text_typed_right_after_a_jump_goes_to_the_conversation_jumped_to(
-    trio_of_uis: tuple[UiThread, UiThread, UiThread],
-) -> None:
-    """The jump closes and the message is typed at once, while the conversation's history
-    still loads: it was submitted before the conversation was open, and went nowhere."""
-    import asyncio
-
-    from textual import events
-
-    from p2pim.ui.composer import Composer
-
-    me, _, ben = trio_of_uis
-
-    def post(pilot: Pilot[None], text: str) -> None:
-        for key, character in [*[(c, c) for c in text], ("enter", None)]:
-            pilot.app.post_message(events.Key(key, character))
-
-    async def type_ahead(pilot: Pilot[None]) -> None:
-        await pilot.press("ctrl+k")
-        while not isinstance(pilot.app.screen, JumpScreen):
-            await pilot.pause()
-        post(pilot, "ben")
-        while not isinstance(pilot.app.focused, Composer):  # the jump closed: type on
-            await asyncio.sleep(0)
-        post(pilot, "right away")
-
-    me.do(type_ahead)
-    ben.wait_until(
-        lambda app: any(
-            line.text == "right away"
-            for line in app.model.conversations.get(me.app.node.fingerprint, [])
-        )
-    )
-    assert me.app.model.current == ben.app.node.fingerprint
