@@ -233,7 +233,7 @@ class Messenger:
                     break
                 await acked.wait_past(seen)
 
-    def wake(self, peer: str) -> None:
+    def queued(self, peer: str) -> None:
         """The peer's outbox grew: its pump sends the new entries."""
         self._queued.setdefault(peer, Signal()).fire()
 
@@ -260,7 +260,7 @@ class Messenger:
             return message.id
 
         message_id = await self._store.atomically(queue)
-        self.wake(peer)
+        self.queued(peer)
         return message_id
 
     async def edit(self, peer: str, target: bytes, text: str) -> None:
@@ -269,7 +269,7 @@ class Messenger:
         await self._store.edit_own(
             op.id, target, self.me, text, op.sent_at, codec.encode(op), peer, op.sent_at
         )
-        self.wake(peer)
+        self.queued(peer)
 
     async def delete(self, peer: str, target: bytes) -> None:
         op = Delete(id=new_message_id(), target=target, sent_at=now_ms())
@@ -278,7 +278,7 @@ class Messenger:
         if len(withdrawn) >= MAX_IN_FLIGHT:  # bounded: only a pump's batch can hold a copy
             withdrawn.clear()
         withdrawn.add(target)
-        self.wake(peer)
+        self.queued(peer)
 
     async def mark_read(self, peer: str, up_to: bytes | None = None) -> list[bytes]:
         """Mark the conversation read (up to a message) and tell the peer, durably."""
@@ -290,7 +290,7 @@ class Messenger:
 
         ids = await self._store.mark_read_locally(peer, up_to, now_ms(), receipts)
         if ids:
-            self.wake(peer)
+            self.queued(peer)
         return ids
 
     async def set_typing(self, peer: str, active: bool, timeout: float) -> None:
@@ -402,7 +402,7 @@ class Messenger:
         for i, message in enumerate(texts):
             if i not in stored:
                 continue  # not acked: the peer sends it again
-            await self.ack(link, message.id)
+            self.ack(link, message.id)
             if stored[i] is not None:  # a resend of what we already have is acked, not shown
                 await self._emit(
                     events.MessageReceived(
@@ -438,21 +438,21 @@ class Messenger:
             edited = await self._store.apply_edit(
                 message.id, message.target, fp, message.body, message.sent_at, now_ms()
             )
-            await self.ack(link, message.id)
+            self.ack(link, message.id)
             if edited is not None:
                 await self._emit(events.MessageEdited(fp, message.target.hex(), message.body))
         elif isinstance(message, Delete):
             deleted = await self._store.apply_delete(message.id, message.target, fp, now_ms())
-            await self.ack(link, message.id)
+            self.ack(link, message.id)
             if deleted is not None:
                 await self._emit(events.MessageDeleted(fp, message.target.hex()))
         elif isinstance(message, ReadReceipt):
             read = await self._store.mark_read_by_peer(message.id, message.ids, fp, now_ms())
-            await self.ack(link, message.id)
+            self.ack(link, message.id)
             for message_id in read:
                 await self._emit(events.MessageRead(fp, message_id.hex()))
 
-    async def ack(self, link: PeerLink, op_id: bytes) -> None:
+    def ack(self, link: PeerLink, op_id: bytes) -> None:
         """Queue an ack for the session's acknowledger (unacked means resent next session)."""
         pending = self._to_ack.get(link.fingerprint)
         if pending is not None:

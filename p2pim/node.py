@@ -194,8 +194,7 @@ class Node:
                 self.config,
                 self._sessions,
                 self._emit,
-                self._messenger.ack,
-                self._messenger.wake,
+                self._messenger,
                 self._shares_room,
             )
             self._rooms = Rooms(self.identity, store, self._links, self._emit, self._nick_of)
@@ -961,7 +960,7 @@ class Node:
         if verdict is blocking.Verdict.ACK_AND_DROP:
             op_id = blocking.op_id(message)
             if op_id is not None:
-                await self._messenger.ack(link, op_id)
+                self._messenger.ack(link, op_id)
         if verdict is blocking.Verdict.PASS:
             return False
         self._blocked_dropped += 1

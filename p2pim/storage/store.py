@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, TypeVarTuple
+from typing import Any, Concatenate, ParamSpec, TypeVar, TypeVarTuple
 
 import outcome
 import trio
@@ -23,6 +23,7 @@ from p2pim.trust import Trust
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
+P = ParamSpec("P")
 
 
 @dataclass(eq=False, slots=True)
@@ -116,6 +117,12 @@ class Store:
         while self.disk_full == reported:
             await self._disk_changed.wait()
         return self.disk_full
+
+    async def run(
+        self, fn: Callable[Concatenate[Database, P], T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """One `Database` call, typed: `await store.run(Database.history, peer, limit=n)`."""
+        return await self._run(functools.partial(fn, self._db, *args, **kwargs))
 
     async def atomically(self, fn: Callable[[Database], T]) -> T:
         """Run several `Database` calls as one transaction: all or nothing, one commit."""

@@ -20,6 +20,7 @@ import trio
 
 from p2pim import events
 from p2pim.config import NodeConfig
+from p2pim.delivery import Delivery
 from p2pim.messaging import new_message_id, now_ms
 from p2pim.net.link import LinkClosed, PeerLink
 from p2pim.sessions import PeerRejectedError, Sessions
@@ -93,8 +94,7 @@ class Transfers:
         config: NodeConfig,
         sessions: Sessions,
         emit: Callable[[events.NodeEvent], Awaitable[None]],
-        ack: Callable[[PeerLink, bytes], Awaitable[None]],
-        wake: Callable[[str], None],
+        delivery: Delivery,
         shares_room: Callable[[bytes, str], bool] = lambda room, peer: False,
     ) -> None:
         """`shares_room(room, peer)`: we and `peer` are both members of `room` now (an
@@ -104,8 +104,7 @@ class Transfers:
         self._config = config
         self._sessions = sessions
         self._emit = emit
-        self._ack = ack
-        self._wake = wake
+        self._delivery = delivery  # sends what goes through the outbox, acks what came
         self._running: dict[Key, _Task] = {}  # downloads, and uploads being served
         self._progress: dict[Key, Progress] = {}
         self._download_slots = trio.CapacityLimiter(config.max_transfers)
@@ -180,7 +179,7 @@ class Transfers:
         await self._store.create_offer(offer, list(peers), records, parts, now, expires_at, room)
         for peer in peers:
             self._set_deadline((offer, peer, True), expires_at)
-            self._wake(peer)
+            self._delivery.queued(peer)
         return offer
 
     # ---- answering ----------------------------------------------------------------------
@@ -209,7 +208,7 @@ class Transfers:
             offer, peer, places, os.path.abspath(target), (reply.id, codec.encode(reply)), now_ms()
         )
         self._deadlines.pop(answered.key, None)
-        self._wake(peer)
+        self._delivery.queued(peer)
         self.resume(peer)
         return answered
 
@@ -220,7 +219,7 @@ class Transfers:
             offer, peer, {}, None, (reply.id, codec.encode(reply)), now_ms()
         )
         self._deadlines.pop(record.key, None)
-        self._wake(peer)
+        self._delivery.queued(peer)
         await self._finished(declined)
 
     async def _offered(self, peer: str, offer: bytes) -> TransferRecord:
@@ -301,7 +300,7 @@ class Transfers:
                 await self._ended(record)
         else:
             return False
-        await self._ack(link, message.id)
+        self._delivery.ack(link, message.id)
         return True
 
     async def _on_offer(self, link: PeerLink, part: FileOffer) -> None:
@@ -351,7 +350,7 @@ class Transfers:
     async def _queue_cancel(self, offer: bytes, peer: str, reason: str) -> None:
         cancel = TransferCancel(new_message_id(), offer, reason)
         await self._store.queue_operation(cancel.id, peer, codec.encode(cancel), now_ms())
-        self._wake(peer)
+        self._delivery.queued(peer)
 
     # ---- ending -------------------------------------------------------------------------
 
@@ -365,7 +364,7 @@ class Transfers:
             record.offer, record.peer, record.outgoing, state, reason, message, now_ms()
         )
         if notify:
-            self._wake(record.peer)
+            self._delivery.queued(record.peer)
         if ended is not None:
             await self._ended(ended)
 
@@ -610,7 +609,7 @@ class Transfers:
             record.offer, record.peer, False, state, reason,
             (result.id, codec.encode(result)), now_ms(),
         )  # fmt: skip
-        self._wake(record.peer)
+        self._delivery.queued(record.peer)
         self._progress.pop(key, None)
         if ended is not None:
             await self._finished(ended)
