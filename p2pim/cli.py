@@ -14,14 +14,10 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from p2pim.commands.table import GROUPS, ONE_SHOT_EPILOG, ONE_SHOTS, OneShot
-from p2pim.config import default_nick, default_profile_dir
+from p2pim.config import default_profile_dir, node_config
 from p2pim.reach import parse_address
-
-if TYPE_CHECKING:
-    from p2pim.config import NodeConfig
 
 
 def parse_host_port(text: str, default_port: int | None = None) -> tuple[str, int]:
@@ -135,21 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
         one.arguments(command)
         command.set_defaults(one_shot=one)
     return parser
-
-
-def node_config(args: argparse.Namespace) -> NodeConfig:
-    from p2pim.config import NodeConfig
-
-    host, port = args.listen
-    return NodeConfig(
-        nick=args.nick or default_nick(),
-        listen_host=host,
-        listen_port=port,
-        interfaces=args.interface,
-        discovery=not args.no_discovery,
-        presence_timeout=args.presence_timeout,
-        reconnect_max_delay=args.reconnect_max_delay,
-    )
 
 
 def export_conversation(profile: Path, peer: str, fmt: str) -> str:

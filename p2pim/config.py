@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import getpass
 import os
 from dataclasses import dataclass, field
@@ -71,3 +72,17 @@ class NodeConfig:
     offer_ttl: float = 24 * 3600.0
     max_transfers: int = 4
     max_uploads: int = 16
+
+
+def node_config(args: argparse.Namespace) -> NodeConfig:
+    """The node's configuration from the command line (the TUI, the daemon, one-shots)."""
+    host, port = args.listen
+    return NodeConfig(
+        nick=args.nick or default_nick(),
+        listen_host=host,
+        listen_port=port,
+        interfaces=args.interface,
+        discovery=not args.no_discovery,
+        presence_timeout=args.presence_timeout,
+        reconnect_max_delay=args.reconnect_max_delay,
+    )

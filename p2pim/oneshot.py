@@ -126,13 +126,17 @@ def reach_node(profile: Path, args: argparse.Namespace) -> Iterator[tuple[Blocki
         if getattr(args, "no_start", False):
             raise CommandError(f"{NO_NODE} (and --no-start says not to run one)")
         print(f"p2pim: {temporary_node_notice(args)}", file=sys.stderr, flush=True)
-        from p2pim.cli import node_config  # loads the node's configuration only now
-        from p2pim.oneshot_node import TemporaryNode  # loads trio and the node
+        from p2pim.config import node_config  # loads the node's configuration only now
+        from p2pim.oneshot_node import BadSetting, TemporaryNode  # loads trio and the node
 
-        with (
-            TemporaryNode(profile, node_config(args), args.peer, nick=args.nick) as path,
-            BlockingClient.connect(path) as client,
-        ):
+        node = TemporaryNode(
+            profile, socket_path(profile), node_config(args), args.peer, nick=args.nick
+        )
+        try:
+            path = lock.enter_context(node)
+        except BadSetting as exc:
+            raise CommandError(str(exc), USAGE) from None
+        with BlockingClient.connect(path) as client:
             yield client, True
 
 

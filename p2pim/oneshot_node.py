@@ -16,11 +16,14 @@ from p2pim import control
 from p2pim import identity as ident
 from p2pim.config import NodeConfig
 from p2pim.node import Node
-from p2pim.oneshot import USAGE, CommandError, socket_path
 from p2pim.settings import who_i_am
 from p2pim.storage import database_path
 
 POLL_INTERVAL = 0.05
+
+
+class BadSetting(ValueError):
+    """A setting the node refuses (--nick, --presence-timeout, a --peer address)."""
 
 
 class TemporaryNode:
@@ -32,6 +35,7 @@ class TemporaryNode:
     def __init__(
         self,
         profile: Path,
+        socket: Path,
         config: NodeConfig,
         peers: Sequence[tuple[str, int]],
         *,
@@ -41,7 +45,7 @@ class TemporaryNode:
         self._nick = nick  # --nick, for this run only; else the profile's saved nick
         self._config = config
         self._peers = list(peers)
-        self._path = socket_path(profile)
+        self._path = socket
         self._ready = threading.Event()  # serving, or failed to start
         self._lock = threading.Lock()
         self._stop_asked = False
@@ -96,7 +100,7 @@ class TemporaryNode:
                 store_path=database_path(self._profile),
             )
         except ValueError as exc:  # --nick, --presence-timeout
-            raise CommandError(str(exc), USAGE) from None
+            raise BadSetting(str(exc)) from None
         stop = trio.Event()
         with self._lock:
             self._token, self._stop = trio.lowlevel.current_trio_token(), stop
@@ -131,7 +135,7 @@ async def _reach_manual_peers(
         try:
             await node.add_peer(host, port)
         except ValueError as exc:
-            raise CommandError(f"--peer {host}:{port}: {exc}", USAGE) from None
+            raise BadSetting(f"--peer {host}:{port}: {exc}") from None
     wanted = {f"{host}:{port}" for host, port in peers}
     with trio.move_on_after(patience):
         while not wanted <= _settled_addresses(node):
