@@ -7,7 +7,7 @@ replay it into a new connection.  Loopback only: it listens on 127.0.0.1.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import trio
 
@@ -21,16 +21,6 @@ class Faults:
 
     flip_next: bool = False  # flip one bit in the next chunk (then forward normally)
     cut_after: int | None = None  # close the connection after this many more bytes
-    delay: float = 0.0  # hold each chunk this long
-    stalled: bool = False  # forward nothing until unstalled
-    unstalled: trio.Event = field(default_factory=trio.Event)
-
-    def stall(self) -> None:
-        self.stalled, self.unstalled = True, trio.Event()
-
-    def unstall(self) -> None:
-        self.stalled = False
-        self.unstalled.set()
 
 
 class ChaosProxy:
@@ -77,10 +67,6 @@ class ChaosProxy:
             while data := await source.receive_some(65536):
                 if record is not None and len(record) < MAX_RECORDED:
                     record += data
-                while faults.stalled:
-                    await faults.unstalled.wait()
-                if faults.delay:
-                    await trio.sleep(faults.delay)  # the fault itself, not a synchronisation
                 if faults.flip_next:
                     faults.flip_next = False
                     self.flipped += 1

@@ -154,9 +154,6 @@ class CipherState:
     def has_key(self) -> bool:
         return self._aead is not None
 
-    def set_nonce(self, n: int) -> None:
-        self.n = n
-
     def _nonce(self, n: int) -> bytes:
         return b"\x00\x00\x00\x00" + n.to_bytes(8, self._cipher.byteorder)
 
