@@ -1,8 +1,8 @@
 """A chaos proxy for tests: a trio TCP relay on loopback between a dialler and a peer.
 
-It forwards both directions and can, on demand, flip a byte, cut the connection after
-some bytes, delay or stall a direction; it records what the dialler sent, so a test can
-replay it into a new connection.  Loopback only: it listens on 127.0.0.1.
+It forwards both directions and can, on demand, flip a byte or cut the connection after
+some bytes; it records what the dialler sent, so a test can replay it into a new
+connection.  Loopback only: it listens on 127.0.0.1.
 """
 
 from __future__ import annotations
