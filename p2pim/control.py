@@ -59,7 +59,7 @@ async def serve_control(
         log.warning("no control socket: %s is longer than a UNIX socket path may be", path)
         task_status.started()
         return
-    path.unlink(missing_ok=True)
+    await trio.Path(path).unlink(missing_ok=True)
     sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old_umask = os.umask(0o177)  # born owner-only: no window where others may connect
     try:

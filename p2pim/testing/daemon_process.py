@@ -30,6 +30,9 @@ def daemon_argv(
     return argv + list(extra)
 
 
+STOP_PATIENCE = 5.0  # seconds a daemon gets to say goodbye before it is killed
+
+
 class DaemonProcess(RpcClient):
     """One daemon process: `call()` sends a request and awaits its response; events
     accumulate in `events` and can be awaited with `wait_event()`."""
@@ -40,10 +43,10 @@ class DaemonProcess(RpcClient):
         self.process = process
         self._stdin = process.stdin
 
-    async def stop(self, timeout: float = 5.0) -> int:
+    async def stop(self) -> int:
         """Close stdin (the daemon then says goodbye and exits); kill it if it hangs."""
         await self._stdin.aclose()
-        with trio.move_on_after(timeout):
+        with trio.move_on_after(STOP_PATIENCE):
             return await self.process.wait()
         self.process.kill()
         return await self.process.wait()
