@@ -244,7 +244,7 @@ def test_version_0_database_is_migrated(path: Path) -> None:
     with closing(sqlite3.connect(path)) as raw:  # an existing, empty, version-0 database
         assert raw.execute("PRAGMA user_version").fetchone() == (0,)
     with Database.open(path) as db:
-        assert db.settings()["user_version"] == storage.SCHEMA_VERSION == 6
+        assert db.settings()["user_version"] == storage.SCHEMA_VERSION == 7
         pin(db, 1)
     with closing(sqlite3.connect(path)) as raw:
         tables = {name for (name,) in raw.execute("SELECT name FROM sqlite_schema")}

@@ -78,7 +78,7 @@ def test_a_v1_database_with_peers_is_migrated_keeping_them(
             db.add_manual_peer("10.0.0.9", 7001, 12)
             assert db.settings()["user_version"] == 1
     with Database.open(path) as db:
-        assert db.settings()["user_version"] == storage.SCHEMA_VERSION == 6
+        assert db.settings()["user_version"] == storage.SCHEMA_VERSION == 7
         assert db.peers() == [alice]
         assert db.addresses(ALICE) == [("10.0.0.1", 7000)]
         assert db.manual_peers() == [("10.0.0.9", 7001)]
@@ -149,7 +149,7 @@ def test_queue_message_is_all_or_nothing(db: Database) -> None:
     # The message row would be new, but its outbox entry clashes: neither is written.
     with pytest.raises(StorageError, match="UNIQUE"):
         db.queue_message(mid("taken"), ALICE, ME, 1, 1, "lost?", b"wire", 1)
-    assert db.get_message(mid("taken")) is None
+    assert db.get_message(ALICE, mid("taken")) is None
     assert db.outbox_size(ALICE) == 1
     send(db, 1)
     with pytest.raises(StorageError, match="UNIQUE"):  # our own ids are never reused
@@ -166,11 +166,15 @@ def test_store_incoming_stores_each_id_once(db: Database) -> None:
     )
     assert receive(db, 1, body="hello") is None  # re-delivered: ack it, show nothing
     assert receive(db, 1, body="changed", lamport=9) is None  # the first copy wins
-    assert db.get_message(mid(1)) == stored
-    # A peer cannot overwrite one of our messages by reusing its id.
+    assert db.get_message(ALICE, mid(1)) == stored
+    # A peer cannot overwrite one of our messages by reusing its id; another peer's
+    # message of that id is its own, in its own conversation.
     ours = send(db, 2)
-    assert receive(db, 2, peer=BOB, body="spoof") is None
-    assert db.get_message(mid(2)) == ours
+    assert receive(db, 2, body="spoof") is None
+    assert db.get_message(ALICE, mid(2)) == ours
+    theirs = receive(db, 2, peer=BOB, body="same id, other peer")
+    assert theirs is not None and (theirs.peer, theirs.body) == (BOB, "same id, other peer")
+    assert db.get_message(ALICE, mid(2)) == ours
     assert db.outbox_size(ALICE) == 1  # receiving queues nothing
 
 
@@ -209,12 +213,12 @@ def test_edits_apply_once_and_only_by_the_author(db: Database) -> None:
     assert edited is not None and (edited.body, edited.edited_at) == ("hello world", 5)
     # Replayed: a no-op, even with other content.
     assert db.apply_edit(mid("e1"), mid("m"), ALICE, "again", 6, 11) is None
-    assert db.get_message(mid("m")) == edited
+    assert db.get_message(ALICE, mid("m")) == edited
     assert ids(db.search("world")) == [mid("m")] and db.search("wrold") == []
     # A peer cannot edit our messages.
     send(db, "ours", body="mine")
     assert db.apply_edit(mid("e2"), mid("ours"), ALICE, "theirs", 7, 12) is None
-    assert db.get_message(mid("ours")).body == "mine"  # type: ignore[union-attr]
+    assert db.get_message(ALICE, mid("ours")).body == "mine"  # type: ignore[union-attr]
 
 
 def test_an_operation_for_an_unknown_message_can_apply_later(db: Database) -> None:
@@ -233,7 +237,7 @@ def test_deletes_apply_once_leave_a_tombstone_and_end_edits(db: Database) -> Non
     assert db.apply_delete(mid("d1"), mid("m"), ALICE, 11) is None  # replayed
     assert db.apply_delete(mid("d2"), mid("m"), ALICE, 12) is None  # deleted already
     assert db.apply_edit(mid("e1"), mid("m"), ALICE, "back from the dead", 13, 13) is None
-    assert db.get_message(mid("m")) == deleted
+    assert db.get_message(ALICE, mid("m")) == deleted
     assert db.search("secret") == [] and db.search("dead") == []
     assert db.integrity_check() == "ok"
 
@@ -296,8 +300,8 @@ def test_mark_delivered_once_per_message(db: Database) -> None:
     ]
     assert [id for _, id, _ in db.outbox(ALICE)] == [mid(2)]
     assert db.mark_delivered(ALICE, [mid(1), mid("op")], 6000) == []  # a repeated ack
-    assert db.get_message(mid(1)).delivered_at == 5000  # type: ignore[union-attr]
-    assert db.get_message(mid("in")).delivered_at is None  # type: ignore[union-attr]
+    assert db.get_message(ALICE, mid(1)).delivered_at == 5000  # type: ignore[union-attr]
+    assert db.get_message(ALICE, mid("in")).delivered_at is None  # type: ignore[union-attr]
     assert db.mark_delivered(ALICE, [mid(2), mid(2)], 7000) == [mid(2)]
     assert db.outbox_peers() == [] and db.mark_delivered(ALICE, [], 8000) == []
 
@@ -314,7 +318,7 @@ def test_read_receipts_apply_once(db: Database) -> None:
     assert db.mark_read_by_peer(mid("r2"), [mid(1)], ALICE, 7000) == []  # read already
     read_at = {m.id: m.read_at for m in db.conversation(ALICE)}
     assert read_at == {mid(1): 5000, mid(2): 5000, mid("in"): None}
-    assert db.get_message(mid(3)).read_at is None  # type: ignore[union-attr]
+    assert db.get_message(BOB, mid(3)).read_at is None  # type: ignore[union-attr]
     assert db.mark_read_by_peer(mid("r3"), [mid(3)], BOB, 8000) == [mid(3)]
 
 
@@ -328,7 +332,7 @@ def test_mark_read_locally_up_to_a_message(db: Database) -> None:
     assert db.mark_read_locally(ALICE, mid("ours"), 300) == []  # our own are not "unread"
     assert db.mark_read_locally(ALICE, None, 400) == [mid(4), mid(5)]
     assert [m.read_at for m in db.conversation(ALICE)] == [100, 100, 100, None, 400, 400]
-    assert db.get_message(mid("bob")).read_at is None  # type: ignore[union-attr]
+    assert db.get_message(BOB, mid("bob")).read_at is None  # type: ignore[union-attr]
     with pytest.raises(UnknownMessage):
         db.mark_read_locally(ALICE, mid("bob"), 500)  # another conversation's message
     with pytest.raises(UnknownMessage):
@@ -517,7 +521,7 @@ async def test_store_messaging_round_trip(path: Path) -> None:
         assert ids(await store.history(ALICE, before=mid(2), limit=5)) == [mid(1)]
         assert ids(await store.search("cafe", limit=5)) == [mid(1)]
         assert len(await store.conversation(ALICE)) == 2
-        assert (await store.get_message(mid(1))) == (
+        assert (await store.run(Database.get_message, ALICE, mid(1))) == (
             StoredMessage(mid(1), ALICE, ME, True, 1, 1, 2, "hi cafe", 5, False, 11, 12)
         )
         await store.delete_own(mid("d"), mid(1), ME, b"d", ALICE, 14)

@@ -1,9 +1,14 @@
 """Direct messages: durable history, exactly-once operations, receipts, and full-text search.
 
 Delivery is at-least-once on the wire and exactly-once for the user (DESIGN §4): a message id
-is stored once (`store_incoming` returns None for a repeat), and an edit, delete or read
-receipt is applied once (its operation id goes into `applied_ops`).  Each method is one
-transaction and returns only after COMMIT: what it accepted survives a crash.
+is stored once per conversation (`store_incoming` returns None for a repeat), and an edit,
+delete or read receipt is applied once (its operation id goes into `applied_ops`).  Each
+method is one transaction and returns only after COMMIT: what it accepted survives a crash.
+
+A message is identified by its conversation and its id, never by the id alone: room posts
+share this table (`room:<hex>`, see storage/rooms.py), every room member learns every post's
+id, and a peer picks its direct messages' ids freely.  So a direct message, edit or delete
+reaches only that peer's conversation, whatever its id (docs/security.md, rooms).
 
 Operations from one author reach us in the order of their outbox, so they are applied in the
 order they arrive; the author's clock (`edited_at`) is recorded, never compared.  The clock
@@ -81,7 +86,7 @@ class MessageTables(OutboxTables):
             advance_clock(conn, lamport, tick=False)
             _insert_message(conn, id, peer, author, True, sent_at, lamport, body, now_ms)
             enqueue(conn, id, peer, payload, now_ms)
-            return _require(conn, id)
+            return _require(conn, peer, id)
 
     def edit_own(
         self,
@@ -100,9 +105,9 @@ class MessageTables(OutboxTables):
         with self._transaction(write=True) as conn:
             _own_target(conn, target_id, me, peer)
             _record_op(conn, op_id, now_ms)
-            _edit(conn, target_id, body, edited_at)
+            _edit(conn, peer, target_id, body, edited_at)
             enqueue(conn, op_id, peer, payload, now_ms)
-            return _require(conn, target_id)
+            return _require(conn, peer, target_id)
 
     def delete_own(
         self, op_id: bytes, target_id: bytes, me: str, payload: bytes, peer: str, now_ms: int
@@ -114,10 +119,10 @@ class MessageTables(OutboxTables):
         with self._transaction(write=True) as conn:
             _own_target(conn, target_id, me, peer)
             _record_op(conn, op_id, now_ms)
-            _delete(conn, target_id)
-            conn.execute("DELETE FROM outbox WHERE id = ?", (target_id,))
+            _delete(conn, peer, target_id)
+            conn.execute("DELETE FROM outbox WHERE id = ? AND peer = ?", (target_id, peer))
             enqueue(conn, op_id, peer, payload, now_ms)
-            return _require(conn, target_id)
+            return _require(conn, peer, target_id)
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -131,14 +136,15 @@ class MessageTables(OutboxTables):
         body: str,
         now_ms: int,
     ) -> StoredMessage | None:
-        """Store a message from `peer` unless its id is already stored: the new row, or None
-        for a repeat (ack it, show nothing).  The clock observes `lamport` either way."""
+        """Store a message from `peer` unless its id is already stored in that conversation:
+        the new row, or None for a repeat (ack it, show nothing).  The clock observes
+        `lamport` either way."""
         _check_message(id, sent_at, lamport)
         with self._transaction(write=True) as conn:
             advance_clock(conn, lamport, tick=False)
             if not _insert_message(conn, id, peer, author, False, sent_at, lamport, body, now_ms):
                 return None
-            return _require(conn, id)
+            return _require(conn, peer, id)
 
     def apply_edit(
         self,
@@ -150,7 +156,9 @@ class MessageTables(OutboxTables):
         now_ms: int,
     ) -> StoredMessage | None:
         """Apply an edit by `author` once: the edited row, or None if nothing changed (the
-        operation was applied before, the target is unknown, deleted, or not `author`'s)."""
+        operation was applied before, the target is unknown, deleted, or not `author`'s).
+        The target is looked up in the conversation with `author` only: a direct edit
+        never reaches a room post or another peer's message of the same id."""
         check_id(op_id, "op_id")
         check_int("edited_at", edited_at)
         with self._transaction(write=True) as conn:
@@ -160,8 +168,8 @@ class MessageTables(OutboxTables):
             _record_op(conn, op_id, now_ms)
             if target.deleted:
                 return None
-            _edit(conn, target_id, body, edited_at)
-            return _require(conn, target_id)
+            _edit(conn, author, target_id, body, edited_at)
+            return _require(conn, author, target_id)
 
     def apply_delete(
         self, op_id: bytes, target_id: bytes, author: str, now_ms: int
@@ -176,8 +184,8 @@ class MessageTables(OutboxTables):
             _record_op(conn, op_id, now_ms)
             if target.deleted:
                 return None
-            _delete(conn, target_id)
-            return _require(conn, target_id)
+            _delete(conn, author, target_id)
+            return _require(conn, author, target_id)
 
     # -- acknowledgements and read receipts --------------------------------------------------
 
@@ -244,7 +252,8 @@ class MessageTables(OutboxTables):
             ).fetchall()
             ids = [cast(bytes, id) for (id,) in rows]
             conn.executemany(
-                "UPDATE messages SET read_at = ? WHERE id = ?", [(now_ms, id) for id in ids]
+                "UPDATE messages SET read_at = ? WHERE id = ? AND peer = ?",
+                [(now_ms, id, peer) for id in ids],
             )
             for op_id, payload in receipts(ids) if receipts and ids else ():
                 enqueue(conn, op_id, peer, payload, now_ms)
@@ -252,9 +261,10 @@ class MessageTables(OutboxTables):
 
     # -- reading history ---------------------------------------------------------------------
 
-    def get_message(self, id: bytes) -> StoredMessage | None:
+    def get_message(self, peer: str, id: bytes) -> StoredMessage | None:
+        """The message `id` of the conversation `peer` (a fingerprint or `room:<hex>`)."""
         with self._transaction(write=False) as conn:
-            return _get_message(conn, id)
+            return _get_message(conn, peer, id)
 
     def history(
         self, peer: str, *, before: bytes | None = None, limit: int = 50
@@ -327,9 +337,9 @@ def _insert_message(
     body: str,
     now_ms: int,
 ) -> bool:
-    """Insert unless the id is stored already (then False).  An outgoing id is always new:
-    a repeat is the caller's bug, and raises."""
-    conflict = "" if outgoing else " ON CONFLICT (id) DO NOTHING"
+    """Insert unless the conversation holds the id already (then False).  An outgoing id is
+    always new: a repeat is the caller's bug, and raises."""
+    conflict = "" if outgoing else " ON CONFLICT (peer, id) DO NOTHING"
     cursor = conn.execute(
         "INSERT INTO messages (id, peer, author, outgoing, sent_at, lamport, stored_at, body)"
         f" VALUES (?, ?, ?, ?, ?, ?, ?, ?){conflict}",
@@ -343,6 +353,9 @@ def _op_applied(conn: sqlite3.Connection, op_id: bytes) -> bool:
 
 
 def _record_op(conn: sqlite3.Connection, op_id: bytes, now_ms: int) -> None:
+    # Operation ids, unlike message ids, are one space for all peers: each is made afresh
+    # for one recipient and never shown to anyone else (room operations are not recorded
+    # here), so no third party can know one in advance to have it skipped as a repeat.
     conn.execute("INSERT INTO applied_ops (id, applied_at) VALUES (?, ?)", (op_id, now_ms))
 
 
@@ -350,16 +363,17 @@ def _target_of(
     conn: sqlite3.Connection, op_id: bytes, target_id: bytes, author: str
 ) -> StoredMessage | None:
     """The message an incoming edit or delete may change, or None to ignore the operation:
-    applied before, unknown target (not recorded, so a retry can still apply), or forged."""
+    applied before, unknown target (not recorded, so a retry can still apply), or forged.
+    Only the conversation with `author` is searched: the sender's own messages to us."""
     if _op_applied(conn, op_id):
         return None
-    target = _get_message(conn, target_id)
+    target = _get_message(conn, author, target_id)
     return target if target is not None and target.author == author else None
 
 
 def _own_target(conn: sqlite3.Connection, target_id: bytes, me: str, peer: str) -> None:
-    target = _get_message(conn, target_id)
-    if target is None or target.peer != peer:
+    target = _get_message(conn, peer, target_id)
+    if target is None:
         raise UnknownMessage(f"no message {target_id.hex()} with {peer}")
     if target.author != me:
         raise NotYourMessage(f"message {target_id.hex()} was written by {target.author}")
@@ -367,13 +381,16 @@ def _own_target(conn: sqlite3.Connection, target_id: bytes, me: str, peer: str) 
         raise UnknownMessage(f"message {target_id.hex()} was deleted")
 
 
-def _edit(conn: sqlite3.Connection, id: bytes, body: str, edited_at: int) -> None:
-    conn.execute("UPDATE messages SET body = ?, edited_at = ? WHERE id = ?", (body, edited_at, id))
+def _edit(conn: sqlite3.Connection, peer: str, id: bytes, body: str, edited_at: int) -> None:
+    conn.execute(
+        "UPDATE messages SET body = ?, edited_at = ? WHERE id = ? AND peer = ?",
+        (body, edited_at, id, peer),
+    )
 
 
-def _delete(conn: sqlite3.Connection, id: bytes) -> None:
+def _delete(conn: sqlite3.Connection, peer: str, id: bytes) -> None:
     # The body goes (and with it the full-text entry); the row stays as a tombstone.
-    conn.execute("UPDATE messages SET body = '', deleted = 1 WHERE id = ?", (id,))
+    conn.execute("UPDATE messages SET body = '', deleted = 1 WHERE id = ? AND peer = ?", (id, peer))
 
 
 def _lamport_of(conn: sqlite3.Connection, peer: str, id: bytes) -> int:
@@ -385,13 +402,15 @@ def _lamport_of(conn: sqlite3.Connection, peer: str, id: bytes) -> int:
     return cast(int, row[0])
 
 
-def _get_message(conn: sqlite3.Connection, id: bytes) -> StoredMessage | None:
-    row = conn.execute(f"SELECT {_COLUMNS} FROM messages WHERE id = ?", (id,)).fetchone()
+def _get_message(conn: sqlite3.Connection, peer: str, id: bytes) -> StoredMessage | None:
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM messages WHERE id = ? AND peer = ?", (id, peer)
+    ).fetchone()
     return None if row is None else _message(row)
 
 
-def _require(conn: sqlite3.Connection, id: bytes) -> StoredMessage:
-    message = _get_message(conn, id)
+def _require(conn: sqlite3.Connection, peer: str, id: bytes) -> StoredMessage:
+    message = _get_message(conn, peer, id)
     assert message is not None, "read back within the transaction that wrote it"
     return message
 

@@ -63,8 +63,9 @@ class RoomTables(Connection):
         self, conversation: str, posts: Sequence[RoomPost], now_ms: int
     ) -> list[bytes]:
         """Make the room's rows in `messages` exactly `posts`; returns the ids added.
-        Every statement names the conversation: a row of another conversation that has a
-        post's id is never touched (see docs/security.md on the shared id space)."""
+        Every statement names the conversation: ids are unique per conversation, so a
+        row of another conversation with a post's id neither blocks the post nor is
+        touched by it (docs/security.md, rooms)."""
         with self._transaction(write=True) as conn:
             present = {
                 id: (body, edited_at, bool(deleted))
@@ -90,8 +91,7 @@ class RoomTables(Connection):
             added = [p for p in posts if p.id not in present]
             conn.executemany(
                 "INSERT INTO messages (id, peer, author, outgoing, sent_at, lamport, stored_at,"
-                " body, edited_at, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (id) DO NOTHING",
+                " body, edited_at, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (p.id, conversation, p.author, int(p.outgoing), p.sent_at, p.lamport, now_ms,
                      p.body, p.edited_at, int(p.deleted))

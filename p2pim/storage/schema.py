@@ -182,5 +182,47 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE transfers ADD COLUMN room BLOB NULL
         CHECK (room IS NULL OR (typeof(room) = 'blob' AND length(room) = 16));
     """,
+    # v7: a message id is unique within its conversation, no longer across all of them.
+    # Room posts share `messages` with direct messages, and a room member learns every
+    # post's id while a peer picks its direct messages' ids freely: with one id space, a
+    # direct message carrying a post's id kept the post out of the room for good, and a
+    # direct edit or delete of that id changed the post.  SQLite cannot drop a UNIQUE
+    # constraint, so the table is rebuilt (its indexes and triggers with it); `seq` is
+    # copied as is, so the full-text index, which refers to rows by it, stays valid.
+    """
+    CREATE TABLE messages_v7 (
+        seq INTEGER PRIMARY KEY,
+        id BLOB NOT NULL CHECK (typeof(id) = 'blob' AND length(id) = 16),
+        peer TEXT NOT NULL,                -- the conversation: a fingerprint or room:<hex>
+        author TEXT NOT NULL,
+        outgoing INTEGER NOT NULL CHECK (outgoing IN (0, 1)),
+        sent_at INTEGER NOT NULL,
+        lamport INTEGER NOT NULL CHECK (lamport >= 0),
+        stored_at INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        edited_at INTEGER NULL,
+        deleted INTEGER NOT NULL DEFAULT 0 CHECK (deleted IN (0, 1)),
+        delivered_at INTEGER NULL,
+        read_at INTEGER NULL,
+        UNIQUE (peer, id)                  -- every lookup by id names the conversation
+    );
+    INSERT INTO messages_v7 SELECT seq, id, peer, author, outgoing, sent_at, lamport,
+        stored_at, body, edited_at, deleted, delivered_at, read_at FROM messages;
+    DROP TABLE messages;
+    ALTER TABLE messages_v7 RENAME TO messages;
+    CREATE INDEX messages_by_conversation ON messages (peer, lamport, id);
+    CREATE INDEX messages_unread ON messages (peer, lamport, id)
+        WHERE outgoing = 0 AND read_at IS NULL;
+    CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, body) VALUES (new.seq, new.body);
+    END;
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.seq, old.body);
+    END;
+    CREATE TRIGGER messages_fts_update AFTER UPDATE OF seq, body ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.seq, old.body);
+        INSERT INTO messages_fts (rowid, body) VALUES (new.seq, new.body);
+    END;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -298,8 +298,8 @@ class Store:
     async def outbox_size(self, peer: str) -> int:
         return await self._run(self._db.outbox_size, peer)
 
-    async def get_message(self, id: bytes) -> StoredMessage | None:
-        return await self._run(self._db.get_message, id)
+    async def get_message(self, peer: str, id: bytes) -> StoredMessage | None:
+        return await self._run(self._db.get_message, peer, id)
 
     async def history(
         self, peer: str, *, before: bytes | None = None, limit: int = 50
