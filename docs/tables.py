@@ -75,8 +75,9 @@ def current(name: str) -> str | None:
 def rewrite() -> None:
     for name, (doc, make) in BLOCKS.items():
         path = ROOT / "docs" / doc
+        body = make()
         text, count = _pattern(name).subn(
-            lambda m, body=make(): m.group(1) + body + m.group(2), path.read_text()
+            lambda m: m.group(1) + body + m.group(2), path.read_text()
         )
         if count != 1:
             sys.exit(f"docs/{doc}: expected one generated block '{name}', found {count}")
