@@ -75,13 +75,12 @@ def current(name: str) -> str | None:
 def rewrite() -> None:
     for name, (doc, make) in BLOCKS.items():
         path = ROOT / "docs" / doc
-        body = make()
-        text, count = _pattern(name).subn(
-            lambda m: m.group(1) + body + m.group(2), path.read_text()
-        )
-        if count != 1:
-            sys.exit(f"docs/{doc}: expected one generated block '{name}', found {count}")
-        path.write_text(text)
+        text = path.read_text()
+        found = list(_pattern(name).finditer(text))
+        if len(found) != 1:
+            sys.exit(f"docs/{doc}: expected one generated block '{name}', found {len(found)}")
+        block = found[0]
+        path.write_text(text[: block.end(1)] + make() + text[block.start(2) :])
 
 
 if __name__ == "__main__":
