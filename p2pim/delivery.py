@@ -131,7 +131,9 @@ class PeerDelivery:
 
     def __init__(self, link: PeerLink, store: Store, store_received: StoreReceived) -> None:
         self.link = link
-        self.acked = Signal()  # an ack arrived (the window opened), or the session closed
+        # An ack arrived (the window opened) or was stored (the outbox shrank), or the
+        # session closed.
+        self.acked = Signal()
         self._store = store
         self._store_received = store_received
         self._queued = Signal()  # the outbox grew
@@ -222,6 +224,8 @@ class PeerDelivery:
                             batch.append(self._received.receive_nowait())
                     if stored_all:
                         stored_all = await self._store_received(self.link, batch)
+                    if any(isinstance(message, Ack) for message in batch):
+                        self.acked.fire()  # `flush` looks at the outbox again
         except Exception:
             fp = self.link.fingerprint
             log.exception("storing what %s sent failed; closing the session", fp[:8])
@@ -292,6 +296,8 @@ class Deliveries:
         elif isinstance(message, Ack):
             assert self._store_received is not None
             await self._store_received(link, [message])
+            if session is not None:
+                session.acked.fire()
 
     async def flush(self) -> None:
         """Until every connected peer has acked what is queued for it (a graceful quit
