@@ -23,7 +23,7 @@ import trio
 
 from p2pim.net.link import LinkClosed, PeerLink
 from p2pim.routes import Routes
-from p2pim.storage import Database, Store
+from p2pim.storage import Database, StorageFull, Store
 from p2pim.wire import codec
 from p2pim.wire.messages import MAX_ACKED_IDS, Ack, Message
 
@@ -60,6 +60,29 @@ async def pause_for_space(store: Store, delay: float) -> None:
     takes a write meanwhile (someone freed space)."""
     with trio.move_on_after(delay):
         await store.disk_full_differs(True)
+
+
+async def retry_when_space(store: Store, link: PeerLink, error: StorageFull, delay: float) -> bool:
+    """A write of what `link` brought found the disk full: wait, then say whether to
+    retry (False if the session is over: nobody to acknowledge to, and the peer resends)."""
+    log_at = logging.WARNING if delay == STORE_RETRY_FIRST else logging.DEBUG
+    log.log(log_at, "cannot store what %s sent (%s); retrying", link.fingerprint[:8], error)
+    await pause_for_space(store, delay)
+    return not link.closed
+
+
+async def until_stored(store: Store, link: PeerLink, step: Callable[[], Awaitable[None]]) -> bool:
+    """Run `step` (which stores what `link` brought, then acks it) until the disk takes
+    it, backing off; False if the session ended first."""
+    delay = STORE_RETRY_FIRST
+    while True:
+        try:
+            await step()
+            return True
+        except StorageFull as exc:
+            if not await retry_when_space(store, link, exc, delay):
+                return False
+        delay = min(delay * 2, STORE_RETRY_MAX)
 
 
 class Signal:
@@ -114,11 +137,17 @@ class LinkWriter(Generic[T]):
         with contextlib.suppress(LinkClosed):
             async with self._queued:
                 async for first in self._queued:
-                    items = [first]
-                    with contextlib.suppress(trio.WouldBlock, trio.EndOfChannel):
-                        while len(items) < self._gather:
-                            items.append(self._queued.receive_nowait())
-                    await self._write(self.link, items)
+                    await self._write(self.link, _gather(first, self._queued, self._gather))
+
+
+def _gather(first: T, channel: trio.MemoryReceiveChannel[T], limit: int) -> list[T]:
+    """`first`, then what else `channel` already holds (what accumulated while its consumer
+    was busy), up to `limit` items: one write, or one transaction, for all of them."""
+    items = [first]
+    with contextlib.suppress(trio.WouldBlock, trio.EndOfChannel):
+        while len(items) < limit:
+            items.append(channel.receive_nowait())
+    return items
 
 
 async def _send_acks(link: PeerLink, ids: list[bytes]) -> None:
@@ -218,10 +247,7 @@ class PeerDelivery:
         try:
             async with self._received:
                 async for first in self._received:
-                    batch = [first]
-                    with contextlib.suppress(trio.WouldBlock, trio.EndOfChannel):
-                        while len(batch) < INBOX_SIZE:
-                            batch.append(self._received.receive_nowait())
+                    batch = _gather(first, self._received, INBOX_SIZE)
                     if stored_all:
                         stored_all = await self._store_received(self.link, batch)
                     if any(isinstance(message, Ack) for message in batch):

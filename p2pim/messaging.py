@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 from collections.abc import Awaitable, Callable
 
 import trio
 
 from p2pim import events
 from p2pim.clock import new_message_id, now_ms
-from p2pim.delivery import STORE_RETRY_FIRST, STORE_RETRY_MAX, Deliveries, pause_for_space
+from p2pim.delivery import (
+    STORE_RETRY_FIRST,
+    STORE_RETRY_MAX,
+    Deliveries,
+    retry_when_space,
+    until_stored,
+)
 from p2pim.net.link import LinkClosed, PeerLink
 from p2pim.routes import Routes
 from p2pim.storage import Database, StorageFull, Store
@@ -36,8 +41,6 @@ from p2pim.wire.messages import (
     Text,
     Typing,
 )
-
-log = logging.getLogger(__name__)
 
 TYPING_TTL = 6.0  # a typing indicator not refreshed within this is over
 
@@ -166,13 +169,15 @@ class Messenger:
             if texts and not await self._store_texts(link, texts):
                 return False
             texts = []
-            if not await self._until_stored(link, functools.partial(self._apply, link, message)):
+            if not await until_stored(
+                self._store, link, functools.partial(self._apply, link, message)
+            ):
                 return False
         if texts and not await self._store_texts(link, texts):
             return False
         # Our own sends' acks: if this fails, they stay in the outbox and are resent.
         delivered = functools.partial(self._mark_delivered, link.fingerprint, acked)
-        return not acked or await self._until_stored(link, delivered)
+        return not acked or await until_stored(self._store, link, delivered)
 
     async def _store_texts(self, link: PeerLink, texts: list[Text]) -> bool:
         """Store texts (concurrent calls share a commit), then ack and show them in
@@ -199,7 +204,7 @@ class Messenger:
                 for i, message in enumerate(texts):
                     if i not in stored:
                         nursery.start_soon(store, i, message)
-            if not failure or not await self._pause_after(link, failure[0], delay):
+            if not failure or not await retry_when_space(self._store, link, failure[0], delay):
                 break
             delay = min(delay * 2, STORE_RETRY_MAX)
         for i, message in enumerate(texts):
@@ -213,27 +218,6 @@ class Messenger:
                     )
                 )
         return len(stored) == len(texts)
-
-    async def _until_stored(self, link: PeerLink, step: Callable[[], Awaitable[None]]) -> bool:
-        """Run `step` (which stores, then acks) until the disk takes it; False if the
-        session ended first."""
-        delay = STORE_RETRY_FIRST
-        while True:
-            try:
-                await step()
-                return True
-            except StorageFull as exc:
-                if not await self._pause_after(link, exc, delay):
-                    return False
-            delay = min(delay * 2, STORE_RETRY_MAX)
-
-    async def _pause_after(self, link: PeerLink, error: StorageFull, delay: float) -> bool:
-        """A write found the disk full: wait, then say whether to retry (False if the
-        session is over: nobody to acknowledge to, and the peer resends)."""
-        log_at = logging.WARNING if delay == STORE_RETRY_FIRST else logging.DEBUG
-        log.log(log_at, "cannot store what %s sent (%s); retrying", link.fingerprint[:8], error)
-        await pause_for_space(self._store, delay)
-        return not link.closed
 
     async def _apply(self, link: PeerLink, message: Message) -> None:
         fp, now = link.fingerprint, now_ms()
