@@ -20,7 +20,9 @@ SHOWN = 12
 
 def destinations(model: Model) -> list[tuple[str, str]]:
     """(label, conversation key) of every place a person can go, people first."""
-    people = [(c.nick, c.fingerprint) for c in model.contacts.values() if c.fingerprint != model.me]
+    people = [
+        (c.nick, c.fingerprint) for c in model.contacts.values() if c.fingerprint != model.me
+    ]
     rooms = [
         (f"# {r.name}", ROOM_PREFIX + r.room)
         for r in model.rooms.values()
