@@ -7,6 +7,8 @@ import them from here too, so each name has one home.  Nothing here does I/O.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 # ---- peers --------------------------------------------------------------------------
 
 # ---- messages -----------------------------------------------------------------------
@@ -14,3 +16,20 @@ from __future__ import annotations
 # ---- transfers ----------------------------------------------------------------------
 
 # ---- rooms --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    room: str
+    name: str
+    topic: str
+    creator: str | None
+    members: tuple[str, ...]
+    admins: tuple[str, ...]
+    invited: tuple[str, ...]
+    joined: bool  # we are a member
+    invited_us: bool  # we are invited and have not answered
+
+
+class RoomError(Exception):
+    """No such room, or we may not do that in it (not a member, not an admin...)."""

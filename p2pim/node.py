@@ -22,24 +22,20 @@ from pathlib import Path
 
 import trio
 
-from p2pim import blocking, discovery, events, trust
+from p2pim import blocking, discovery, events, routes, trust
+from p2pim.api import RoomError, RoomInfo
+from p2pim.clock import now_ms
 from p2pim.config import NodeConfig
+from p2pim.delivery import STORE_RETRY_FIRST, STORE_RETRY_MAX, Deliveries, pause_for_space
 from p2pim.events import NodeEvent
 from p2pim.export import export
 from p2pim.identity import Identity, fingerprint, safety_number
-from p2pim.messaging import (
-    STORE_RETRY_FIRST,
-    STORE_RETRY_MAX,
-    Messenger,
-    check_text,
-    now_ms,
-    pause_for_space,
-)
+from p2pim.messaging import Messenger, check_text
 from p2pim.net.link import LinkClosed, PeerLink
 from p2pim.presence import AutoAway
 from p2pim.reach import Address, ReachPlanner, Source, Target, dialable
 from p2pim.rooms import timeline
-from p2pim.rooms.manager import RoomError, RoomInfo, Rooms, conversation
+from p2pim.rooms.manager import Rooms, conversation
 from p2pim.sessions import PeerRejectedError, SessionHooks, Sessions, classify_dial_error
 from p2pim.settings import Settings, check_nick
 from p2pim.storage import PeerRecord, StorageError, StorageFull, Store, StoredMessage
@@ -188,20 +184,27 @@ class Node:
             self._records = {r.fingerprint: r for r in await store.peers()}
             self._blocked = set(await store.blocked_peers())
             self._muted = set(await store.muted_conversations())
-            self._messenger = Messenger(self.fingerprint, store, self._links, self._emit)
+            self._deliveries = Deliveries(store)
+            self._messenger = Messenger(
+                self.fingerprint, store, self._links, self._emit, self._deliveries
+            )
             self._transfers = Transfers(
                 store,
                 self.config,
                 self._sessions,
                 self._emit,
-                self._messenger,
+                self._deliveries,
                 self._shares_room,
             )
-            self._rooms = Rooms(self.identity, store, self._links, self._emit, self._nick_of)
+            self._rooms = Rooms(self.identity, store, self._emit, self._nick_of)
+            self._routes = routes.merge(
+                self._deliveries.routes(), self._messenger.routes(), self._rooms.routes()
+            )
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 await self._rooms.start(nursery)
                 self._sessions.start(nursery)
+                self._deliveries.start(nursery, self._messenger.store_received)
                 self._messenger.start(nursery)
                 await self._transfers.start(nursery)
                 await nursery.start(self._serve)
@@ -222,7 +225,7 @@ class Node:
                 try:
                     await self._stopped.wait()
                     with trio.move_on_after(FLUSH_ON_STOP):  # what was just queued goes too
-                        await self._messenger.flush()
+                        await self._deliveries.flush()
                 finally:
                     await self._sessions.goodbye_all()
                     nursery.cancel_scope.cancel()
@@ -960,7 +963,7 @@ class Node:
         if verdict is blocking.Verdict.ACK_AND_DROP:
             op_id = blocking.op_id(message)
             if op_id is not None:
-                self._messenger.ack(link, op_id)
+                self._deliveries.ack(link, op_id)
         if verdict is blocking.Verdict.PASS:
             return False
         self._blocked_dropped += 1
@@ -985,10 +988,9 @@ class Node:
             return  # the session ended while we were writing to disk
         if current is link:  # not a tie-break loser: this link carries the session
             self._presence[fp] = Presence(link.hello.status, link.hello.status_text)
-            self._messenger.session_started(link)  # drain the outbox on this session
+            self._deliveries.session_started(link)  # drain the outbox on this session
             self._transfers.resume(fp)  # pull what we accepted and do not have yet
-            assert self._nursery is not None
-            self._nursery.start_soon(self._rooms.session_opened, link)  # anti-entropy
+            self._rooms.session_started(link)  # its writer, and anti-entropy
         if replaced:
             return
         # The peer is online, even if a second link took over during the await above.
@@ -1029,11 +1031,10 @@ class Node:
         fp = link.fingerprint
         if self._blocked and await self._blocked_drop(link, message):
             return
-        if await self._messenger.received(link, message):
-            return
+        handler = self._routes.get(type(message))
+        if handler is not None:
+            return await handler(link, message)
         if await self._transfers.received(link, message):
-            return
-        if await self._rooms.received(link, message):
             return
         if isinstance(message, TRANSFER_ONLY + PAYLOAD_ONLY):
             raise RemoteProtocolError(f"{message.TYPE} does not travel on a session")
@@ -1058,6 +1059,7 @@ class Node:
     async def _session_closed(self, link: PeerLink, reason: str) -> None:
         fp = link.fingerprint
         self._presence.pop(fp, None)
+        self._deliveries.session_ended(fp)
         await self._messenger.session_ended(fp)
         self._transfers.session_closed(fp)
         self._rooms.session_closed(fp)

@@ -21,6 +21,7 @@ from nodes import loopback_config, next_event
 from test_cli import Spawn, introduce, one_shot, run, spawn
 
 from p2pim import Identity, Node, blocking, open_node
+from p2pim.api import RoomError
 from p2pim.events import (
     BlockChanged,
     MessageDelivered,
@@ -37,7 +38,6 @@ from p2pim.events import (
     RoomNotice,
     TypingChanged,
 )
-from p2pim.rooms.manager import RoomError
 from p2pim.rooms.state import sign
 from p2pim.rpc import RpcServer
 from p2pim.storage import database_path

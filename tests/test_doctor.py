@@ -11,10 +11,10 @@ from nodes import loopback_config, next_event, raw_session
 
 from p2pim import Identity, Node
 from p2pim.client import RpcClient, connect
+from p2pim.clock import new_message_id, now_ms
 from p2pim.control import hold_profile, serve_control, socket_path
 from p2pim.doctor import Finding, diagnose, render
 from p2pim.events import MessageReceived, PeerConnected
-from p2pim.messaging import new_message_id, now_ms
 from p2pim.wire.messages import Text
 
 

@@ -180,7 +180,7 @@ async def test_a_burst_cut_off_mid_store_is_kept_once_and_the_node_lives_on(
     stored (and shown) once, the rest comes again, and the node keeps serving."""
     from nodes import raw_session
 
-    from p2pim.messaging import new_message_id
+    from p2pim.clock import new_message_id
     from p2pim.wire.messages import Text
 
     sender = Identity.generate()

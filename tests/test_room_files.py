@@ -18,8 +18,8 @@ from nodes import loopback_config, next_event, raw_session
 from test_rooms import form_room, meet, running
 
 from p2pim import Identity, Node, open_node
+from p2pim.clock import new_message_id, now_ms
 from p2pim.events import OfferAnswered, OfferReceived, PeerConnected, TransferFinished
-from p2pim.messaging import new_message_id, now_ms
 from p2pim.net.link import perform_handshake
 from p2pim.transfer.manager import SEND_BLOCK
 from p2pim.wire.messages import (

@@ -22,6 +22,8 @@ import trio
 from nodes import loopback_config, next_event, raw_session
 
 from p2pim import Identity, Node, open_node
+from p2pim.api import RoomError, RoomInfo
+from p2pim.clock import new_message_id, now_ms
 from p2pim.events import (
     MessageDelivered,
     MessageReceived,
@@ -33,9 +35,7 @@ from p2pim.events import (
     RoomMessage,
     TransferFinished,
 )
-from p2pim.messaging import new_message_id, now_ms
 from p2pim.net.link import PeerLink
-from p2pim.rooms.manager import RoomError, RoomInfo
 from p2pim.rooms.state import sign
 from p2pim.wire import codec
 from p2pim.wire.messages import MAX_ROOM_AUTHORS, MAX_WIRE_LAMPORT, Bye, RoomEvent, RoomOp, Text

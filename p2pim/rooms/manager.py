@@ -10,7 +10,6 @@ members and invitees; duplicates are dropped by (author, seq), so flooding ends.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,14 +17,23 @@ from collections.abc import Awaitable, Callable, Sequence
 import trio
 
 from p2pim import events
+from p2pim.api import RoomError, RoomInfo
+from p2pim.clock import now_ms
+from p2pim.delivery import LinkWriter
 from p2pim.identity import Identity, fingerprint
-from p2pim.messaging import now_ms
-from p2pim.net.link import LinkClosed, PeerLink
+from p2pim.net.link import PeerLink
 from p2pim.rooms import state as rs
 from p2pim.rooms.reports import Reporter
-from p2pim.rooms.reports import RoomInfo as RoomInfo  # re-exported: faces import it here
 from p2pim.rooms.reports import conversation as conversation
-from p2pim.storage import NotYourMessage, StorageError, Store, StoredMessage, UnknownMessage
+from p2pim.routes import Routes
+from p2pim.storage import (
+    Database,
+    NotYourMessage,
+    StorageError,
+    Store,
+    StoredMessage,
+    UnknownMessage,
+)
 from p2pim.wire.messages import (
     MAX_TEXT_BYTES,
     ROOM_ID_SIZE,
@@ -43,10 +51,7 @@ MAX_EVENTS_PER_ROOM = 100_000
 MAX_PENDING_PER_PEER = 4  # rooms we are not in, held for one peer, awaiting an invitation
 MAX_PENDING_EVENTS = 10_000
 ROOM_QUEUE = 64  # batches waiting to go to one peer; beyond, anti-entropy catches up
-
-
-class RoomError(Exception):
-    """No such room, or we may not do that in it (not a member, not an admin...)."""
+ROOM_WRITE = 64  # events per write
 
 
 class Rooms:
@@ -54,14 +59,12 @@ class Rooms:
         self,
         identity: Identity,
         store: Store,
-        links: dict[str, PeerLink],
         emit: Callable[[events.NodeEvent], Awaitable[None]],
         nick_of: Callable[[str], str],
     ) -> None:
         self._me = identity
         self._fp = identity.fingerprint
         self._store = store
-        self._links = links
         self._ops: dict[bytes, dict[tuple[str, int], rs.Op]] = {}
         self._states: dict[bytes, rs.RoomState] = {}
         self._declined: set[bytes] = set()
@@ -69,8 +72,8 @@ class Rooms:
         # Rooms we are not in (yet): their events wait in memory until one invites us.
         self._pending: dict[bytes, dict[tuple[str, int], rs.Op]] = {}
         self._pending_from: dict[bytes, str] = {}  # which peer sent us each held room
-        # Per peer: the session's link and its writer queue (see _queue_for).
-        self._queues: dict[str, tuple[PeerLink, trio.MemorySendChannel[Sequence[Message]]]] = {}
+        # Per peer: its session's writer (see `_send_to`).
+        self._writers: dict[str, LinkWriter[Sequence[Message]]] = {}
         self._nursery: trio.Nursery | None = None
         self._lock = trio.Lock()  # one event accepted at a time: replays never interleave
         self.rejected = 0  # events that failed verification (forgeries, garbage)
@@ -78,10 +81,10 @@ class Rooms:
 
     async def start(self, nursery: trio.Nursery) -> None:
         self._nursery = nursery
-        self._declined = await self._store.declined_rooms()
-        for room in await self._store.room_ids():
+        self._declined = await self._store.run(Database.declined_rooms)
+        for room in await self._store.run(Database.room_ids):
             ops = {}
-            for payload, sig in await self._store.room_events(room):
+            for payload, sig in await self._store.run(Database.room_events, room):
                 try:
                     op = rs.verify(RoomEvent(payload, sig))
                 except rs.InvalidRoomEvent as exc:  # the disk was tampered with
@@ -107,7 +110,7 @@ class Rooms:
 
     async def invite(self, room: bytes, key: bytes) -> None:
         await self._author(self._joined(room), "invite", subject=key)
-        await self._sync_with(fingerprint(key), room)  # it needs the log to decide
+        self._sync_with(fingerprint(key), room)  # it needs the log to decide
 
     async def join(self, room: bytes) -> None:
         state = self._states.get(room)
@@ -119,7 +122,7 @@ class Rooms:
         state = self._states.get(room)
         if state is None or self._fp not in state.invited:
             raise RoomError("no invitation to that room is waiting")
-        await self._store.decline_room(room, conversation(room))
+        await self._store.run(Database.decline_room, room, conversation(room))
         self._declined.add(room)
         self._states.pop(room, None)
         self._ops.pop(room, None)
@@ -226,19 +229,13 @@ class Rooms:
         audience = set(after.members) | set(after.invited)
         if before is not None:  # a removed member learns it was removed
             audience |= set(before.members) | set(before.invited)
-        await self._send_to(audience - {self._fp}, [op.event])
+        self._send_to(audience - {self._fp}, [op.event])
         return op
 
     # ---- receiving ------------------------------------------------------------------------
 
-    async def received(self, link: PeerLink, message: Message) -> bool:
-        if isinstance(message, RoomEvent):
-            await self._on_event(link, message)
-        elif isinstance(message, RoomSync):
-            await self._on_sync(link, message)
-        else:
-            return False
-        return True
+    def routes(self) -> Routes:
+        return {RoomEvent: self._on_event, RoomSync: self._on_sync}
 
     async def _on_event(self, link: PeerLink, event: RoomEvent) -> None:
         try:
@@ -265,7 +262,7 @@ class Rooms:
         # Relay what counts to the members who may not have it yet (a flood that ends:
         # everyone keeps an event once).
         others = set(after.members) | set(after.invited)
-        await self._send_to(others - {self._fp, link.fingerprint, op.author}, [op.event])
+        self._send_to(others - {self._fp, link.fingerprint, op.author}, [op.event])
 
     async def _keep(self, op: rs.Op) -> bool:
         """Store and replay (the caller holds the lock); False if we had it already."""
@@ -276,8 +273,8 @@ class Rooms:
         if op.op.kind != "create" and op.author not in rs.known_authors([*ops.values(), op]):
             return False  # nobody ever invited it: it can never count (a later sync resends)
         payload, sig = op.event.payload, op.event.sig
-        if not await self._store.store_room_event(
-            room, op.author, op.op.seq, op.id, payload, sig, now_ms()
+        if not await self._store.run(
+            Database.store_room_event, room, op.author, op.op.seq, op.id, payload, sig, now_ms()
         ):
             return False
         ops[(op.author, op.op.seq)] = op
@@ -322,7 +319,7 @@ class Rooms:
         theirs = {fingerprint(c.author): c.seq for c in sync.have}
         if state is not None and (peer in state.members or peer in state.invited):
             missing = [op.event for op in state.accepted if op.op.seq > theirs.get(op.author, 0)]
-            await self._send_to({peer}, missing)
+            self._send_to({peer}, missing)
         elif state is not None and (removal := _last_removal(state, peer)) is not None:
             # Removed while away: it gets the log up to its removal, and learns of it.
             missing = [
@@ -330,11 +327,11 @@ class Rooms:
                 for op in state.accepted
                 if op.order <= removal.order and op.op.seq > theirs.get(op.author, 0)
             ]
-            await self._send_to({peer}, missing)
+            self._send_to({peer}, missing)
         mine = self._cursors(room)
         behind = state is None or any(seq > mine.get(fp, 0) for fp, seq in theirs.items())
         if behind and room not in self._synced.setdefault(peer, set()):
-            await self._sync_with(peer, room)
+            self._sync_with(peer, room)
 
     def _cursors(self, room: bytes) -> dict[str, int]:
         """Per author, the highest seq we hold with nothing missing below it."""
@@ -351,71 +348,53 @@ class Rooms:
 
     # ---- sessions ---------------------------------------------------------------------
 
-    async def session_opened(self, link: PeerLink) -> None:
-        """Anti-entropy: for each room the peer shares with us, tell it what we hold."""
+    def session_started(self, link: PeerLink) -> None:
+        """`link` is now the peer's session: it gets a writer of its own (replacing the
+        previous session's), then anti-entropy: for each room the peer shares with us,
+        we tell it what we hold."""
         peer = link.fingerprint
-        if self._links.get(peer) is not link:
-            return  # replaced already: the newer session does its own anti-entropy
+        self.session_closed(peer)
+        writer = self._writers[peer] = LinkWriter(link, ROOM_QUEUE, _send_batches)
+        assert self._nursery is not None
+        self._nursery.start_soon(writer.run)
         self._synced[peer] = set()
         for room, state in list(self._states.items()):
             if peer in state.members or peer in state.invited:
-                await self._sync_with(peer, room)
+                self._sync_with(peer, room)
 
     def session_closed(self, peer: str) -> None:
         self._synced.pop(peer, None)
-        current = self._queues.pop(peer, None)
-        if current is not None:
-            current[1].close()
+        writer = self._writers.pop(peer, None)
+        if writer is not None:
+            writer.close()
 
-    def _queue_for(self, peer: str) -> trio.MemorySendChannel[Sequence[Message]] | None:
-        """The writer queue of the peer's current session, set up on first use (a sync
-        may arrive, and be answered, before `session_opened` has run); None offline."""
-        link = self._links.get(peer)
-        if link is None:
-            return None
-        current = self._queues.get(peer)
-        if current is not None and current[0] is link:
-            return current[1]
-        if current is not None:
-            current[1].close()  # a replaced session's writer
-        send, receive = trio.open_memory_channel[Sequence[Message]](ROOM_QUEUE)
-        self._queues[peer] = (link, send)
-        assert self._nursery is not None
-        self._nursery.start_soon(self._drain, link, receive)
-        return send
-
-    async def _drain(
-        self, link: PeerLink, batches: trio.MemoryReceiveChannel[Sequence[Message]]
-    ) -> None:
-        """The session's room writer: sends never block the reader (which relays and
-        answers syncs), so two members flooding each other cannot deadlock."""
-        with contextlib.suppress(LinkClosed, trio.EndOfChannel, trio.ClosedResourceError):
-            async for batch in batches:
-                for start in range(0, len(batch), 64):
-                    await link.send_all(batch[start : start + 64])
-
-    async def _sync_with(self, peer: str, room: bytes) -> None:
+    def _sync_with(self, peer: str, room: bytes) -> None:
         ops = self._ops.get(room) or self._pending.get(room, {})
         keys = {op.author: op.op.author for op in ops.values()}
         have = tuple(RoomCursor(keys[fp], seq) for fp, seq in self._cursors(room).items() if seq)
-        if await self._send_to({peer}, [RoomSync(room, have)]):  # asked: once a session
+        if self._send_to({peer}, [RoomSync(room, have)]):  # asked: once a session
             self._synced.setdefault(peer, set()).add(room)
 
-    async def _send_to(self, peers: set[str], messages: Sequence[Message]) -> bool:
-        """Best effort to whoever is connected, never waiting: a peer whose queue is full
-        (or that is offline) gets what it missed from the next anti-entropy.  True if
-        every peer's queue took it."""
+    def _send_to(self, peers: set[str], messages: Sequence[Message]) -> bool:
+        """Best effort to whoever is connected, never waiting: the session's writer sends,
+        so the reader (which relays and answers syncs) never blocks on a send, and two
+        members flooding each other cannot deadlock.  A peer whose writer is full (or that
+        is offline) gets what it missed from the next anti-entropy.  True if every peer's
+        writer took it."""
         taken = True
         for peer in peers:
-            queue = self._queue_for(peer)
-            if queue is None or not messages:
-                taken = taken and queue is not None
+            writer = self._writers.get(peer)
+            if writer is None or not messages:
+                taken = taken and writer is not None
                 continue
-            try:
-                queue.send_nowait(messages)
-            except (trio.WouldBlock, trio.ClosedResourceError):
-                taken = False
+            taken = writer.put(messages) and taken
         return taken
+
+
+async def _send_batches(link: PeerLink, batches: list[Sequence[Message]]) -> None:
+    for batch in batches:
+        for start in range(0, len(batch), ROOM_WRITE):
+            await link.send_all(batch[start : start + ROOM_WRITE])
 
 
 def _last_removal(state: rs.RoomState, peer: str) -> rs.Op | None:

@@ -8,27 +8,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from p2pim import events
+from p2pim.api import RoomInfo
+from p2pim.clock import now_ms
 from p2pim.identity import fingerprint
-from p2pim.messaging import now_ms
 from p2pim.rooms import state as rs
 from p2pim.rooms import timeline
-from p2pim.storage import RoomPost, Store, StoredMessage, UnknownMessage
-
-
-@dataclass(frozen=True, slots=True)
-class RoomInfo:
-    room: str
-    name: str
-    topic: str
-    creator: str | None
-    members: tuple[str, ...]
-    admins: tuple[str, ...]
-    invited: tuple[str, ...]
-    joined: bool  # we are a member
-    invited_us: bool  # we are invited and have not answered
+from p2pim.storage import Database, RoomPost, Store, StoredMessage, UnknownMessage
 
 
 def conversation(room: bytes) -> str:
@@ -129,7 +116,11 @@ class Reporter:
             )
             for op in state.posts()
         ]  # fmt: skip
-        return set(await self._store.sync_room_posts(conversation(state.room), rows, now_ms()))
+        return set(
+            await self._store.run(
+                Database.sync_room_posts, conversation(state.room), rows, now_ms()
+            )
+        )
 
     def info(self, state: rs.RoomState) -> RoomInfo:
         return RoomInfo(
@@ -154,9 +145,9 @@ class Reporter:
         lines = timeline.notices(state, key, self._me, self._nick_of)
         line = next((n for n in lines if n.id == before), None) if before else None
         if before is None:
-            anchor, posts = None, await self._store.history(key, limit=limit)
+            anchor, posts = None, await self._store.run(Database.history, key, limit=limit)
         elif line is None:  # a post's id (UnknownMessage if it is not one)
-            posts = await self._store.history(key, before=before, limit=limit)
+            posts = await self._store.run(Database.history, key, before=before, limit=limit)
             post = state.by_id.get(before)
             anchor = post.order if post else (posts[-1].lamport, posts[-1].id) if posts else None
         else:
@@ -170,8 +161,8 @@ class Reporter:
         """The newest posts before a system line: those before the first post after it."""
         for post in (p for p in state.posts() if p.order > anchor):
             with contextlib.suppress(UnknownMessage):  # not in the store: try the next
-                return await self._store.history(key, before=post.id, limit=limit)
-        newest = await self._store.history(key, limit=limit)
+                return await self._store.run(Database.history, key, before=post.id, limit=limit)
+        newest = await self._store.run(Database.history, key, limit=limit)
         return [p for p in newest if timeline.order(p) < anchor]
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from textual.app import App
 
 from p2pim import events as ev
+from p2pim.clock import now_ms
 from p2pim.names import resolve_peer
 from p2pim.node import Node
 from p2pim.reach import parse_address
@@ -119,7 +120,7 @@ class Actions(App[None]):
                 # One line for the group, with an id of its own: that of one member's copy
                 # (a clock-based id repeats when two sends fall in the same millisecond).
                 line_id = "g" + next(iter(sent.values()))
-                self.model.add_own(key, line_id, text, fmt.now_ms(), "sent")
+                self.model.add_own(key, line_id, text, now_ms(), "sent")
                 self.show_own(key, line_id)
                 self.notify(f"Sent to {len(sent)} member(s).")
             return
@@ -128,14 +129,14 @@ class Actions(App[None]):
                 self.node.post_to_room, key.removeprefix(ROOM_PREFIX), text
             )
             if message_id is not FAILED:
-                self.model.add_own(key, message_id, text, fmt.now_ms(), "")
+                self.model.add_own(key, message_id, text, now_ms(), "")
                 self.show_own(key, message_id)
             return
         message_id = await self.guarded(self.node.send_text, key, text)
         if message_id is FAILED:
             return
         connected = await self.call(self.node.is_connected, key)
-        self.model.add_own(key, message_id, text, fmt.now_ms(), "sent" if connected else "queued")
+        self.model.add_own(key, message_id, text, now_ms(), "sent" if connected else "queued")
         self.show_own(key, message_id)
         if not connected:
             self.notify(f"{self.model.nick(key)} is offline: queued, it goes when they are back.")

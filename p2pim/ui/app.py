@@ -21,6 +21,7 @@ from textual.widgets import Footer, OptionList, Static
 
 from p2pim import blocking, control
 from p2pim import events as ev
+from p2pim.clock import now_ms
 from p2pim.identity import format_fingerprint
 from p2pim.node import Node
 from p2pim.settings import Settings
@@ -176,7 +177,7 @@ class P2pimApp(Actions):
 
     async def load_transfers(self) -> None:
         for info in reversed(await self.call(self.node.transfers)):  # oldest first
-            self.model.set_transfer(info, fmt.now_ms())
+            self.model.set_transfer(info, now_ms())
 
     async def on_unmount(self) -> None:
         await self.bridge.shutdown()  # also when the app ends some other way than quit

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from datetime import datetime
 
 PRESENCE_GLYPH = {"online": "●", "away": "◐", "busy": "⊘", "offline": "○"}
@@ -79,10 +78,6 @@ def short_day(ms: int) -> str:
 
 def same_day(a_ms: int, b_ms: int) -> bool:
     return datetime.fromtimestamp(a_ms / 1000).date() == datetime.fromtimestamp(b_ms / 1000).date()
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def grouped(digits: str, width: int = 5) -> str:
