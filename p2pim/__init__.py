@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from p2pim.api import TransferError, TransferInfo
     from p2pim.config import NodeConfig
     from p2pim.identity import Identity, load_or_create
     from p2pim.node import Node, PeerInfo, PeerUnknown, open_node
@@ -22,6 +23,8 @@ _HOMES = {
     "PeerInfo": "p2pim.node",
     "PeerRejectedError": "p2pim.sessions",
     "PeerUnknown": "p2pim.node",
+    "TransferError": "p2pim.api",
+    "TransferInfo": "p2pim.api",
     "load_or_create": "p2pim.identity",
     "open_node": "p2pim.node",
 }
@@ -33,6 +36,8 @@ __all__ = [
     "PeerInfo",
     "PeerRejectedError",
     "PeerUnknown",
+    "TransferError",
+    "TransferInfo",
     "load_or_create",
     "open_node",
 ]

@@ -23,6 +23,7 @@ from pathlib import Path
 import trio
 
 from p2pim import blocking, discovery, events, trust
+from p2pim.api import TransferInfo
 from p2pim.config import NodeConfig
 from p2pim.events import NodeEvent
 from p2pim.export import export
@@ -43,7 +44,7 @@ from p2pim.rooms.manager import RoomError, RoomInfo, Rooms, conversation
 from p2pim.sessions import PeerRejectedError, SessionHooks, Sessions, classify_dial_error
 from p2pim.settings import Settings, check_nick
 from p2pim.storage import PeerRecord, StorageError, StorageFull, Store, StoredMessage
-from p2pim.transfer.manager import TransferInfo, Transfers
+from p2pim.transfer.control import Transfers
 from p2pim.wire import pake
 from p2pim.wire.errors import RemoteProtocolError
 from p2pim.wire.messages import (
@@ -1031,7 +1032,8 @@ class Node:
             return
         if await self._messenger.received(link, message):
             return
-        if await self._transfers.received(link, message):
+        if (transfer_handler := self._transfers.routes().get(type(message))) is not None:
+            await transfer_handler(link, message)
             return
         if await self._rooms.received(link, message):
             return

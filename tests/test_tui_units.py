@@ -16,11 +16,11 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from p2pim import events as ev
+from p2pim.api import TransferInfo
 from p2pim.events import TransferFile
 from p2pim.rooms.manager import RoomInfo
 from p2pim.settings import FILE, Settings
 from p2pim.storage.messages import StoredMessage
-from p2pim.transfer.manager import TransferInfo
 from p2pim.ui import commands
 from p2pim.ui import format as fmt
 from p2pim.ui.dialogs import PickPeers

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from p2pim import events as ev
+from p2pim.api import TransferInfo
 from p2pim.rooms.manager import RoomInfo
 from p2pim.rooms.timeline import Notice, describe
 from p2pim.storage.messages import StoredMessage
-from p2pim.transfer.manager import TransferInfo
 
 Mark = Literal["", "queued", "sent", "delivered", "read", "failed"]
 ROOM_PREFIX = "room:"
