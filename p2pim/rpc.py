@@ -21,6 +21,7 @@ from p2pim.node import Node, PairingError, PeerUnknown
 from p2pim.rooms.manager import RoomError
 from p2pim.sessions import PeerRejectedError
 from p2pim.storage import NotYourMessage, StoredMessage, UnknownMessage
+from p2pim.transfer.state import TransferState
 from p2pim.trust import PeerKeyChangedError
 
 log = logging.getLogger(__name__)
@@ -243,7 +244,7 @@ class RpcServer:
         await self.node.accept_offer(
             self.resolve_peer(peer), _hex_id(offer), files=files, directory=directory
         )
-        return {"state": "accepted"}
+        return {"state": TransferState.ACCEPTED}
 
     async def decline_offer(self, peer: str, offer: str) -> None:
         await self.node.decline_offer(self.resolve_peer(peer), _hex_id(offer))
