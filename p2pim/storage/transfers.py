@@ -165,7 +165,7 @@ class TransferTables(OutboxTables):
                 _insert_transfer(
                     conn, offer, peer, False, INCOMING_START, total_files, now_ms, expires_at, room
                 )
-            elif record.state is not INCOMING_START or record.total_files != total_files:
+            elif record.state is not TransferState.ARRIVING or record.total_files != total_files:
                 return None  # a part of something already complete, or inconsistent
             _insert_files(conn, offer, peer, False, [f for f in files if f.index < total_files])
             (count,) = conn.execute(

@@ -213,16 +213,19 @@ class Transfers:
         free = await trio.to_thread.run_sync(fs.free_space, target)
         if need > free:
             raise TransferError(f"not enough space in {target}: {need} bytes needed, {free} free")
-        places = placement(
-            {i: record.files[i].path for i in wanted}, lambda name: fs.exists(target, name)
+        places = await trio.to_thread.run_sync(
+            placement,
+            {i: record.files[i].path for i in wanted},
+            lambda name: fs.exists(target, name),
         )
+        folder = await trio.to_thread.run_sync(os.path.abspath, target)
         reply = OfferReply(new_message_id(), offer, to_bitmap(wanted, record.total_files))
         answered = await self._store.run(
             Database.answer_offer,
             offer,
             peer,
             places,
-            os.path.abspath(target),
+            folder,
             (reply.id, codec.encode(reply)),
             now_ms(),
         )

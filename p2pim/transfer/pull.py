@@ -81,6 +81,7 @@ class Download:
         await self._finished.wait()
 
     def cancel(self) -> None:
+        """Cancel the download without waiting (its session closed)."""
         self._scope.cancel()
 
     async def run(self) -> None:
