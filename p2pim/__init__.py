@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from p2pim.api import RoomError, RoomInfo
+    from p2pim.api import RoomError, RoomInfo, TransferError, TransferInfo
     from p2pim.config import NodeConfig
     from p2pim.identity import Identity, load_or_create
     from p2pim.node import Node, PeerInfo, PeerUnknown, open_node
@@ -25,6 +25,8 @@ _HOMES = {
     "PeerUnknown": "p2pim.node",
     "RoomError": "p2pim.api",
     "RoomInfo": "p2pim.api",
+    "TransferError": "p2pim.api",
+    "TransferInfo": "p2pim.api",
     "load_or_create": "p2pim.identity",
     "open_node": "p2pim.node",
 }
@@ -38,6 +40,8 @@ __all__ = [
     "PeerUnknown",
     "RoomError",
     "RoomInfo",
+    "TransferError",
+    "TransferInfo",
     "load_or_create",
     "open_node",
 ]

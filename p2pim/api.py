@@ -9,11 +9,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from p2pim.events import TransferFile
+from p2pim.transfer.state import TransferState
+
 # ---- peers --------------------------------------------------------------------------
 
 # ---- messages -----------------------------------------------------------------------
 
 # ---- transfers ----------------------------------------------------------------------
+
+
+class TransferError(Exception):
+    """A transfer request cannot be done (no such offer, no space, bad path...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TransferInfo:
+    """One transfer as `Node.transfers()` reports it."""
+
+    offer: str
+    peer: str
+    outgoing: bool
+    state: TransferState
+    reason: str
+    total: int  # bytes of the accepted (or, before an answer, offered) files
+    done: int
+    files: tuple[TransferFile, ...]
+    expires_at: int  # ms since the epoch: an unanswered offer expires then
+    room: str = ""  # hex id of the room the offer was shared in; "": a private offer
+
 
 # ---- rooms --------------------------------------------------------------------------
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from p2pim.transfer.state import TransferState
+from p2pim.wire.messages import Outcome
+
 
 @dataclass(frozen=True, slots=True)
 class PeerDiscovered:
@@ -160,7 +163,7 @@ class TransferFile:
     path: str  # relative, "/"-separated; on the receiver already sanitised
     size: int
     done: int = 0  # receiver: bytes safely received; sender: the size once confirmed
-    outcome: str | None = None  # one of p2pim.wire.messages.OUTCOMES once it is over
+    outcome: Outcome | None = None  # set once it is over
     saved_as: str | None = None  # receiver: the absolute path it was saved under
 
 
@@ -210,7 +213,7 @@ class TransferFinished:
     peer: str
     offer: str
     outgoing: bool
-    state: str  # "completed", "failed", "cancelled", "declined" or "expired"
+    state: TransferState  # one of the final states
     reason: str
     files: tuple[TransferFile, ...]
     room: str = ""  # hex id of the room the offer was shared in; "": a private offer

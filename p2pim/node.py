@@ -23,7 +23,7 @@ from pathlib import Path
 import trio
 
 from p2pim import blocking, discovery, events, routes, trust
-from p2pim.api import RoomError, RoomInfo
+from p2pim.api import RoomError, RoomInfo, TransferInfo
 from p2pim.clock import now_ms
 from p2pim.config import NodeConfig
 from p2pim.delivery import STORE_RETRY_FIRST, STORE_RETRY_MAX, Deliveries, pause_for_space
@@ -39,7 +39,7 @@ from p2pim.rooms.manager import Rooms, conversation
 from p2pim.sessions import PeerRejectedError, SessionHooks, Sessions, classify_dial_error
 from p2pim.settings import Settings, check_nick
 from p2pim.storage import PeerRecord, StorageError, StorageFull, Store, StoredMessage
-from p2pim.transfer.manager import TransferInfo, Transfers
+from p2pim.transfer.control import Transfers
 from p2pim.wire import pake
 from p2pim.wire.errors import RemoteProtocolError
 from p2pim.wire.messages import (
@@ -198,7 +198,10 @@ class Node:
             )
             self._rooms = Rooms(self.identity, store, self._emit, self._nick_of)
             self._routes = routes.merge(
-                self._deliveries.routes(), self._messenger.routes(), self._rooms.routes()
+                self._deliveries.routes(),
+                self._messenger.routes(),
+                self._transfers.routes(),
+                self._rooms.routes(),
             )
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -1034,8 +1037,6 @@ class Node:
         handler = self._routes.get(type(message))
         if handler is not None:
             return await handler(link, message)
-        if await self._transfers.received(link, message):
-            return
         if isinstance(message, TRANSFER_ONLY + PAYLOAD_ONLY):
             raise RemoteProtocolError(f"{message.TYPE} does not travel on a session")
         if isinstance(message, Presence):

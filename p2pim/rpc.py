@@ -14,13 +14,13 @@ from typing import Any, Protocol
 import trio
 
 from p2pim import events as ev
-from p2pim.api import RoomError
+from p2pim.api import RoomError, TransferError
 from p2pim.blocking import FINGERPRINT_HEX, PeerBlockedError
 from p2pim.names import PeerNameError, resolve_peer
 from p2pim.node import Node, PairingError, PeerUnknown
 from p2pim.sessions import PeerRejectedError
 from p2pim.storage import NotYourMessage, StoredMessage, UnknownMessage
-from p2pim.transfer.manager import TransferError
+from p2pim.transfer.state import TransferState
 from p2pim.trust import PeerKeyChangedError
 
 log = logging.getLogger(__name__)
@@ -243,7 +243,7 @@ class RpcServer:
         await self.node.accept_offer(
             self.resolve_peer(peer), _hex_id(offer), files=files, directory=directory
         )
-        return {"state": "accepted"}
+        return {"state": TransferState.ACCEPTED}
 
     async def decline_offer(self, peer: str, offer: str) -> None:
         await self.node.decline_offer(self.resolve_peer(peer), _hex_id(offer))

@@ -7,6 +7,8 @@ import time
 from datetime import datetime
 from typing import Any, TextIO
 
+from p2pim.transfer.state import TransferState
+
 Event = dict[str, Any]
 
 
@@ -136,7 +138,7 @@ class ProgressBar:
 
     def answered(self, files: int) -> None:
         self.start_clock()
-        self.note(f"accepted {files} file(s)" if files else "declined")
+        self.note(f"accepted {files} file(s)" if files else TransferState.DECLINED)
 
     def update(self, event: Event) -> None:
         self._last = event
@@ -146,7 +148,7 @@ class ProgressBar:
     def finish(self, finished: Event | None) -> None:
         """Replace the line with a summary of the outcome (always written)."""
         line = ""
-        if finished is not None and finished["state"] == "completed":
+        if finished is not None and finished["state"] == TransferState.COMPLETED:
             ok = [f for f in finished["files"] if f["outcome"] == "ok"]
             nbytes = sum(f["size"] for f in ok)
             line = f"{self._verb} {len(ok)} file(s), {size(nbytes)}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from p2pim.transfer import state as transfer_state
 from p2pim.wire.connection import state_diagram
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -12,6 +13,11 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 def test_protocol_doc_embeds_the_state_diagram_generated_from_the_table() -> None:
     text = (DOCS / "protocol.md").read_text()
     assert f"```mermaid\n{state_diagram()}\n```" in text
+
+
+def test_protocol_doc_embeds_the_transfer_diagram_generated_from_the_table() -> None:
+    text = (DOCS / "protocol.md").read_text()
+    assert f"```mermaid\n{transfer_state.state_diagram()}\n```" in text
 
 
 def _headings(section: str) -> set[str]:

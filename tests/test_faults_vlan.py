@@ -353,7 +353,7 @@ async def until(stop: trio.Event, action: Callable[[], Awaitable[bool]]) -> None
 KINDS = ("send", "transfer", "sync", "write")
 FILE_SIZE = 48 * MIB
 RATE = 250  # Mbit/s on h0's cable: a 48 MiB file takes ~1.6 s, so kills land mid-file
-CHECKPOINT = 8 * MIB  # p2pim.transfer.manager.CHECKPOINT_BYTES
+CHECKPOINT = 8 * MIB  # p2pim.transfer.pull.CHECKPOINT_BYTES
 SOCKET_BUFFERS = 8 * MIB  # what TCP may hold in flight between the two (autotuned buffers)
 STREAMS = 3  # concurrent callers in a stream, so a kill finds calls in flight
 WRITERS = 4  # burst clients: stdio plus three control-socket connections

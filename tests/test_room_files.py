@@ -21,7 +21,7 @@ from p2pim import Identity, Node, open_node
 from p2pim.clock import new_message_id, now_ms
 from p2pim.events import OfferAnswered, OfferReceived, PeerConnected, TransferFinished
 from p2pim.net.link import perform_handshake
-from p2pim.transfer.manager import SEND_BLOCK
+from p2pim.transfer.push import SEND_BLOCK
 from p2pim.wire.messages import (
     PROTOCOL_VERSION,
     Chunk,

@@ -18,6 +18,7 @@ from nodes import loopback_config, next_event, raw_session
 from test_messaging import meet
 
 from p2pim import Identity, Node, open_node
+from p2pim.api import TransferError
 from p2pim.events import (
     MessageReceived,
     NodeEvent,
@@ -29,7 +30,6 @@ from p2pim.events import (
 )
 from p2pim.net.link import LinkClosed
 from p2pim.transfer.files import LocalFile
-from p2pim.transfer.manager import TransferError
 from p2pim.wire.messages import PROTOCOL_VERSION, Bye, Chunk, Hello, Pull
 
 

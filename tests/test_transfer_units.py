@@ -26,6 +26,7 @@ from p2pim.transfer.files import (
 )
 from p2pim.transfer.offers import clean_path, from_bitmap, pack_parts, placement, to_bitmap
 from p2pim.transfer.progress import REPORT_INTERVAL, Progress
+from p2pim.transfer.state import IllegalTransition, Input, TransferState
 from p2pim.wire.codec import MAX_PAYLOAD_SIZE, encode
 from p2pim.wire.messages import (
     MAX_FILE_SIZE,
@@ -884,7 +885,9 @@ def test_finish_transfer_cancels_unfinished_files(db: Database) -> None:
     db.answer_offer(offer, PEER, {0: "in/f0", 1: "in/f1"}, "/d", (oid(), b"reply"), 2000)
     db.save_progress(offer, PEER, 1, 12345)
     db.finish_file(offer, PEER, 0, "ok", "in/f0 (1)")
-    record = db.finish_transfer(offer, PEER, False, "failed", "disk full", (oid(), b"res"), 3000)
+    record = db.finish_transfer(
+        offer, PEER, False, Input.RESULT_FAILED, "disk full", (oid(), b"res"), 3000
+    )
     assert record is not None
     assert (record.state, record.reason) == ("failed", "disk full")
     assert [(f.outcome, f.saved_as, f.done) for f in record.files] == [
@@ -894,7 +897,7 @@ def test_finish_transfer_cancels_unfinished_files(db: Database) -> None:
     ]
     assert payloads(db, PEER) == [b"reply", b"res"]
     # Already final: nothing changes and nothing more is queued.
-    assert db.finish_transfer(offer, PEER, False, "cancelled", "", (oid(), b"x"), 3001) is None
+    assert db.finish_transfer(offer, PEER, False, Input.CANCEL, "", (oid(), b"x"), 3001) is None
     final = db.get_transfer(offer, PEER, False)
     assert final is not None and final.state == "failed"
     assert payloads(db, PEER) == [b"reply", b"res"]
@@ -902,17 +905,19 @@ def test_finish_transfer_cancels_unfinished_files(db: Database) -> None:
 
 def test_finish_transfer_outgoing_without_message(db: Database) -> None:
     offer = make_offer(db, 2)
-    record = db.finish_transfer(offer, PEER, True, "expired", "expired", None, 3000)
+    record = db.finish_transfer(offer, PEER, True, Input.EXPIRE, "expired", None, 3000)
     assert record is not None and record.state == "expired"
     assert len(db.outbox(PEER)) == 2  # only the parts
     assert db.transfers(live_only=True) == []
 
 
-def test_finish_transfer_rejects_a_live_state(db: Database) -> None:
+def test_finish_transfer_refuses_a_move_the_table_lacks(db: Database) -> None:
     offer = make_offer(db)
-    with pytest.raises(ValueError):
-        db.finish_transfer(offer, PEER, True, "accepted", "", None, 3000)
-    assert db.finish_transfer(oid(), PEER, True, "cancelled", "", None, 3000) is None
+    with pytest.raises(IllegalTransition):  # an unanswered offer has no result
+        db.finish_transfer(offer, PEER, True, Input.RESULT_OK, "", None, 3000)
+    unchanged = db.get_transfer(offer, PEER, True)
+    assert unchanged is not None and unchanged.state is TransferState.OFFERED
+    assert db.finish_transfer(oid(), PEER, True, Input.CANCEL, "", None, 3000) is None
 
 
 def test_record_cancel_of_our_offer(db: Database) -> None:

@@ -209,7 +209,7 @@ async def transfers_view(pilot: Pilot[None]) -> None:
         ev.TransferFinished(C, DATASET, False, "failed", "connection lost", ()),
         ev.TransferProgress(B, PHOTOS, False, 330_301_440, 734_003_200, 48e6, 8.4, 1, 0, 0),
     )
-    await until(pilot, lambda: app.model.transfers[(B, PHOTOS)].state == "running")
+    await until(pilot, lambda: app.model.transfers[(B, PHOTOS)].running)
     await settle(pilot)
     await pilot.press("f3")
     await until(pilot, lambda: len(app.screen.query("TransferRow")) == 3)

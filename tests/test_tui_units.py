@@ -17,11 +17,10 @@ from textual.widgets import Input
 
 from p2pim import clock
 from p2pim import events as ev
-from p2pim.api import RoomInfo
+from p2pim.api import RoomInfo, TransferInfo
 from p2pim.events import TransferFile
 from p2pim.settings import FILE, Settings
 from p2pim.storage.messages import StoredMessage
-from p2pim.transfer.manager import TransferInfo
 from p2pim.ui import commands
 from p2pim.ui import format as fmt
 from p2pim.ui.dialogs import PickPeers
@@ -248,7 +247,7 @@ def test_an_incoming_transfer_from_offer_to_completion() -> None:
     )
     assert m.offers[key] is o
     m.apply(ev.TransferProgress(BOB, o.offer, False, 250, 1000, 100.0, 7.5, 0, 250, 600))
-    assert (transfer.state, transfer.fraction, transfer.eta) == ("running", 0.25, 7.5)
+    assert (transfer.state, transfer.fraction, transfer.eta) == ("accepted", 0.25, 7.5)
     saved = (TransferFile(0, "a.txt", 600, 600, "ok", "/d/a.txt"), TransferFile(1, "b/c.png", 400))
     m.apply(ev.TransferFinished(BOB, o.offer, False, "completed", "", saved))
     assert (transfer.state, transfer.fraction, transfer.saved_as) == (
@@ -275,7 +274,7 @@ def test_progress_for_an_unknown_transfer_is_ignored_and_a_finish_creates_it() -
 
 def test_an_outgoing_offer_is_declined_or_accepted() -> None:
     m = model()
-    for offer_id, accepted, state in (("01", (), "declined"), ("02", (0,), "running")):
+    for offer_id, accepted, state in (("01", (), "declined"), ("02", (0,), "accepted")):
         m.transfers[(BOB, offer_id)] = Transfer(BOB, offer_id, True, ("f",), 10)
         m.apply(ev.OfferAnswered(BOB, offer_id, accepted))
         assert m.transfers[(BOB, offer_id)].state == state
@@ -303,7 +302,7 @@ def test_transfers_load_from_the_nodes_list() -> None:
     assert m.transfers[(BOB, "0a")].state == "offered"
     m.set_transfer(info("accepted"), NOW)
     transfer = m.transfers[(BOB, "0a")]
-    assert (transfer.state, transfer.done, transfer.saved_as) == ("running", 40, ("/d/a.txt",))
+    assert (transfer.state, transfer.done, transfer.saved_as) == ("accepted", 40, ("/d/a.txt",))
     m.set_transfer(info("offered", outgoing=True, offer_id="0b"), NOW + 60_000)
     assert (BOB, "0b") not in m.offers  # our own offer waits for them, not for us
     assert m.transfers[(BOB, "0b")].outgoing
@@ -398,7 +397,7 @@ def test_days_clock_numbers_and_images() -> None:
 
 
 def test_a_transfer_row_describes_it() -> None:
-    running = Transfer(BOB, "01", False, ("a", "b", "c"), 2048, 1024, 512.0, 2.0, "running")
+    running = Transfer(BOB, "01", False, ("a", "b", "c"), 2048, 1024, 512.0, 2.0, "accepted")
     assert (
         describe(running, "bob").plain
         == "↓ a, b +1  from bob  1.0 KiB / 2.0 KiB  512 B/s  ETA 0:02"
@@ -645,7 +644,7 @@ def test_the_transfers_view_lists_each_peer_of_an_offer_newest_first() -> None:
     m.apply(ev.PeerConnected(CAROL, "carol", "127.0.0.1:2", "online", "", "unverified"))
     m.transfers[(BOB, "01")] = Transfer(BOB, "01", True, ("old.txt",), 10, state="completed")
     # One offer to a room of two: one transfer (and one row) per member.
-    m.transfers[(BOB, "02")] = Transfer(BOB, "02", True, ("new.txt",), 10, 5, state="running")
+    m.transfers[(BOB, "02")] = Transfer(BOB, "02", True, ("new.txt",), 10, 5, state="accepted")
     m.transfers[(CAROL, "02")] = Transfer(CAROL, "02", True, ("new.txt",), 10, state="offered")
 
     async def check(pilot: Pilot[None]) -> None:

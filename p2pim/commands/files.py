@@ -24,8 +24,8 @@ from p2pim.oneshot import (
     Job,
     deadline_after,
 )
+from p2pim.transfer.state import LIVE, TransferState
 
-LIVE = ("offered", "accepted", "arriving")  # states a transfer can still be cancelled in
 MIN_OFFER_PREFIX = 4
 
 
@@ -70,13 +70,14 @@ def send_file(job: Job) -> int:
             rpc.call("cancel_transfer", peer=args.name, offer=offer)
         reason = "interrupted" if interrupted else f"timed out after {args.timeout:g} s"
         bar.finish(None)
-        job.show({"offer": offer, "state": "cancelled", "reason": reason}, f"cancelled: {reason}")
+        cancelled = TransferState.CANCELLED
+        job.show({"offer": offer, "state": cancelled, "reason": reason}, f"{cancelled}: {reason}")
         return INTERRUPTED if interrupted else FAILED
     state, reason = finished["state"], finished["reason"]
     bar.finish(finished)
     result = {key: finished[key] for key in ("offer", "peer", "state", "reason", "files")}
     job.show(result, f"{state}: {reason}" if reason and reason != state else state)
-    return OK if state == "completed" else FAILED
+    return OK if state == TransferState.COMPLETED else FAILED
 
 
 def follow(
@@ -116,7 +117,7 @@ def receive(job: Job) -> int:
     waiting = [
         t
         for t in rpc.call("transfers")
-        if not t["outgoing"] and t["state"] == "offered" and sender in (None, t["peer"])
+        if not t["outgoing"] and t["state"] == TransferState.OFFERED and sender in (None, t["peer"])
     ]
     if waiting:
         oldest = min(waiting, key=lambda t: t["expires_at"])
@@ -159,22 +160,23 @@ def download(job: Job, peer: str, offer: str, directory: str | None, deadline: f
             rpc.call("cancel_transfer", peer=peer, offer=offer)
         reason = "interrupted" if interrupted else f"timed out after {args.timeout:g} s"
         bar.finish(None)
+        cancelled = TransferState.CANCELLED
         job.show(
-            {"offer": offer, "peer": peer, "state": "cancelled", "reason": reason},
-            f"cancelled: {reason}",
+            {"offer": offer, "peer": peer, "state": cancelled, "reason": reason},
+            f"{cancelled}: {reason}",
         )
         return INTERRUPTED if interrupted else FAILED
     bar.finish(finished)
     saved = [f["saved_as"] for f in finished["files"] if f["outcome"] == "ok" and f["saved_as"]]
     result = {key: finished[key] for key in ("offer", "peer", "state", "reason", "files")}
     state, reason = finished["state"], finished["reason"]
-    if state != "completed":
+    if state != TransferState.COMPLETED:
         print(
             f"p2pim: {state}" + (f": {reason}" if reason and reason != state else ""),
             file=sys.stderr,
         )
     job.show(result, "\n".join(saved))
-    complete = state == "completed" and len(saved) == sum(
+    complete = state == TransferState.COMPLETED and len(saved) == sum(
         f["outcome"] is not None for f in finished["files"]
     )
     return OK if complete else FAILED
@@ -254,20 +256,22 @@ def find_transfers(rpc: BlockingClient, prefix: str, **wanted: Any) -> list[dict
 def transfer_accept(job: Job) -> int:
     args = job.args
     directory = _folder(args.into)
-    [offered] = find_transfers(job.rpc, args.offer, outgoing=False, state="offered")
+    [offered] = find_transfers(job.rpc, args.offer, outgoing=False, state=TransferState.OFFERED)
     if args.no_wait:
         job.rpc.call(
             "accept_offer", peer=offered["peer"], offer=offered["offer"], directory=directory
         )
-        job.show({"offer": offered["offer"], "state": "accepted"}, "accepted")
+        accepted = TransferState.ACCEPTED
+        job.show({"offer": offered["offer"], "state": accepted}, accepted)
         return OK
     return download(job, offered["peer"], offered["offer"], directory, deadline_after(args.timeout))
 
 
 def transfer_decline(job: Job) -> int:
-    [offered] = find_transfers(job.rpc, job.args.offer, outgoing=False, state="offered")
+    [offered] = find_transfers(job.rpc, job.args.offer, outgoing=False, state=TransferState.OFFERED)
     job.rpc.call("decline_offer", peer=offered["peer"], offer=offered["offer"])
-    job.show({"offer": offered["offer"], "state": "declined"}, "declined")
+    declined = TransferState.DECLINED
+    job.show({"offer": offered["offer"], "state": declined}, declined)
     return OK
 
 
@@ -282,5 +286,6 @@ def transfer_cancel(job: Job) -> int:
         raise CommandError("that offer is over already: nothing to cancel")
     for t in live:
         rpc.call("cancel_transfer", peer=t["peer"], offer=t["offer"])
-    job.show({"offer": live[0]["offer"], "cancelled": [t["peer"] for t in live]}, "cancelled")
+    cancelled = TransferState.CANCELLED
+    job.show({"offer": live[0]["offer"], cancelled: [t["peer"] for t in live]}, cancelled)
     return OK

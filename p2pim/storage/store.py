@@ -19,7 +19,9 @@ from p2pim.storage.messages import StoredMessage
 from p2pim.storage.peers import PeerRecord
 from p2pim.storage.rooms import RoomPost
 from p2pim.storage.transfers import FileRecord, Queued, TransferRecord
+from p2pim.transfer.state import Input
 from p2pim.trust import Trust
+from p2pim.wire.messages import Outcome
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -336,7 +338,7 @@ class Store:
         op_id: bytes,
         offer: bytes,
         peer: str,
-        outcomes: Sequence[str],
+        outcomes: Sequence[Outcome],
         reason: str,
         now_ms: int,
     ) -> TransferRecord | None:
@@ -378,7 +380,7 @@ class Store:
         await self._run(self._db.record_sent, offer, peer, sent)
 
     async def finish_file(
-        self, offer: bytes, peer: str, index: int, outcome: str, saved_as: str | None
+        self, offer: bytes, peer: str, index: int, outcome: Outcome, saved_as: str | None
     ) -> None:
         await self._run(self._db.finish_file, offer, peer, index, outcome, saved_as)
 
@@ -387,13 +389,13 @@ class Store:
         offer: bytes,
         peer: str,
         outgoing: bool,
-        state: str,
+        event: Input,
         reason: str,
         message: Queued | None,
         now_ms: int,
     ) -> TransferRecord | None:
         return await self._run(
-            self._db.finish_transfer, offer, peer, outgoing, state, reason, message, now_ms
+            self._db.finish_transfer, offer, peer, outgoing, event, reason, message, now_ms
         )
 
     async def record_cancel(

@@ -6,9 +6,8 @@ messages that drive it (offer parts, the reply, the result, a cancel) go through
 in the same transaction as the state they announce, and incoming ones are applied once
 (their ids go into `applied_ops`): a crash or a resend never applies anything twice.
 
-States: an incoming offer is "arriving" until all its parts are here, then "offered";
-either side's offer then becomes "accepted" or "declined", and an accepted one ends
-"completed" or "failed".  Any live transfer can become "cancelled" or "expired".
+Its states and the moves between them are the table in `p2pim.transfer.state`: every
+state written here is the one `advance` gives, so a move the table lacks is refused.
 """
 
 from __future__ import annotations
@@ -19,11 +18,18 @@ from dataclasses import dataclass, field
 
 from p2pim.storage.core import StorageError
 from p2pim.storage.outbox import OutboxTables, check_id, enqueue
-
-LIVE_STATES = ("arriving", "offered", "accepted")
-FINAL_STATES = ("completed", "failed", "cancelled", "declined", "expired")
+from p2pim.transfer.state import (
+    INCOMING_START,
+    LIVE,
+    OUTGOING_START,
+    Input,
+    TransferState,
+    advance,
+)
+from p2pim.wire.messages import CANCEL_EXPIRED, Outcome
 
 Queued = tuple[bytes, bytes]  # (operation id, encoded wire message) for the outbox
+Key = tuple[bytes, str, bool]  # a transfer's: (offer, peer, outgoing)
 
 
 class UnknownTransfer(StorageError):
@@ -40,7 +46,7 @@ class FileRecord:
     mtime_ns: int | None = None  # outgoing: its modification time when offered
     accepted: bool = False
     done: int = 0  # incoming: bytes durably in the partial file; outgoing: bytes sent
-    outcome: str | None = None
+    outcome: Outcome | None = None
     saved_as: str | None = None  # incoming: where it landed, relative to `directory`
 
 
@@ -49,7 +55,7 @@ class TransferRecord:
     offer: bytes
     peer: str
     outgoing: bool
-    state: str
+    state: TransferState
     total_files: int
     created_at: int  # ms since the epoch
     expires_at: int  # ms since the epoch: unanswered by then, the offer expires
@@ -59,7 +65,7 @@ class TransferRecord:
     room: bytes = b""  # the room the offer was shared in; empty: a private offer
 
     @property
-    def key(self) -> tuple[bytes, str, bool]:
+    def key(self) -> Key:
         return self.offer, self.peer, self.outgoing
 
 
@@ -84,7 +90,7 @@ class TransferTables(OutboxTables):
         with self._transaction(write=True) as conn:
             for peer in peers:
                 _insert_transfer(
-                    conn, offer, peer, True, "offered", len(files), now_ms, expires_at, room
+                    conn, offer, peer, True, OUTGOING_START, len(files), now_ms, expires_at, room
                 )
                 _insert_files(conn, offer, peer, True, files)
                 for op_id, payload in parts[peer]:
@@ -102,14 +108,14 @@ class TransferTables(OutboxTables):
             record = _load(conn, offer, peer, True)
             if record is None:
                 return None
-            if record.state == "offered":
+            if record.state is TransferState.OFFERED:
                 wanted = [i for i in accepted if 0 <= i < record.total_files]
                 conn.executemany(
                     "UPDATE transfer_files SET accepted = 1"
                     " WHERE offer = ? AND peer = ? AND outgoing = 1 AND idx = ?",
                     [(offer, peer, i) for i in wanted],
                 )
-                _set_state(conn, offer, peer, True, "accepted" if wanted else "declined", "")
+                _advance(conn, record, Input.ACCEPT if wanted else Input.DECLINE, "")
             return _load(conn, offer, peer, True)
 
     def record_result(
@@ -117,7 +123,7 @@ class TransferTables(OutboxTables):
         op_id: bytes,
         offer: bytes,
         peer: str,
-        outcomes: Sequence[str],
+        outcomes: Sequence[Outcome],
         reason: str,
         now_ms: int,
     ) -> TransferRecord | None:
@@ -127,12 +133,12 @@ class TransferTables(OutboxTables):
             if not _apply_once(conn, op_id, now_ms):
                 return None
             record = _load(conn, offer, peer, True)
-            if record is None or record.state != "accepted":
+            if record is None or record.state is not TransferState.ACCEPTED:
                 return None
             for file in record.files:
-                outcome = outcomes[file.index] if file.index < len(outcomes) else "cancelled"
+                outcome = outcomes[file.index] if file.index < len(outcomes) else Outcome.CANCELLED
                 _set_outcome(conn, offer, peer, True, file.index, outcome, None)
-            _set_state(conn, offer, peer, True, "failed" if reason else "completed", reason)
+            _advance(conn, record, Input.RESULT_FAILED if reason else Input.RESULT_OK, reason)
             return _load(conn, offer, peer, True)
 
     # -- receiving -------------------------------------------------------------------------
@@ -150,16 +156,16 @@ class TransferTables(OutboxTables):
     ) -> TransferRecord | None:
         """Store one part of `peer`'s offer once (the first part stored says which room
         it is shared in).  Returns the transfer when this part completed it (it is now
-        "offered"), else None."""
+        offered), else None."""
         with self._transaction(write=True) as conn:
             if not _apply_once(conn, op_id, now_ms):
                 return None
             record = _load(conn, offer, peer, False)
             if record is None:
                 _insert_transfer(
-                    conn, offer, peer, False, "arriving", total_files, now_ms, expires_at, room
+                    conn, offer, peer, False, INCOMING_START, total_files, now_ms, expires_at, room
                 )
-            elif record.state != "arriving" or record.total_files != total_files:
+            elif record.state is not TransferState.ARRIVING or record.total_files != total_files:
                 return None  # a part of something already complete, or inconsistent
             _insert_files(conn, offer, peer, False, [f for f in files if f.index < total_files])
             (count,) = conn.execute(
@@ -168,7 +174,7 @@ class TransferTables(OutboxTables):
             ).fetchone()
             if count < total_files:
                 return None
-            _set_state(conn, offer, peer, False, "offered", "")
+            _advance(conn, _require(conn, offer, peer, False), Input.PARTS_COMPLETE, "")
             return _load(conn, offer, peer, False)
 
     def answer_offer(
@@ -184,7 +190,7 @@ class TransferTables(OutboxTables):
         `directory`, or decline (empty `placement`), and queue the reply."""
         with self._transaction(write=True) as conn:
             record = _load(conn, offer, peer, False)
-            if record is None or record.state != "offered":
+            if record is None or record.state is not TransferState.OFFERED:
                 raise UnknownTransfer("no such offer is waiting for an answer")
             conn.executemany(
                 "UPDATE transfer_files SET accepted = 1, path = ?"
@@ -195,7 +201,7 @@ class TransferTables(OutboxTables):
                 "UPDATE transfers SET directory = ? WHERE offer = ? AND peer = ? AND outgoing = 0",
                 (directory, offer, peer),
             )
-            _set_state(conn, offer, peer, False, "accepted" if placement else "declined", "")
+            _advance(conn, record, Input.ACCEPT if placement else Input.DECLINE, "")
             enqueue(conn, reply[0], peer, reply[1], now_ms)
             return _require(conn, offer, peer, False)
 
@@ -218,7 +224,7 @@ class TransferTables(OutboxTables):
             )
 
     def finish_file(
-        self, offer: bytes, peer: str, index: int, outcome: str, saved_as: str | None
+        self, offer: bytes, peer: str, index: int, outcome: Outcome, saved_as: str | None
     ) -> None:
         with self._transaction(write=True) as conn:
             _set_outcome(conn, offer, peer, False, index, outcome, saved_as)
@@ -230,20 +236,19 @@ class TransferTables(OutboxTables):
         offer: bytes,
         peer: str,
         outgoing: bool,
-        state: str,
+        event: Input,
         reason: str,
         message: Queued | None,
         now_ms: int,
     ) -> TransferRecord | None:
-        """End a live transfer (files without an outcome become "cancelled") and queue
-        `message` (our result or cancel) to the peer.  None if it had already ended."""
-        if state not in FINAL_STATES:
-            raise ValueError(f"{state!r} is not a final state")
+        """End a live transfer by `event` (files without an outcome become cancelled) and
+        queue `message` (our result or cancel) to the peer.  None if it had already ended;
+        `IllegalTransition` if `event` does not end it from where it stands."""
         with self._transaction(write=True) as conn:
             record = _load(conn, offer, peer, outgoing)
-            if record is None or record.state not in LIVE_STATES:
+            if record is None or record.state not in LIVE:
                 return None
-            _end(conn, offer, peer, outgoing, state, reason)
+            _end(conn, record, event, reason)
             if message is not None:
                 enqueue(conn, message[0], peer, message[1], now_ms)
             return _require(conn, offer, peer, outgoing)
@@ -257,9 +262,13 @@ class TransferTables(OutboxTables):
                 return None
             for outgoing in (True, False):
                 record = _load(conn, offer, peer, outgoing)
-                if record is not None and record.state in LIVE_STATES:
-                    state = "expired" if reason == "expired" else "cancelled"
-                    _end(conn, offer, peer, outgoing, state, reason)
+                if record is not None and record.state in LIVE:
+                    _end(
+                        conn,
+                        record,
+                        Input.EXPIRE if reason == CANCEL_EXPIRED else Input.CANCEL,
+                        reason,
+                    )
                     return _require(conn, offer, peer, outgoing)
             return None
 
@@ -269,10 +278,12 @@ class TransferTables(OutboxTables):
 
     def transfers(self, *, live_only: bool = False) -> list[TransferRecord]:
         """Every transfer (or only live ones), newest first."""
-        where = f"WHERE state IN {LIVE_STATES!r}" if live_only else ""
+        states = sorted(LIVE) if live_only else []
+        where = f"WHERE state IN ({', '.join('?' * len(states))})" if live_only else ""
         with self._transaction(write=False) as conn:
             keys = conn.execute(
-                f"SELECT offer, peer, outgoing FROM transfers {where} ORDER BY created_at DESC"
+                f"SELECT offer, peer, outgoing FROM transfers {where} ORDER BY created_at DESC",
+                states,
             ).fetchall()
             return [_require(conn, offer, peer, bool(out)) for offer, peer, out in keys]
 
@@ -294,7 +305,7 @@ def _insert_transfer(
     offer: bytes,
     peer: str,
     outgoing: bool,
-    state: str,
+    state: TransferState,
     total_files: int,
     now_ms: int,
     expires_at: int,
@@ -320,25 +331,22 @@ def _insert_files(
     )
 
 
-def _set_state(
-    conn: sqlite3.Connection, offer: bytes, peer: str, outgoing: bool, state: str, reason: str
-) -> None:
+def _advance(conn: sqlite3.Connection, record: TransferRecord, event: Input, reason: str) -> None:
+    """The one writer of a transfer's state: where `event` takes it, by the table."""
     conn.execute(
         "UPDATE transfers SET state = ?, reason = ? WHERE offer = ? AND peer = ? AND outgoing = ?",
-        (state, reason, offer, peer, int(outgoing)),
+        (advance(record.state, event), reason, record.offer, record.peer, int(record.outgoing)),
     )
 
 
-def _end(
-    conn: sqlite3.Connection, offer: bytes, peer: str, outgoing: bool, state: str, reason: str
-) -> None:
-    """Final state; accepted files without an outcome were cut short."""
+def _end(conn: sqlite3.Connection, record: TransferRecord, event: Input, reason: str) -> None:
+    """To a final state; accepted files without an outcome were cut short."""
     conn.execute(
-        "UPDATE transfer_files SET outcome = 'cancelled'"
+        "UPDATE transfer_files SET outcome = ?"
         " WHERE offer = ? AND peer = ? AND outgoing = ? AND accepted = 1 AND outcome IS NULL",
-        (offer, peer, int(outgoing)),
+        (Outcome.CANCELLED, record.offer, record.peer, int(record.outgoing)),
     )
-    _set_state(conn, offer, peer, outgoing, state, reason)
+    _advance(conn, record, event, reason)
 
 
 def _set_outcome(
@@ -347,7 +355,7 @@ def _set_outcome(
     peer: str,
     outgoing: bool,
     index: int,
-    outcome: str,
+    outcome: Outcome,
     saved_as: str | None,
 ) -> None:
     conn.execute(
@@ -369,7 +377,18 @@ def _load(
     if row is None:
         return None
     files = [
-        FileRecord(idx, path, size, hash, source, mtime_ns, bool(acc), done, outcome, saved_as)
+        FileRecord(
+            index=idx,
+            path=path,
+            size=size,
+            hash=hash,
+            source=source,
+            mtime_ns=mtime_ns,
+            accepted=bool(acc),
+            done=done,
+            outcome=None if outcome is None else Outcome(outcome),
+            saved_as=saved_as,
+        )
         for idx, path, size, hash, source, mtime_ns, acc, done, outcome, saved_as in conn.execute(
             "SELECT idx, path, size, hash, source, mtime_ns, accepted, done, outcome, saved_as"
             " FROM transfer_files WHERE offer = ? AND peer = ? AND outgoing = ? ORDER BY idx",
@@ -378,9 +397,18 @@ def _load(
     ]
     state, total_files, created_at, expires_at, directory, reason, room = row
     return TransferRecord(
-        offer, peer, outgoing, state, total_files, created_at, expires_at, directory, reason,
-        files, room or b"",
-    )  # fmt: skip
+        offer=offer,
+        peer=peer,
+        outgoing=outgoing,
+        state=TransferState(state),
+        total_files=total_files,
+        created_at=created_at,
+        expires_at=expires_at,
+        directory=directory,
+        reason=reason,
+        files=files,
+        room=room or b"",
+    )
 
 
 def _require(conn: sqlite3.Connection, offer: bytes, peer: str, outgoing: bool) -> TransferRecord:

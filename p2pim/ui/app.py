@@ -26,6 +26,7 @@ from p2pim.identity import format_fingerprint
 from p2pim.node import Node
 from p2pim.settings import Settings
 from p2pim.storage import StorageError
+from p2pim.transfer.state import TransferState
 from p2pim.ui import format as fmt
 from p2pim.ui.actions import FAILED, Actions
 from p2pim.ui.bridge import NodeBridge, NodeStopped
@@ -287,13 +288,13 @@ class P2pimApp(Actions):
                     title=f"Files offered{where}",
                 )
                 self.ask_offer(event)
-            case ev.TransferFinished(state="failed", reason=reason, peer=peer):
+            case ev.TransferFinished(state=TransferState.FAILED, reason=reason, peer=peer):
                 self.notify(
                     f"Transfer with {self.model.nick(peer)} failed: {reason}",
                     severity="error",
                     timeout=10,
                 )
-            case ev.TransferFinished(state="completed", outgoing=False, files=files):
+            case ev.TransferFinished(state=TransferState.COMPLETED, outgoing=False, files=files):
                 saved = [f.saved_as for f in files if f.saved_as]
                 self.notify(f"Received {len(saved)} file(s)" + (f": {saved[0]}" if saved else ""))
             case ev.RoomInvited(room=room, name=name, inviter_nick=inviter):

@@ -13,6 +13,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static
 
+from p2pim.transfer.state import TransferState
 from p2pim.ui import format as fmt
 from p2pim.ui.model import GROUP_PREFIX, ROOM_PREFIX, Line, Model, Transfer
 from p2pim.ui.rows import render_card, render_line, render_system
@@ -370,7 +371,7 @@ def card_body(group: Sequence[Transfer], nick: Callable[[str], str]) -> Renderab
     """A file card: the offer's transfers, and below a received image its preview."""
     transfer = group[0]
     body: RenderableType = render_card(group, nick)
-    if transfer.state == "completed" and not transfer.outgoing:
+    if transfer.state == TransferState.COMPLETED and not transfer.outgoing:
         previews = [image_preview(p) for p in transfer.saved_as if fmt.is_image(p)]
         shown = [p for p in previews if p is not None]
         if shown:

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from p2pim import events as ev
-from p2pim.api import RoomInfo
+from p2pim.api import RoomInfo, TransferInfo
 from p2pim.rooms.timeline import Notice, describe
 from p2pim.storage.messages import StoredMessage
-from p2pim.transfer.manager import TransferInfo
+from p2pim.transfer.state import FINAL, TransferState
 
 Mark = Literal["", "queued", "sent", "delivered", "read", "failed"]
+FAILED_MARK: Mark = "failed"  # a message that could not be sent
 ROOM_PREFIX = "room:"
 GROUP_PREFIX = "group:"  # the UI's key for a contact group (not a stored conversation)
 HISTORY_PAGE = 200  # messages loaded at a time: on opening, and scrolling back
@@ -78,20 +79,25 @@ class Transfer:
     done: int = 0
     rate: float = 0.0
     eta: float | None = None
-    state: str = "offered"  # offered / running / completed / failed / cancelled / ...
+    state: TransferState = TransferState.OFFERED
     reason: str = ""
     saved_as: tuple[str, ...] = ()
     room: str = ""  # hex id of the room it was shared in; "": a private offer
 
     @property
     def finished(self) -> bool:
-        return self.state in ("completed", "failed", "cancelled", "declined", "expired")
+        return self.state in FINAL
+
+    @property
+    def running(self) -> bool:
+        """Accepted and not over: its files are moving, or wait for a session or a slot."""
+        return self.state == TransferState.ACCEPTED
 
     @property
     def fraction(self) -> float:
         """How much of it is done: nothing taken (declined, say) is not "all done"."""
         if self.total == 0:
-            return 1.0 if self.state == "completed" else 0.0
+            return 1.0 if self.state == TransferState.COMPLETED else 0.0
         return min(1.0, self.done / self.total)
 
     @property
@@ -151,9 +157,9 @@ class Model:
 
     def set_transfer(self, info: TransferInfo, now_ms: int) -> None:
         """A transfer as the node lists it (at start, or after sending an offer)."""
-        if info.state == "arriving":  # the offer is still coming in
+        if info.state == TransferState.ARRIVING:  # the offer is still coming in
             return
-        state = "running" if info.state == "accepted" else info.state
+        state = info.state
         names = tuple(f.path for f in info.files)
         saved = tuple(f.saved_as for f in info.files if f.saved_as)
         key = (info.peer, info.offer)
@@ -169,7 +175,7 @@ class Model:
             saved_as=saved,
             room=info.room,
         )
-        if state == "offered" and not info.outgoing:
+        if state == TransferState.OFFERED and not info.outgoing:
             self.offers[key] = ev.OfferReceived(
                 info.peer,
                 self.nick(info.peer),
@@ -337,12 +343,13 @@ class Model:
                 if transfer is None:
                     return set()
                 transfer.done, transfer.total = event.done, event.total
-                transfer.rate, transfer.eta, transfer.state = event.rate, event.eta, "running"
+                transfer.rate, transfer.eta = event.rate, event.eta
+                transfer.state = TransferState.ACCEPTED
                 return {"transfers"}
             case ev.OfferAnswered(peer=peer, offer=offer, accepted=accepted):
                 transfer = self.transfers.get((peer, offer))
-                if transfer is not None and transfer.state == "offered":
-                    transfer.state = "running" if accepted else "declined"
+                if transfer is not None and transfer.state == TransferState.OFFERED:
+                    transfer.state = TransferState.ACCEPTED if accepted else TransferState.DECLINED
                 return {"transfers"}
             case ev.TransferFinished(peer=peer, offer=offer, state=state, reason=reason):
                 self.offers.pop((peer, offer), None)
@@ -355,7 +362,7 @@ class Model:
                     transfer.done = sum(f.done for f in taken)
                     self.transfers[(peer, offer)] = transfer
                 transfer.state, transfer.reason = state, reason
-                if state == "completed":
+                if state == TransferState.COMPLETED:
                     transfer.done = transfer.total
                 transfer.saved_as = tuple(f.saved_as for f in event.files if f.saved_as)
                 return {"transfers", "offers"}

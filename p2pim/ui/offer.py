@@ -14,6 +14,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Static
 
 from p2pim.events import NodeEvent, OfferReceived
+from p2pim.transfer.state import TransferState
 from p2pim.ui import format as fmt
 from p2pim.ui.dialogs import Dialog
 from p2pim.ui.keys import Field
@@ -27,13 +28,13 @@ TRUST_WORDS = {
 SHOWN_FILES = 200
 # What the offer dialog says as it closes because the offer was settled elsewhere.
 SETTLED = {
-    "offered": "{nick}'s offer was answered elsewhere.",
-    "running": "{nick}'s offer was accepted: see Transfers (F3).",
-    "completed": "{nick}'s offer was accepted and has arrived: see Transfers (F3).",
-    "declined": "{nick}'s offer was declined.",
-    "cancelled": "{nick}'s offer was cancelled.",
-    "expired": "{nick}'s offer expired before it was answered.",
-    "failed": "{nick}'s transfer failed: see Transfers (F3).",
+    TransferState.OFFERED: "{nick}'s offer was answered elsewhere.",
+    TransferState.ACCEPTED: "{nick}'s offer was accepted: see Transfers (F3).",
+    TransferState.COMPLETED: "{nick}'s offer was accepted and has arrived: see Transfers (F3).",
+    TransferState.DECLINED: "{nick}'s offer was declined.",
+    TransferState.CANCELLED: "{nick}'s offer was cancelled.",
+    TransferState.EXPIRED: "{nick}'s offer expired before it was answered.",
+    TransferState.FAILED: "{nick}'s transfer failed: see Transfers (F3).",
     "gone": "{nick}'s offer is no longer open.",
 }
 
@@ -116,7 +117,9 @@ class OfferScreen(Dialog):
         """Close, saying why, once the offer stopped waiting for this dialog's answer:
         answered in the transfers list (F3) or another face, withdrawn, expired."""
         key = (self.offer.peer, self.offer.offer)
-        if not self.is_open or (key in model.offers and self._state(model) == "offered"):
+        if not self.is_open or (
+            key in model.offers and self._state(model) == TransferState.OFFERED
+        ):
             return
 
         def notice() -> str:  # when the user sees it (after F3, say): the state by then

@@ -12,8 +12,9 @@ from rich.console import RenderResult as RichRender
 from rich.measure import Measurement
 from rich.text import Text
 
+from p2pim.transfer.state import TransferState
 from p2pim.ui import format as fmt
-from p2pim.ui.model import Line, Transfer
+from p2pim.ui.model import FAILED_MARK, Line, Transfer
 
 
 class MessageRow:
@@ -66,19 +67,24 @@ def render_line(line: Line) -> MessageRow:
     if line.edited and not line.deleted:
         body.append(" (edited)", "dim italic")
     if line.mark:
-        style = "red" if line.mark == "failed" else "green" if line.mark == "read" else "dim"
+        style = "red" if line.mark == FAILED_MARK else "green" if line.mark == "read" else "dim"
         body.append("  " + fmt.DELIVERY_MARK[line.mark], style)
     return MessageRow(head, body)
 
 
-STATE_STYLE = {"completed": "green", "failed": "red", "cancelled": "yellow", "expired": "yellow"}
+STATE_STYLE = {
+    TransferState.COMPLETED: "green",
+    TransferState.FAILED: "red",
+    TransferState.CANCELLED: "yellow",
+    TransferState.EXPIRED: "yellow",
+}
 
 
 def card_state(transfer: Transfer) -> str:
     """One transfer's state in words, as its file card says it."""
-    if transfer.state == "offered":
+    if transfer.state == TransferState.OFFERED:
         return "waiting for an answer" if transfer.outgoing else "waiting for your answer (F3)"
-    if transfer.state == "running":
+    if transfer.running:
         return f"{transfer.fraction:.0%}"
     return transfer.state
 
@@ -100,15 +106,15 @@ def render_card(group: Sequence[Transfer], nick: Callable[[str], str]) -> Text:
             if number:
                 text.append(" · ", "dim")
             state = card_state(transfer)
-            if transfer.state == "running":
+            if transfer.running:
                 state = f"accepted {state}"
-            elif transfer.state == "offered":
+            elif transfer.state == TransferState.OFFERED:
                 state = "no answer yet"
             text.append(f"{nick(transfer.peer)} ")
             text.append(state, STATE_STYLE.get(transfer.state, ""))
         return text
     text.append(card_state(first), STATE_STYLE.get(first.state, ""))
-    if first.reason and first.state != "completed":
+    if first.reason and first.state != TransferState.COMPLETED:
         text.append(f" ({first.reason})", "dim")
     if first.saved_as:
         text.append(f"\n   saved as {first.saved_as[0]}", "dim")

@@ -17,16 +17,17 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Label, ProgressBar, Static
 
+from p2pim.transfer.state import TransferState
 from p2pim.ui import format as fmt
 from p2pim.ui.model import Model, Transfer, room_key
 
-# A transfer that ended short of "completed" never shows as a full (green) bar: its bar
+# A transfer that ended short of completed never shows as a full (green) bar: its bar
 # keeps what was done, in the colour of how it ended.
 ENDED_SHORT = {
-    "failed": "-failed",
-    "declined": "-stopped",
-    "cancelled": "-stopped",
-    "expired": "-stopped",
+    TransferState.FAILED: "-failed",
+    TransferState.DECLINED: "-stopped",
+    TransferState.CANCELLED: "-stopped",
+    TransferState.EXPIRED: "-stopped",
 }
 
 
@@ -38,19 +39,21 @@ def describe(transfer: Transfer, nick: str) -> Text:
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(f"{'↑' if transfer.outgoing else '↓'} {names}", "bold")
     text.append(f"  {direction} {nick}  ", "dim")
-    if transfer.state == "running":
+    if transfer.running:
         text.append(
             f"{fmt.size(transfer.done)} / {fmt.size(transfer.total)}  {fmt.rate(transfer.rate)}"
             f"  ETA {fmt.eta(transfer.eta)}"
         )
     else:
-        style = {"completed": "green", "failed": "red", "offered": "yellow"}.get(
-            transfer.state, "dim"
-        )
+        style = {
+            TransferState.COMPLETED: "green",
+            TransferState.FAILED: "red",
+            TransferState.OFFERED: "yellow",
+        }.get(transfer.state, "dim")
         waiting = "waiting for your answer" if not transfer.outgoing else "waiting for an answer"
-        state = waiting if transfer.state == "offered" else transfer.state
+        state = waiting if transfer.state == TransferState.OFFERED else transfer.state
         text.append(f"{fmt.size(transfer.total)}  {state}", style)
-        if transfer.reason and transfer.state != "completed":
+        if transfer.reason and transfer.state != TransferState.COMPLETED:
             text.append(f": {transfer.reason}", "dim")
     return text
 
@@ -168,7 +171,9 @@ class TransfersScreen(Screen[None]):
         rows = list(self.query(TransferRow))
         if not rows or isinstance(self.focused, TransferRow):
             return
-        waiting = [r for r in rows if not r.transfer.outgoing and r.transfer.state == "offered"]
+        waiting = [
+            r for r in rows if not r.transfer.outgoing and r.transfer.state == TransferState.OFFERED
+        ]
         (waiting or rows)[0].focus()
 
     def _selected(self) -> Transfer | None:
@@ -183,7 +188,7 @@ class TransfersScreen(Screen[None]):
 
     def action_answer(self, accept: bool) -> None:
         transfer = self._selected()
-        if transfer and not transfer.outgoing and transfer.state == "offered":
+        if transfer and not transfer.outgoing and transfer.state == TransferState.OFFERED:
             self.post_message(self.Act("answer", transfer, accept))
 
     def action_cancel_transfer(self) -> None:

@@ -9,6 +9,7 @@ classes, so adding a message is adding a class here and listing it in `MESSAGE_T
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -343,13 +344,22 @@ BYE_BUSY = "busy"  # the node has as many sessions (or transfers) as it allows
 BYE_DONE = "done"  # transfer connection: the receiver has pulled everything it wants
 BYE_UNKNOWN_OFFER = "unknown offer"  # transfer connection: no such accepted offer here
 
-# TransferResult outcome codes, one byte per file of the offer.
-OUTCOMES = (
-    "not-accepted",  # 0
-    "ok",  # 1: arrived, hash verified, in place
-    "hash-mismatch",  # 2
-    "no-space",  # 3
-    "write-error",  # 4
-    "unavailable",  # 5: the sender could not read it (changed or vanished)
-    "cancelled",  # 6: the transfer ended before this file was done
-)
+# TransferCancel reasons the receiving side acts on (any other reason is free text).
+CANCEL_EXPIRED = "expired"  # the offer's deadline passed unanswered: it ends expired
+CANCEL_DEFAULT = "cancelled"  # a user cancelled and gave no reason
+
+
+class Outcome(enum.StrEnum):
+    """What became of one file of an offer; a TransferResult carries each as its code (the
+    member's position here), one byte per file of the offer."""
+
+    NOT_ACCEPTED = "not-accepted"  # 0
+    OK = "ok"  # 1: arrived, hash verified, in place
+    HASH_MISMATCH = "hash-mismatch"  # 2
+    NO_SPACE = "no-space"  # 3
+    WRITE_ERROR = "write-error"  # 4
+    UNAVAILABLE = "unavailable"  # 5: the sender could not read it (changed or vanished)
+    CANCELLED = "cancelled"  # 6: the transfer ended before this file was done
+
+
+OUTCOMES = tuple(Outcome)  # by code

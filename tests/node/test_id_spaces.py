@@ -27,6 +27,7 @@ from test_rooms import (
 )
 
 from p2pim import Identity, Node, open_node
+from p2pim.clock import new_message_id, now_ms
 from p2pim.events import (
     MessageDeleted,
     MessageEdited,
@@ -35,7 +36,6 @@ from p2pim.events import (
     RoomMessageDeleted,
     RoomMessageEdited,
 )
-from p2pim.messaging import new_message_id, now_ms
 from p2pim.wire.messages import Delete, Edit, Message, Text
 
 
