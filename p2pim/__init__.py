@@ -10,18 +10,21 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from p2pim.api import PairingError, PeerInfo, PeerUnknown, Reachability
     from p2pim.config import NodeConfig
     from p2pim.identity import Identity, load_or_create
-    from p2pim.node import Node, PeerInfo, PeerUnknown, open_node
+    from p2pim.node import Node, open_node
     from p2pim.sessions import PeerRejectedError
 
 _HOMES = {
     "Identity": "p2pim.identity",
     "Node": "p2pim.node",
     "NodeConfig": "p2pim.config",
-    "PeerInfo": "p2pim.node",
+    "PairingError": "p2pim.api",
+    "PeerInfo": "p2pim.api",
     "PeerRejectedError": "p2pim.sessions",
-    "PeerUnknown": "p2pim.node",
+    "PeerUnknown": "p2pim.api",
+    "Reachability": "p2pim.api",
     "load_or_create": "p2pim.identity",
     "open_node": "p2pim.node",
 }
@@ -30,9 +33,11 @@ __all__ = [
     "Identity",
     "Node",
     "NodeConfig",
+    "PairingError",
     "PeerInfo",
     "PeerRejectedError",
     "PeerUnknown",
+    "Reachability",
     "load_or_create",
     "open_node",
 ]

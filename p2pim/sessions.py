@@ -84,19 +84,38 @@ class SessionHooks:
     emit: Callable[[events.NodeEvent], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
+class SessionStatistics:
+    sessions: int
+    pending_handshakes: int
+    pending_handshakes_max_per_address: int
+
+
 class Sessions:
-    def __init__(self, identity: Identity, config: NodeConfig, hooks: SessionHooks) -> None:
+    _hooks: SessionHooks  # given at `start`: what sessions mean needs the node's parts
+
+    def __init__(self, identity: Identity, config: NodeConfig) -> None:
         self.identity = identity
         self.config = config
         self.links: dict[str, PeerLink] = {}
         self.pending_total = 0
         self.pending_by_address: Counter[str] = Counter()
-        self._hooks = hooks
         self._nursery: trio.Nursery | None = None
 
-    def start(self, nursery: trio.Nursery) -> None:
-        """Link tasks (readers, heartbeats) run in `nursery`."""
+    def start(self, nursery: trio.Nursery, hooks: SessionHooks) -> None:
+        """Link tasks (readers, heartbeats) run in `nursery`; `hooks` give sessions meaning.
+
+        Given here, not at construction: the parts the hooks lead to (transfers, for one)
+        are built with this object, once the node's store is open."""
         self._nursery = nursery
+        self._hooks = hooks
+
+    def statistics(self) -> SessionStatistics:
+        return SessionStatistics(
+            sessions=len(self.links),
+            pending_handshakes=self.pending_total,
+            pending_handshakes_max_per_address=max(self.pending_by_address.values(), default=0),
+        )
 
     async def goodbye_all(self) -> None:
         with trio.CancelScope(shield=True):
