@@ -11,7 +11,6 @@ This class is the façade: it wires the parts and keeps the public methods thin.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -35,12 +34,11 @@ from p2pim.messaging import (
     pause_for_space,
 )
 from p2pim.net.link import PeerLink
-from p2pim.presence import AutoAway
+from p2pim.presence import OwnPresence
 from p2pim.reaching import Reacher
 from p2pim.rooms import timeline
 from p2pim.rooms.manager import RoomError, RoomInfo, Rooms, conversation
 from p2pim.sessions import PeerRejectedError, SessionHooks, Sessions
-from p2pim.settings import Settings, check_nick
 from p2pim.storage import Database, StorageFull, Store, StoredMessage
 from p2pim.transfer.manager import TransferInfo, Transfers
 from p2pim.wire import pake
@@ -48,10 +46,7 @@ from p2pim.wire.errors import RemoteProtocolError
 from p2pim.wire.messages import (
     MAX_NICK_BYTES,
     MAX_OFFER_TTL_MS,
-    MAX_STATUS_TEXT_BYTES,
     PAYLOAD_ONLY,
-    PROTOCOL_VERSION,
-    STATUSES,
     TRANSFER_ONLY,
     Hello,
     Message,
@@ -84,17 +79,14 @@ class Node:
         self.port: int | None = None
         self._store_path = store_path
         self._store: Store | None = None
-        if self.config.status not in STATUSES:
-            raise ValueError(f"status must be one of {', '.join(STATUSES)}")
-        self._status = Presence(self.config.status, self.config.status_text)
         self._sessions = Sessions(identity, self.config)
         self._links = self._sessions.links  # the live session per peer, owned by _sessions
         self._peers = PeerDirectory(identity, self.config, self._links, self._emit)
         self._reacher = Reacher(self.config, self._sessions, self._peers, self._emit)
         self._mdns = discovery.InterfaceFollower(
-            identity, self.config, lambda: self._status.status, self._network_changed
+            identity, self.config, lambda: self._me.current.status, self._network_changed
         )
-        self._auto_away: AutoAway | None = None
+        self._me = OwnPresence(self.config, self._links, self._emit, self._mdns.update_status)
         self._pairing_code: tuple[str, float] | None = None
         self._subscribers: list[trio.MemorySendChannel[NodeEvent]] = []
         self._stopped = trio.Event()
@@ -110,14 +102,7 @@ class Node:
         return self._store
 
     def _hello(self) -> Hello:
-        return Hello(
-            PROTOCOL_VERSION,
-            self.config.nick,
-            self._status.status,
-            self._status.status_text,
-            self.port or 0,
-            round(self.config.presence_timeout * 1000),
-        )
+        return self._me.hello(self.port or 0)
 
     # ---- life cycle -------------------------------------------------------------------
 
@@ -152,13 +137,7 @@ class Node:
                     await nursery.start(self._mdns.run, self.port, send)
                 nursery.start_soon(self._reacher.run)
                 nursery.start_soon(self._report_disk, store)
-                if self.config.auto_away_after is not None:
-                    self._auto_away = AutoAway(
-                        self.config.auto_away_after,
-                        lambda: (self._status.status, self._status.status_text),
-                        functools.partial(self.set_status, automatic=True),
-                    )
-                    nursery.start_soon(self._auto_away.run)
+                self._me.start(nursery)
                 task_status.started()
                 try:
                     await self._stopped.wait()
@@ -233,55 +212,21 @@ class Node:
 
     @property
     def status(self) -> Presence:
-        return self._status
+        return self._me.current
 
     async def set_status(self, status: str, text: str = "", *, automatic: bool = False) -> None:
         """Change our presence; every connected peer hears of it at once.  `automatic`:
         set by auto-away, so user activity may undo it (a user's choice stays)."""
-        if status not in STATUSES:
-            raise ValueError(f"status must be one of {', '.join(STATUSES)}")
-        if not isinstance(text, str) or len(text.encode()) > MAX_STATUS_TEXT_BYTES:
-            raise ValueError(f"status text is longer than {MAX_STATUS_TEXT_BYTES} bytes")
-        self._status = Presence(status, text)
-        if self._auto_away is not None:
-            self._auto_away.active = automatic  # decided before any await: no race
-        await self._announce_self(automatic=automatic)
-        if not automatic:  # a restart brings back the user's choice, not auto-away's
-            await self._remember(status=status, status_text=text)
+        await self._me.set_status(status, text, automatic=automatic)
 
     async def set_nick(self, nick: str) -> None:
         """Change our nick: connected peers see it at once (a `presence` carrying it), the
         mDNS record is re-announced with it, and the profile (if any) keeps it."""
-        problem = check_nick(nick)
-        if problem is not None:
-            raise ValueError(problem)
-        self.config.nick = nick  # new sessions' hellos, and mDNS after a restart
-        await self._announce_self()
-        await self._remember(nick=nick)
-
-    async def _announce_self(self, *, automatic: bool = False) -> None:
-        presence = Presence(self._status.status, self._status.status_text, self.config.nick)
-        status, text = presence.status, presence.status_text
-        await self._emit(events.SelfChanged(presence.nick, status, text, automatic))
-        async with trio.open_nursery() as nursery:
-            for link in list(self._links.values()):
-                nursery.start_soon(link.send_quietly, presence, self.config.presence_timeout)
-            nursery.start_soon(self._mdns.update_status, presence.status, presence.nick)
-
-    async def _remember(self, **changes: str) -> None:
-        """Keep what the user chose in the profile's settings, for the next start."""
-        if self.config.profile is None:
-            return
-        remember = functools.partial(Settings.remember, self.config.profile, **changes)
-        try:
-            await trio.to_thread.run_sync(remember)
-        except OSError as exc:  # the change holds until the node stops; say why it won't after
-            log.warning("could not keep %s in the profile: %s", " and ".join(changes), exc)
+        await self._me.set_nick(nick)
 
     def note_activity(self) -> None:
         """The user did something (the UI calls this): resets the auto-away clock."""
-        if self._auto_away is not None:
-            self._auto_away.note_activity()
+        self._me.note_activity()
 
     # ---- trust and pairing --------------------------------------------------------------
 
