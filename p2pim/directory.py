@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from p2pim import blocking, events, trust
 from p2pim.api import PeerInfo, PeerUnknown
 from p2pim.config import NodeConfig
+from p2pim.delivery import Delivery
 from p2pim.discovery import PeerAdvertised
 from p2pim.identity import Identity, safety_number
 from p2pim.messaging import now_ms
 from p2pim.net.link import PeerLink
 from p2pim.storage import Database, PeerRecord, StorageError, Store
-from p2pim.wire.messages import Presence
+from p2pim.wire.messages import Message, Presence, RoomEvent
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ MAX_ADVERTS_PER_ADDRESS = 16  # services one address may announce (a host runs a
 class DirectoryStatistics:
     known_peers: int  # pinned keys
     adverts: int  # mDNS records heard and not withdrawn
+    blocked_dropped: int  # messages and invitations dropped for a block
 
 
 class PeerDirectory:
@@ -54,6 +56,7 @@ class PeerDirectory:
         self._adverts: dict[str, PeerAdvertised] = {}
         self._blocked: set[str] = set()  # fingerprints: see p2pim.blocking
         self._muted: set[str] = set()  # conversations: a fingerprint or room:<hex>
+        self._blocked_dropped = 0
 
     async def load(self, store: Store) -> None:
         """What the profile remembers; the directory writes through to `store` from now."""
@@ -68,7 +71,11 @@ class PeerDirectory:
         return self._store
 
     def statistics(self) -> DirectoryStatistics:
-        return DirectoryStatistics(known_peers=len(self._records), adverts=len(self._adverts))
+        return DirectoryStatistics(
+            known_peers=len(self._records),
+            adverts=len(self._adverts),
+            blocked_dropped=self._blocked_dropped,
+        )
 
     # ---- what the node asks -------------------------------------------------------------
 
@@ -283,3 +290,33 @@ class PeerDirectory:
         await self.store.run(Database.unmute_conversation, conversation)
         self._muted.discard(conversation)
         await self._emit(events.MuteChanged(conversation, False))
+
+    def drops(
+        self,
+        link: PeerLink,
+        message: Message,
+        delivery: Delivery,
+        held_rooms: Callable[[], Set[str]],
+    ) -> bool:
+        """The choke point for what blocked peers send (the caller checked that someone
+        is blocked): True if `message` is dropped here, before anything stores or shows
+        it; an invitation written by a blocked peer is dropped whoever relays it."""
+        if isinstance(message, RoomEvent):
+            invitation = blocking.invitation_from(message, self.identity.public_key)
+            if invitation is None or invitation[1] not in self._blocked:
+                return False
+            if invitation[0].hex() in held_rooms():
+                return False  # a room we share: its log stays whole, events keep it quiet
+            self._blocked_dropped += 1
+            return True
+        if link.fingerprint not in self._blocked:
+            return False
+        verdict = blocking.verdict(message)
+        if verdict is blocking.Verdict.ACK_AND_DROP:
+            op_id = blocking.op_id(message)
+            if op_id is not None:
+                delivery.ack(link, op_id)
+        if verdict is blocking.Verdict.PASS:
+            return False
+        self._blocked_dropped += 1
+        return True

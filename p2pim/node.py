@@ -52,7 +52,6 @@ from p2pim.wire.messages import (
     Message,
     PeerList,
     Presence,
-    RoomEvent,
 )
 
 log = logging.getLogger(__name__)
@@ -90,7 +89,6 @@ class Node:
         self._pairing_code: tuple[str, float] | None = None
         self._subscribers: list[trio.MemorySendChannel[NodeEvent]] = []
         self._stopped = trio.Event()
-        self._blocked_dropped = 0  # messages and invitations dropped for a block
 
     @property
     def fingerprint(self) -> str:
@@ -299,7 +297,7 @@ class Node:
             # Health, 1 or 0: mDNS has no address to run on; the profile's disk is full.
             "no_network": int(self.config.discovery and not mdns.addresses),
             "disk_full": int(self._store is not None and self._store.disk_full),
-            "blocked_dropped": self._blocked_dropped,
+            "blocked_dropped": peers.blocked_dropped,
         }
 
     async def _report_disk(self, store: Store) -> None:
@@ -616,30 +614,8 @@ class Node:
         """`room:<hex>` for a room named by id, id prefix or name (for `mute`)."""
         return conversation(self._room(room))
 
-    async def _blocked_drop(self, link: PeerLink, message: Message) -> bool:
-        """The choke point for what blocked peers send (the caller checked that someone
-        is blocked): True if `message` is dropped here, before anything stores or shows
-        it; an invitation written by a blocked peer is dropped whoever relays it."""
-        if isinstance(message, RoomEvent):
-            invitation = blocking.invitation_from(message, self.identity.public_key)
-            if invitation is None or invitation[1] not in self._peers.blocked:
-                return False
-            held = {info.room for info in self._rooms.rooms()}
-            if invitation[0].hex() in held:
-                return False  # a room we share: its log stays whole, `_emit` keeps it quiet
-            self._blocked_dropped += 1
-            return True
-        if link.fingerprint not in self._peers.blocked:
-            return False
-        verdict = blocking.verdict(message)
-        if verdict is blocking.Verdict.ACK_AND_DROP:
-            op_id = blocking.op_id(message)
-            if op_id is not None:
-                self._messenger.ack(link, op_id)
-        if verdict is blocking.Verdict.PASS:
-            return False
-        self._blocked_dropped += 1
-        return True
+    def _held_rooms(self) -> set[str]:
+        return {info.room for info in self._rooms.rooms()}
 
     # ---- session hooks: what a session means to the node --------------------------------
 
@@ -691,7 +667,9 @@ class Node:
                 delay = min(delay * 2, STORE_RETRY_MAX)
 
     async def _handle_session_message(self, link: PeerLink, message: Message) -> None:
-        if self._peers.blocked and await self._blocked_drop(link, message):
+        if self._peers.blocked and self._peers.drops(
+            link, message, self._messenger, self._held_rooms
+        ):
             return
         if await self._messenger.received(link, message):
             return
