@@ -24,7 +24,7 @@ from p2pim.api import PairingError, PeerInfo, PeerUnknown, Reachability
 from p2pim.config import NodeConfig
 from p2pim.directory import PeerDirectory
 from p2pim.events import NodeEvent
-from p2pim.export import export
+from p2pim.history import History
 from p2pim.identity import Identity
 from p2pim.messaging import (
     STORE_RETRY_FIRST,
@@ -36,7 +36,6 @@ from p2pim.messaging import (
 from p2pim.net.link import PeerLink
 from p2pim.presence import OwnPresence
 from p2pim.reaching import Reacher
-from p2pim.rooms import timeline
 from p2pim.rooms.manager import RoomError, RoomInfo, Rooms, conversation
 from p2pim.sessions import PeerRejectedError, SessionHooks, Sessions
 from p2pim.storage import Database, StorageFull, Store, StoredMessage
@@ -120,6 +119,7 @@ class Node:
             )
             nick_of = self._peers.nick_of
             self._rooms = Rooms(self.identity, store, self._links, self._emit, nick_of)
+            self._history = History(store, self._peers, self._rooms)
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 await self._rooms.start(nursery)
@@ -351,22 +351,12 @@ class Node:
         """The conversation's `limit` messages before `before` (newest if None), oldest first.
         In a room, posts by peers we blocked are left out (they stay in the room's log)."""
         anchor = bytes.fromhex(before) if before else None
-        limit = max(1, min(limit, 1000))
-        page = await self._db.run(Database.history, peer, before=anchor, limit=limit)
-        if not (self._peers.blocked and peer.startswith(blocking.ROOM_PREFIX)):
-            return page
-        shown = [m for m in page if m.author not in self._peers.blocked]
-        # Fill the page from further back, so a short page still means "nothing older".
-        while len(shown) < limit and len(page) == limit:
-            page = await self._db.run(Database.history, peer, before=page[0].id, limit=limit)
-            shown[:0] = [m for m in page if m.author not in self._peers.blocked]
-        return shown[-limit:]
+        return await self._history.messages(peer, anchor, limit)
 
     async def search(self, query: str, *, limit: int = 50) -> list[StoredMessage]:
         """Full-text search across every conversation, best match first (nothing written
         by a peer we blocked)."""
-        hits = await self._db.run(Database.search, query, limit=max(1, min(limit, 1000)))
-        return [m for m in hits if m.author not in self._peers.blocked]
+        return await self._history.search(query, limit)
 
     # ---- files --------------------------------------------------------------------------
 
@@ -478,19 +468,7 @@ class Node:
         room_id = self._room(room)
         if not system:
             return await self.history(conversation(room_id), before=before, limit=limit)
-        anchor = _message_id(before) if before else None
-        limit = max(1, min(limit, 1000))
-        page = await self._rooms.history(room_id, anchor, limit)
-        shown = [m for m in page if not self._hidden_post(m)]
-        # As in `history`: fill the page from further back, so short still means "no more".
-        while len(shown) < limit and len(page) == limit:
-            page = await self._rooms.history(room_id, page[0].id, limit)
-            shown[:0] = [m for m in page if not self._hidden_post(m)]
-        return shown[-limit:]
-
-    def _hidden_post(self, line: StoredMessage) -> bool:
-        """A blocked author's post (its system lines stay: who reads the room is shown)."""
-        return line.author in self._peers.blocked and not isinstance(line, timeline.Notice)
+        return await self._history.room(room_id, _message_id(before) if before else None, limit)
 
     async def send_files_to_room(
         self, room: str, paths: Sequence[str | os.PathLike[str]], *, ttl: float | None = None
@@ -519,17 +497,11 @@ class Node:
         self, *, peer: str | None = None, room: str | None = None, fmt: str = "jsonl"
     ) -> str:
         """A whole conversation (with a peer, or a room) as JSON Lines or Markdown."""
-        nicks = self._peers.nicks()
-        nicks[self.fingerprint] = "me"
         if room is not None and peer is None:
-            room_id = self._room(room)
-            key = conversation(room_id)
-            nicks[key] = next(r.name for r in self.rooms() if r.room == room_id.hex())
-        elif peer is not None and room is None:
-            key = peer
-        else:
-            raise ValueError("export a peer's conversation or a room's")
-        return export(await self._db.run(Database.conversation, key), nicks, key, fmt)
+            return await self._history.export(conversation(self._room(room)), fmt)
+        if peer is not None and room is None:
+            return await self._history.export(peer, fmt)
+        raise ValueError("export a peer's conversation or a room's")
 
     def _room(self, room: str) -> bytes:
         return self._rooms.find(room)
