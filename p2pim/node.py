@@ -20,7 +20,7 @@ from pathlib import Path
 import trio
 
 from p2pim import blocking, discovery, events
-from p2pim.api import PairingError, PeerInfo, PeerUnknown, Reachability
+from p2pim.api import PeerInfo, PeerUnknown, Reachability
 from p2pim.config import NodeConfig
 from p2pim.directory import PeerDirectory
 from p2pim.events import NodeEvent
@@ -37,10 +37,9 @@ from p2pim.net.link import PeerLink
 from p2pim.presence import OwnPresence
 from p2pim.reaching import Reacher
 from p2pim.rooms.manager import RoomError, RoomInfo, Rooms, conversation
-from p2pim.sessions import PeerRejectedError, SessionHooks, Sessions
+from p2pim.sessions import SessionHooks, Sessions
 from p2pim.storage import Database, StorageFull, Store, StoredMessage
 from p2pim.transfer.manager import TransferInfo, Transfers
-from p2pim.wire import pake
 from p2pim.wire.errors import RemoteProtocolError
 from p2pim.wire.messages import (
     MAX_NICK_BYTES,
@@ -85,7 +84,6 @@ class Node:
             identity, self.config, lambda: self._me.current.status, self._network_changed
         )
         self._me = OwnPresence(self.config, self._links, self._emit, self._mdns.update_status)
-        self._pairing_code: tuple[str, float] | None = None
         self._subscribers: list[trio.MemorySendChannel[NodeEvent]] = []
         self._stopped = trio.Event()
 
@@ -149,7 +147,6 @@ class Node:
         return SessionHooks(
             hello=self._hello,
             may_open=self._peers.can_pin,
-            take_pairing=self._take_pairing,
             opened=self._session_opened,
             received=self._session_message,
             closed=self._session_closed,
@@ -240,24 +237,11 @@ class Node:
     def start_pairing(self, timeout: float = PAIRING_TIMEOUT) -> str:
         """A one-time code for the other side's `pair()`.  It allows ONE attempt: a wrong
         guess burns it, so a code cannot be brute-forced even online."""
-        code = pake.generate_code()
-        self._pairing_code = (code, trio.current_time() + timeout)
-        return pake.format_code(code)
-
-    def _take_pairing(self) -> pake.Pairing | None:
-        offer, self._pairing_code = self._pairing_code, None
-        if offer is None or trio.current_time() > offer[1]:
-            return None
-        return pake.Pairing(offer[0], initiator=False)
+        return self._sessions.offer_pairing(timeout)
 
     async def pair(self, host: str, port: int, code: str) -> str:
         """Pair with the node at host:port showing `code`; both sides end up verified."""
-        pairing = pake.Pairing(code, initiator=True)
-        try:
-            return await self._sessions.dial(host, port, pairing=pairing)
-        except PeerRejectedError as exc:
-            await self._emit(events.PairingFailed(str(exc)))
-            raise PairingError(f"pairing with {host}:{port} failed: wrong code?") from exc
+        return await self._sessions.pair(host, port, code)
 
     # ---- manual peers and reachability ---------------------------------------------------
 

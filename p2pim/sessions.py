@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import trio
 
 from p2pim import events
+from p2pim.api import PairingError
 from p2pim.config import NodeConfig
 from p2pim.identity import Identity, fingerprint
 from p2pim.net.link import LinkClosed, PeerLink, perform_handshake
@@ -72,7 +73,6 @@ class SessionHooks:
 
     hello: Callable[[], Hello]  # what we tell a peer about ourselves
     may_open: Callable[[str], bool]  # may a session with this new identity start?
-    take_pairing: Callable[[], pake.Pairing | None]  # the offered pairing (spends the code)
     # A session was adopted (`replaced` False), or a second link to a peer with a session
     # was resolved by the tie-break (`replaced` True; `link` may be the loser, now closed).
     opened: Callable[[PeerLink, bool], Awaitable[None]]
@@ -101,6 +101,7 @@ class Sessions:
         self.pending_total = 0
         self.pending_by_address: Counter[str] = Counter()
         self._nursery: trio.Nursery | None = None
+        self._pairing_code: tuple[str, float] | None = None  # offered, and until when
 
     def start(self, nursery: trio.Nursery, hooks: SessionHooks) -> None:
         """Link tasks (readers, heartbeats) run in `nursery`; `hooks` give sessions meaning.
@@ -124,6 +125,29 @@ class Sessions:
                     nursery.start_soon(link.say_goodbye, BYE_QUIT)
 
     # ---- opening ------------------------------------------------------------------------
+
+    def offer_pairing(self, timeout: float) -> str:
+        """A one-time code for the other side's `pair()`.  It allows ONE attempt: a wrong
+        guess burns it, so a code cannot be brute-forced even online."""
+        code = pake.generate_code()
+        self._pairing_code = (code, trio.current_time() + timeout)
+        return pake.format_code(code)
+
+    def _take_pairing(self) -> pake.Pairing | None:
+        """The offered pairing, if still valid; spends the code either way."""
+        offer, self._pairing_code = self._pairing_code, None
+        if offer is None or trio.current_time() > offer[1]:
+            return None
+        return pake.Pairing(offer[0], initiator=False)
+
+    async def pair(self, host: str, port: int, code: str) -> str:
+        """Dial host:port proving `code`; returns the peer's fingerprint."""
+        pairing = pake.Pairing(code, initiator=True)
+        try:
+            return await self.dial(host, port, pairing=pairing)
+        except PeerRejectedError as exc:
+            await self._hooks.emit(events.PairingFailed(str(exc)))
+            raise PairingError(f"pairing with {host}:{port} failed: wrong code?") from exc
 
     async def dial(
         self,
@@ -219,7 +243,7 @@ class Sessions:
 
         def on_pairing_request() -> pake.Pairing | None:
             nonlocal code_spent
-            pairing = self._hooks.take_pairing()
+            pairing = self._take_pairing()
             code_spent = pairing is not None
             return pairing
 
