@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Set
+from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 
 from p2pim import blocking, events, trust
@@ -21,8 +21,9 @@ from p2pim.discovery import PeerAdvertised
 from p2pim.identity import Identity, safety_number
 from p2pim.messaging import now_ms
 from p2pim.net.link import PeerLink
+from p2pim.routes import Routes
 from p2pim.storage import Database, PeerRecord, StorageError, Store
-from p2pim.wire.messages import Message, Presence, RoomEvent
+from p2pim.wire.messages import MAX_NICK_BYTES, Message, Presence, RoomEvent
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,10 @@ class PeerDirectory:
                 f"{record.nick}'s key changed: verify it before sending (safety number)"
             )
 
+    def may_message(self, peer: str) -> bool:
+        """A message to `peer` would be sent (`check_sendable`) and its answers shown."""
+        return self.knows(peer) and not self.key_changed(peer) and peer not in self._blocked
+
     def nick_of(self, fp: str) -> str:
         if fp == self.identity.fingerprint:
             return self.config.nick
@@ -155,6 +160,19 @@ class PeerDirectory:
         if record is None:
             raise PeerUnknown(f"no peer with fingerprint {peer} is known")
         return record
+
+    # ---- contact groups: local labels on known peers ------------------------------------
+
+    async def set_group(self, name: str, members: Sequence[str]) -> None:
+        if not isinstance(name, str) or not name or len(name.encode()) > MAX_NICK_BYTES:
+            raise ValueError(f"a group name is 1 to {MAX_NICK_BYTES} UTF-8 bytes")
+        for peer in members:
+            if not self.knows(peer):
+                raise PeerUnknown(f"no peer with fingerprint {peer} is known")
+        await self.store.run(Database.set_group, name, list(members))
+
+    async def groups(self) -> dict[str, list[str]]:
+        return await self.store.run(Database.groups)
 
     # ---- trust --------------------------------------------------------------------------
 
@@ -210,6 +228,9 @@ class PeerDirectory:
         return record
 
     # ---- presence and adverts -----------------------------------------------------------
+
+    def routes(self) -> Routes:
+        return {Presence: self.on_presence}
 
     def session_started(self, link: PeerLink) -> None:
         self._presence[link.fingerprint] = Presence(link.hello.status, link.hello.status_text)

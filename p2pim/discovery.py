@@ -371,6 +371,10 @@ class InterfaceFollower:
         """Where mDNS runs now; none: no network."""
         return list(self._addresses)
 
+    def interface_states(self) -> list[InterfaceState]:
+        """Where mDNS runs now, with the interfaces' flags (none when discovery is off)."""
+        return interface_states(self._addresses) if self.config.discovery else []
+
     def statistics(self) -> DiscoveryStatistics:
         dropped = self._discovery.dropped_changes if self._discovery else 0
         return DiscoveryStatistics(addresses=len(self._addresses), changes_dropped=dropped)

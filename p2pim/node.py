@@ -20,7 +20,7 @@ from pathlib import Path
 import trio
 
 from p2pim import blocking, discovery, events
-from p2pim.api import PeerInfo, PeerUnknown, Reachability
+from p2pim.api import PeerInfo, Reachability
 from p2pim.config import NodeConfig
 from p2pim.directory import PeerDirectory
 from p2pim.events import NodeEvent
@@ -38,7 +38,7 @@ from p2pim.presence import OwnPresence
 from p2pim.reaching import Reacher
 from p2pim.rooms.manager import RoomError, RoomInfo, Rooms, conversation
 from p2pim.sessions import SessionHooks, Sessions
-from p2pim.storage import Database, StorageFull, Store, StoredMessage
+from p2pim.storage import StorageFull, Store, StoredMessage
 from p2pim.transfer.manager import TransferInfo, Transfers
 from p2pim.wire.errors import RemoteProtocolError
 from p2pim.wire.messages import (
@@ -258,9 +258,7 @@ class Node:
     def interfaces(self) -> list[discovery.InterfaceState]:
         """The addresses mDNS runs on, with their flags: none when discovery is off, or
         when there is no network (`stats()["no_network"]`)."""
-        if not self.config.discovery:
-            return []
-        return discovery.interface_states(self._mdns.addresses)
+        return self._mdns.interface_states()
 
     def stats(self) -> dict[str, int]:
         """Table sizes, so operators and tests can see every bound holding."""
@@ -291,8 +289,6 @@ class Node:
             reported = await store.disk_full_differs(reported)
             log.log(logging.WARNING if reported else logging.INFO, "disk full: %s", reported)
             await self._emit(events.DiskFullChanged(reported))
-
-    # ---- sending ------------------------------------------------------------------------
 
     # ---- sending ------------------------------------------------------------------------
 
@@ -359,11 +355,14 @@ class Node:
         """
         for peer in peers:
             self._peers.check_sendable(peer)
+        local, ttl = [os.fspath(p) for p in paths], self._offer_ttl(ttl)
+        return (await self._transfers.send_files(list(peers), local, ttl)).hex()
+
+    def _offer_ttl(self, ttl: float | None) -> float:
         ttl = self.config.offer_ttl if ttl is None else ttl
         if not 1 <= ttl <= MAX_OFFER_TTL_MS / 1000:
             raise ValueError(f"an offer lives 1 to {MAX_OFFER_TTL_MS // 1000} seconds")
-        offer = await self._transfers.send_files(list(peers), [os.fspath(p) for p in paths], ttl)
-        return offer.hex()
+        return ttl
 
     async def accept_offer(
         self,
@@ -464,10 +463,7 @@ class Node:
         members = [fp for fp in self._rooms.members(room_id) if not self._peers.key_changed(fp)]
         if not members:
             raise RoomError("nobody else is in that room")
-        ttl = self.config.offer_ttl if ttl is None else ttl
-        if not 1 <= ttl <= MAX_OFFER_TTL_MS / 1000:
-            raise ValueError(f"an offer lives 1 to {MAX_OFFER_TTL_MS // 1000} seconds")
-        local = [os.fspath(p) for p in paths]
+        local, ttl = [os.fspath(p) for p in paths], self._offer_ttl(ttl)
         return (await self._transfers.send_files(members, local, ttl, room_id)).hex()
 
     def _shares_room(self, room: bytes, peer: str) -> bool:
@@ -492,15 +488,10 @@ class Node:
 
     async def set_group(self, name: str, members: Sequence[str]) -> None:
         """A contact group: a local label on peers (no members: the group goes)."""
-        if not isinstance(name, str) or not name or len(name.encode()) > MAX_NICK_BYTES:
-            raise ValueError(f"a group name is 1 to {MAX_NICK_BYTES} UTF-8 bytes")
-        for peer in members:
-            if not self._peers.knows(peer):
-                raise PeerUnknown(f"no peer with fingerprint {peer} is known")
-        await self._db.run(Database.set_group, name, list(members))
+        await self._peers.set_group(name, members)
 
     async def groups(self) -> dict[str, list[str]]:
-        return await self._db.run(Database.groups)
+        return await self._peers.groups()
 
     async def send_to_group(self, name: str, text: str) -> dict[str, str]:
         """One direct message to each member (1:1: its own id, delivery and read receipts)."""
@@ -515,13 +506,7 @@ class Node:
         """An announcement: one direct message to every peer online now (kept in history
         on both sides, like any message)."""
         check_text(text)  # even when nobody is online to send it to
-        sendable = [
-            fp
-            for fp in self._links
-            if self._peers.knows(fp)
-            and not self._peers.key_changed(fp)
-            and fp not in self._peers.blocked
-        ]
+        sendable = [fp for fp in self._links if self._peers.may_message(fp)]
         return {peer: await self.send_text(peer, text) for peer in sendable}
 
     async def connect(self, host: str, port: int, expected_fingerprint: str | None = None) -> str:

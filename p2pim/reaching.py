@@ -25,6 +25,7 @@ from p2pim.identity import fingerprint
 from p2pim.messaging import now_ms
 from p2pim.net.link import PeerLink
 from p2pim.reach import Address, ReachPlanner, Source, Target, dialable
+from p2pim.routes import Routes
 from p2pim.sessions import Sessions, classify_dial_error
 from p2pim.storage import Database, StorageError, Store
 from p2pim.wire.messages import (
@@ -153,6 +154,9 @@ class Reacher:
     def session_ended(self, fp: str, reason: str) -> None:
         self._planner.disconnected(fp, trio.current_time(), refused=reason == BYE_BUSY)
         self._changed.set()
+
+    def routes(self) -> Routes:
+        return {PeerList: self.on_peer_list}
 
     async def on_peer_list(self, link: PeerLink, message: PeerList) -> None:
         """Where `link`'s peer reaches its other peers: worth a try for us too."""
