@@ -10,23 +10,34 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from p2pim.api import RoomError, RoomInfo, TransferError, TransferInfo
+    from p2pim.api import (
+        PairingError,
+        PeerInfo,
+        PeerUnknown,
+        Reachability,
+        RoomError,
+        RoomInfo,
+        TransferError,
+        TransferInfo,
+    )
     from p2pim.config import NodeConfig
     from p2pim.identity import Identity, load_or_create
-    from p2pim.node import Node, PeerInfo, PeerUnknown, open_node
+    from p2pim.node import Node, open_node
     from p2pim.sessions import PeerRejectedError
 
 _HOMES = {
     "Identity": "p2pim.identity",
     "Node": "p2pim.node",
     "NodeConfig": "p2pim.config",
-    "PeerInfo": "p2pim.node",
+    "PairingError": "p2pim.api",
+    "PeerInfo": "p2pim.api",
     "PeerRejectedError": "p2pim.sessions",
-    "PeerUnknown": "p2pim.node",
     "RoomError": "p2pim.api",
     "RoomInfo": "p2pim.api",
     "TransferError": "p2pim.api",
     "TransferInfo": "p2pim.api",
+    "PeerUnknown": "p2pim.api",
+    "Reachability": "p2pim.api",
     "load_or_create": "p2pim.identity",
     "open_node": "p2pim.node",
 }
@@ -35,9 +46,11 @@ __all__ = [
     "Identity",
     "Node",
     "NodeConfig",
+    "PairingError",
     "PeerInfo",
     "PeerRejectedError",
     "PeerUnknown",
+    "Reachability",
     "RoomError",
     "RoomInfo",
     "TransferError",

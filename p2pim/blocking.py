@@ -16,6 +16,7 @@ forever, would reveal the block, and would cut a shared room's relaying through 
 from __future__ import annotations
 
 import enum
+from collections.abc import Set
 
 from p2pim import events
 from p2pim.identity import fingerprint
@@ -137,7 +138,7 @@ def author_of(event: events.NodeEvent) -> str | None:
     return None
 
 
-def hidden(event: events.NodeEvent, blocked: set[str] | frozenset[str]) -> bool:
+def hidden(event: events.NodeEvent, blocked: Set[str]) -> bool:
     """True if the event shows something a blocked peer did (a post in a shared room, an
     invitation there): such events are not delivered to any face."""
     author = author_of(event)

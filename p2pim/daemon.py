@@ -46,7 +46,7 @@ async def run_daemon(
             nursery.start_soon(forward_events, events, writer)
         else:
             nursery.start_soon(log_events, events)
-        await nursery.start(_run_node, node, nursery.cancel_scope)
+        await nursery.start(node.run_then_cancel, nursery.cancel_scope)
         await nursery.start(control.serve_control, node, control.socket_path(profile))
         nursery.start_soon(_stop_on_signals, node)
         for host, port in peers:
@@ -61,13 +61,6 @@ async def run_daemon(
                 f"{node.config.listen_host}:{node.port}; Ctrl-C quits",
                 file=sys.stderr,
             )
-
-
-async def _run_node(
-    node: Node, scope: trio.CancelScope, *, task_status: trio.TaskStatus[None]
-) -> None:
-    await node.run(task_status=task_status)
-    scope.cancel()  # the node has stopped: so does everything serving it
 
 
 async def _stop_on_signals(node: Node) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import ipaddress
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import ifaddr
 import trio
 from zeroconf import IPVersion, ServiceBrowser, ServiceInfo, ServiceStateChange, Zeroconf
 
+from p2pim.config import NodeConfig
 from p2pim.identity import Identity
 from p2pim.wire.messages import PROTOCOL_VERSION, STATUSES
 
@@ -30,6 +32,7 @@ RESOLVE_TIMEOUT_MS = 3000
 MAX_QUEUED_CHANGES = 4096  # service names waiting to be looked at (coalesced by name)
 MAX_QUEUED_RESOLVES = 256  # names not in the cache, waiting for a network resolve
 MAX_CONCURRENT_RESOLVES = 4
+INTERFACE_POLL = 2.0  # seconds between looks at the mDNS interfaces' addresses
 # Virtual and container interfaces are skipped unless named explicitly (DESIGN.md §3).
 VIRTUAL_PREFIXES = (
     "lo",
@@ -332,3 +335,95 @@ def _from_cache(zc: Zeroconf, names: list[str]) -> dict[str, PeerAdvertised | No
         info = ServiceInfo(SERVICE_TYPE, name)
         found[name] = parse_service(name, info) if info.load_from_cache(zc) else None
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryStatistics:
+    addresses: int  # where mDNS runs now; 0: no network (or discovery off)
+    changes_dropped: int  # service changes not looked at, the queues being full
+
+
+class InterfaceFollower:
+    """mDNS on the configured interfaces' addresses, following them: when they change
+    (DHCP renewal, a new network), zeroconf is reopened on the new addresses and our
+    record re-registered, so peers find us where we are now, under the same key.
+
+    No address at all is no network (only loopback: offline, flight mode, a login
+    before the Wi-Fi is up): the node runs without mDNS, says so (`network_changed`),
+    and starts it as soon as an interface gets an address."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        config: NodeConfig,
+        status: Callable[[], str],
+        network_changed: Callable[[tuple[str, ...]], Awaitable[None]],
+    ) -> None:
+        self.identity = identity
+        self.config = config  # its nick and interfaces, as they are at each (re)start
+        self._status = status
+        self._network_changed = network_changed
+        self._addresses: list[str] = []
+        self._discovery: Discovery | None = None
+
+    @property
+    def addresses(self) -> list[str]:
+        """Where mDNS runs now; none: no network."""
+        return list(self._addresses)
+
+    def interface_states(self) -> list[InterfaceState]:
+        """Where mDNS runs now, with the interfaces' flags (none when discovery is off)."""
+        return interface_states(self._addresses) if self.config.discovery else []
+
+    def statistics(self) -> DiscoveryStatistics:
+        dropped = self._discovery.dropped_changes if self._discovery else 0
+        return DiscoveryStatistics(addresses=len(self._addresses), changes_dropped=dropped)
+
+    async def update_status(self, status: str, nick: str) -> None:
+        if self._discovery is not None:
+            await self._discovery.update_status(status, nick)
+
+    async def run(
+        self,
+        port: int,
+        adverts: trio.MemorySendChannel[DiscoveryEvent],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Advertise `port` and send what is heard to `adverts` until cancelled; ready once
+        mDNS runs on the addresses there are now (or there are none)."""
+        interfaces = resolve_interfaces(self.config.interfaces)  # a typo: an error
+        started = False
+        while True:
+            if interfaces != self._addresses or not interfaces:
+                self._addresses = interfaces
+                if started or not interfaces:  # at start, only the absence is news
+                    await self._network_changed(tuple(interfaces))
+            try:
+                async with trio.open_nursery() as nursery:
+                    self._discovery = None
+                    if interfaces:
+                        self._discovery = Discovery(
+                            self.identity, self.config.nick, port, interfaces, self._status()
+                        )
+                        await nursery.start(self._discovery.run, adverts)
+                    if not started:
+                        task_status.started()
+                        started = True
+                    interfaces = await self._until_addresses_change(interfaces)
+                    nursery.cancel_scope.cancel()
+            except Exception:
+                if not started:
+                    raise  # at start the caller hears of it
+                log.exception("mDNS could not restart on %s; trying again", interfaces)
+                await trio.sleep(INTERFACE_POLL)
+
+    async def _until_addresses_change(self, interfaces: list[str]) -> list[str]:
+        """The addresses, once they differ from `interfaces` (none left: no network)."""
+        while True:
+            await trio.sleep(INTERFACE_POLL)
+            # Not strict: a named interface may be unplugged for now.
+            now = resolve_interfaces(self.config.interfaces, strict=False)
+            if now != interfaces:
+                log.info("mDNS addresses changed: %s -> %s", interfaces, now or "none")
+                return now

@@ -107,7 +107,7 @@ class TemporaryNode:
             if self._stop_asked:
                 stop.set()
         async with trio.open_nursery() as nursery:
-            await nursery.start(_run_node, node, nursery.cancel_scope)
+            await nursery.start(node.run_then_cancel, nursery.cancel_scope)
             try:
                 await nursery.start(control.serve_control, node, self._path)
                 await _reach_manual_peers(
@@ -117,13 +117,6 @@ class TemporaryNode:
                 await stop.wait()
             finally:
                 await node.stop()
-
-
-async def _run_node(
-    node: Node, scope: trio.CancelScope, *, task_status: trio.TaskStatus[None]
-) -> None:
-    await node.run(task_status=task_status)
-    scope.cancel()  # the node has stopped: so does its control socket
 
 
 async def _reach_manual_peers(

@@ -179,9 +179,6 @@ class ReachPlanner:
                     target.attempts = 0
                 target.due_at = now + self._delay(target.attempts)
 
-    def forget(self, fingerprint: str) -> None:
-        self._targets.pop(fingerprint, None)
-
     # ---- scheduling --------------------------------------------------------------------
 
     def _satisfied(self, target: Target) -> bool:

@@ -14,10 +14,10 @@ from typing import Any, Protocol
 import trio
 
 from p2pim import events as ev
-from p2pim.api import RoomError, TransferError
+from p2pim.api import PairingError, PeerUnknown, RoomError, TransferError
 from p2pim.blocking import FINGERPRINT_HEX, PeerBlockedError
 from p2pim.names import PeerNameError, resolve_peer
-from p2pim.node import Node, PairingError, PeerUnknown
+from p2pim.node import Node
 from p2pim.sessions import PeerRejectedError
 from p2pim.storage import NotYourMessage, StoredMessage, UnknownMessage
 from p2pim.transfer.state import TransferState

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import trio
 
 from p2pim import events
+from p2pim.api import PairingError
 from p2pim.config import NodeConfig
 from p2pim.identity import Identity, fingerprint
 from p2pim.net.link import LinkClosed, PeerLink, perform_handshake
@@ -72,7 +73,6 @@ class SessionHooks:
 
     hello: Callable[[], Hello]  # what we tell a peer about ourselves
     may_open: Callable[[str], bool]  # may a session with this new identity start?
-    take_pairing: Callable[[], pake.Pairing | None]  # the offered pairing (spends the code)
     # A session was adopted (`replaced` False), or a second link to a peer with a session
     # was resolved by the tie-break (`replaced` True; `link` may be the loser, now closed).
     opened: Callable[[PeerLink, bool], Awaitable[None]]
@@ -84,19 +84,39 @@ class SessionHooks:
     emit: Callable[[events.NodeEvent], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
+class SessionStatistics:
+    sessions: int
+    pending_handshakes: int
+    pending_handshakes_max_per_address: int
+
+
 class Sessions:
-    def __init__(self, identity: Identity, config: NodeConfig, hooks: SessionHooks) -> None:
+    _hooks: SessionHooks  # given at `start`: what sessions mean needs the node's parts
+
+    def __init__(self, identity: Identity, config: NodeConfig) -> None:
         self.identity = identity
         self.config = config
         self.links: dict[str, PeerLink] = {}
         self.pending_total = 0
         self.pending_by_address: Counter[str] = Counter()
-        self._hooks = hooks
         self._nursery: trio.Nursery | None = None
+        self._pairing_code: tuple[str, float] | None = None  # offered, and until when
 
-    def start(self, nursery: trio.Nursery) -> None:
-        """Link tasks (readers, heartbeats) run in `nursery`."""
+    def start(self, nursery: trio.Nursery, hooks: SessionHooks) -> None:
+        """Link tasks (readers, heartbeats) run in `nursery`; `hooks` give sessions meaning.
+
+        Given here, not at construction: the parts the hooks lead to (transfers, for one)
+        are built with this object, once the node's store is open."""
         self._nursery = nursery
+        self._hooks = hooks
+
+    def statistics(self) -> SessionStatistics:
+        return SessionStatistics(
+            sessions=len(self.links),
+            pending_handshakes=self.pending_total,
+            pending_handshakes_max_per_address=max(self.pending_by_address.values(), default=0),
+        )
 
     async def goodbye_all(self) -> None:
         with trio.CancelScope(shield=True):
@@ -105,6 +125,29 @@ class Sessions:
                     nursery.start_soon(link.say_goodbye, BYE_QUIT)
 
     # ---- opening ------------------------------------------------------------------------
+
+    def offer_pairing(self, timeout: float) -> str:
+        """A one-time code for the other side's `pair()`.  It allows ONE attempt: a wrong
+        guess burns it, so a code cannot be brute-forced even online."""
+        code = pake.generate_code()
+        self._pairing_code = (code, trio.current_time() + timeout)
+        return pake.format_code(code)
+
+    def _take_pairing(self) -> pake.Pairing | None:
+        """The offered pairing, if still valid; spends the code either way."""
+        offer, self._pairing_code = self._pairing_code, None
+        if offer is None or trio.current_time() > offer[1]:
+            return None
+        return pake.Pairing(offer[0], initiator=False)
+
+    async def pair(self, host: str, port: int, code: str) -> str:
+        """Dial host:port proving `code`; returns the peer's fingerprint."""
+        pairing = pake.Pairing(code, initiator=True)
+        try:
+            return await self.dial(host, port, pairing=pairing)
+        except PeerRejectedError as exc:
+            await self._hooks.emit(events.PairingFailed(str(exc)))
+            raise PairingError(f"pairing with {host}:{port} failed: wrong code?") from exc
 
     async def dial(
         self,
@@ -200,7 +243,7 @@ class Sessions:
 
         def on_pairing_request() -> pake.Pairing | None:
             nonlocal code_spent
-            pairing = self._hooks.take_pairing()
+            pairing = self._take_pairing()
             code_spent = pairing is not None
             return pairing
 

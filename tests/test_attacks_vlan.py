@@ -24,7 +24,7 @@ import pytest
 import trio
 
 from p2pim.config import NodeConfig
-from p2pim.node import MAX_ADVERTS_PER_ADDRESS, MAX_KNOWN_ADVERTS
+from p2pim.directory import MAX_ADVERTS_PER_ADDRESS, MAX_KNOWN_ADVERTS
 from p2pim.reach import MAX_DIALS_PER_HOST, MAX_TARGETS, ReachPlanner
 from p2pim.testing.daemon_process import (
     DaemonProcess,

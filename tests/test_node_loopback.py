@@ -221,5 +221,5 @@ async def test_a_full_node_backs_off_its_own_dials() -> None:
             assert failed.reason == "local limit"  # type: ignore[union-attr]
             [report] = a.reachability()
             assert report.last_error == "local limit"
-            assert a._reach.next_due() is not None  # backing off, not redialling at once
-            assert a._reach.next_due() > trio.current_time()  # type: ignore[operator]
+            assert a._reacher._planner.next_due() is not None  # backing off, not redialling at once
+            assert a._reacher._planner.next_due() > trio.current_time()  # type: ignore[operator]

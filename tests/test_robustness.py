@@ -11,7 +11,7 @@ from nodes import loopback_config, next_event, raw_session
 
 from p2pim import Identity, PeerRejectedError, open_node
 from p2pim.events import DialFailed, MessageReceived, PeerConnected
-from p2pim.storage import StorageError, Store
+from p2pim.storage import Database, StorageError
 from p2pim.wire.messages import Heartbeat, Typing
 
 
@@ -81,16 +81,16 @@ async def test_a_disk_error_while_opening_a_session_loses_that_session_only(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     async with open_node(Identity.generate(), loopback_config("n")) as node:
-        real_pin = Store.pin_peer
+        real_pin = Database.pin_peer
 
-        async def failing_pin(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        def failing_pin(self, *args, **kwargs):  # type: ignore[no-untyped-def]
             raise StorageError("disk full (simulated)")
 
-        monkeypatch.setattr(Store, "pin_peer", failing_pin)
+        monkeypatch.setattr(Database, "pin_peer", failing_pin)
         async with open_node(Identity.generate(), loopback_config("unlucky")) as unlucky:
             with pytest.raises(PeerRejectedError):  # its own (patched) disk fails as well
                 await unlucky.connect("127.0.0.1", node.port)
-        monkeypatch.setattr(Store, "pin_peer", real_pin)
+        monkeypatch.setattr(Database, "pin_peer", real_pin)
         async with open_node(Identity.generate(), loopback_config("lucky")) as lucky:
             events = node.subscribe()
             await lucky.connect("127.0.0.1", node.port)

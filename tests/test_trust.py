@@ -10,6 +10,7 @@ import pytest
 from nodes import loopback_config, next_event
 
 from p2pim import Identity, open_node
+from p2pim.api import PairingError
 from p2pim.events import (
     PairingFailed,
     PeerConnected,
@@ -17,7 +18,7 @@ from p2pim.events import (
     PeerKeyChanged,
     PeerTrustChanged,
 )
-from p2pim.node import Node, PairingError
+from p2pim.node import Node
 from p2pim.trust import KEY_CHANGED, UNVERIFIED, VERIFIED, PeerKeyChangedError, trust_for_new_key
 
 config = loopback_config
@@ -149,7 +150,7 @@ async def test_pairing_an_already_connected_peer_verifies_it() -> None:
 
 
 async def test_a_full_trust_store_refuses_new_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("p2pim.node.MAX_KNOWN_PEERS", 1)
+    monkeypatch.setattr("p2pim.directory.MAX_KNOWN_PEERS", 1)
     async with open_node(Identity.generate(), config("a")) as a:
         events = a.subscribe()
         async with open_node(Identity.generate(), config("b")) as b:

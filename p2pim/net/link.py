@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Callable, Sequence
 
@@ -60,6 +61,12 @@ class PeerLink:
     async def send(self, message: Message) -> None:
         """Send one message.  A failed or cancelled send poisons the link (nonces moved on)."""
         await self.send_all((message,))
+
+    async def send_quietly(self, message: Message, within: float) -> None:
+        """Best effort, bounded: a peer that takes nothing for `within` seconds loses its
+        session (the interrupted send poisons it) rather than holding the caller."""
+        with contextlib.suppress(LinkClosed), trio.move_on_after(within):
+            await self.send(message)
 
     async def send_all(self, messages: Sequence[Message]) -> None:
         """Send messages in one write (a transfer sends many chunks per system call)."""

@@ -133,17 +133,13 @@ class NodeBridge:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._relay, events)
-            await nursery.start(self._run_node, nursery)
+            await nursery.start(self.node.run_then_cancel, nursery.cancel_scope)
             if self._control_socket is not None:  # scripts drive this node while it runs
                 await nursery.start(control.serve_control, self.node, self._control_socket)
             assert self._ready is not None
             self._ready.set_result(None)
             for host, port in self._peers:
                 await self.node.add_peer(host, port)
-
-    async def _run_node(self, nursery: trio.Nursery, *, task_status: trio.TaskStatus[None]) -> None:
-        await self.node.run(task_status=task_status)
-        nursery.cancel_scope.cancel()  # the node is done: so are the relay and the calls
 
     async def _relay(self, events: trio.MemoryReceiveChannel[NodeEvent]) -> None:
         async with events:
