@@ -10,17 +10,29 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from p2pim.api import (
+        NotYourMessage,
+        PeerKeyChangedError,
+        PeerRejectedError,
+        StorageError,
+        StoredMessage,
+        UnknownMessage,
+    )
     from p2pim.config import NodeConfig
     from p2pim.identity import Identity, load_or_create
     from p2pim.node import Node, PeerInfo, PeerUnknown, open_node
-    from p2pim.sessions import PeerRejectedError
 
 _HOMES = {
     "Identity": "p2pim.identity",
     "Node": "p2pim.node",
     "NodeConfig": "p2pim.config",
     "PeerInfo": "p2pim.node",
-    "PeerRejectedError": "p2pim.sessions",
+    "NotYourMessage": "p2pim.api",
+    "PeerKeyChangedError": "p2pim.api",
+    "PeerRejectedError": "p2pim.api",
+    "StorageError": "p2pim.api",
+    "StoredMessage": "p2pim.api",
+    "UnknownMessage": "p2pim.api",
     "PeerUnknown": "p2pim.node",
     "load_or_create": "p2pim.identity",
     "open_node": "p2pim.node",
@@ -30,9 +42,14 @@ __all__ = [
     "Identity",
     "Node",
     "NodeConfig",
+    "NotYourMessage",
     "PeerInfo",
+    "PeerKeyChangedError",
     "PeerRejectedError",
     "PeerUnknown",
+    "StorageError",
+    "StoredMessage",
+    "UnknownMessage",
     "load_or_create",
     "open_node",
 ]

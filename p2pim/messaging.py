@@ -20,9 +20,9 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from p2pim import events
+from p2pim.api import StoredMessage
 from p2pim.net.link import LinkClosed, PeerLink
 from p2pim.storage import Database, StorageFull, Store
-from p2pim.storage.messages import StoredMessage
 from p2pim.wire import codec
 from p2pim.wire.messages import (
     MAX_ACKED_IDS,

@@ -23,6 +23,7 @@ from pathlib import Path
 import trio
 
 from p2pim import blocking, discovery, events, trust
+from p2pim.api import ROOM_PREFIX, PeerKeyChangedError, PeerRejectedError, StoredMessage
 from p2pim.config import NodeConfig
 from p2pim.events import NodeEvent
 from p2pim.export import export
@@ -40,9 +41,9 @@ from p2pim.presence import AutoAway
 from p2pim.reach import Address, ReachPlanner, Source, Target, dialable
 from p2pim.rooms import timeline
 from p2pim.rooms.manager import RoomError, RoomInfo, Rooms, conversation
-from p2pim.sessions import PeerRejectedError, SessionHooks, Sessions, classify_dial_error
+from p2pim.sessions import SessionHooks, Sessions, classify_dial_error
 from p2pim.settings import Settings, check_nick
-from p2pim.storage import PeerRecord, StorageError, StorageFull, Store, StoredMessage
+from p2pim.storage import PeerRecord, StorageError, StorageFull, Store
 from p2pim.transfer.manager import TransferInfo, Transfers
 from p2pim.wire import pake
 from p2pim.wire.errors import RemoteProtocolError
@@ -399,6 +400,11 @@ class Node:
         await self._announce_self()
         await self._remember(nick=nick)
 
+    def set_download_dir(self, folder: Path) -> None:
+        """Where accepted files go from now on (read at each accept; the profile's
+        settings keep it for the next start)."""
+        self.config.download_dir = folder
+
     async def _announce_self(self, *, automatic: bool = False) -> None:
         presence = Presence(self._status.status, self._status.status_text, self.config.nick)
         status, text = presence.status, presence.status_text
@@ -594,7 +600,7 @@ class Node:
         if record is None:
             raise PeerUnknown(f"no peer with fingerprint {peer} is known")
         if record.trust == trust.KEY_CHANGED:
-            raise trust.PeerKeyChangedError(
+            raise PeerKeyChangedError(
                 f"{record.nick}'s key changed: verify it before sending (safety number)"
             )
 
@@ -640,7 +646,7 @@ class Node:
         anchor = bytes.fromhex(before) if before else None
         limit = max(1, min(limit, 1000))
         page = await self._store.history(peer, before=anchor, limit=limit)
-        if not (self._blocked and peer.startswith(blocking.ROOM_PREFIX)):
+        if not (self._blocked and peer.startswith(ROOM_PREFIX)):
             return page
         shown = [m for m in page if m.author not in self._blocked]
         # Fill the page from further back, so a short page still means "nothing older".

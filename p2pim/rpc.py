@@ -14,14 +14,18 @@ from typing import Any, Protocol
 import trio
 
 from p2pim import events as ev
+from p2pim.api import (
+    NotYourMessage,
+    PeerKeyChangedError,
+    PeerRejectedError,
+    StoredMessage,
+    UnknownMessage,
+)
 from p2pim.blocking import FINGERPRINT_HEX, PeerBlockedError
 from p2pim.names import PeerNameError, resolve_peer
 from p2pim.node import Node, PairingError, PeerUnknown
 from p2pim.rooms.manager import RoomError
-from p2pim.sessions import PeerRejectedError
-from p2pim.storage import NotYourMessage, StoredMessage, UnknownMessage
 from p2pim.transfer.manager import TransferError
-from p2pim.trust import PeerKeyChangedError
 
 log = logging.getLogger(__name__)
 

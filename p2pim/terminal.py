@@ -7,6 +7,8 @@ import time
 from datetime import datetime
 from typing import Any, TextIO
 
+from p2pim.api import ROOM_PREFIX
+
 Event = dict[str, Any]
 
 
@@ -39,9 +41,9 @@ def message_line(m: dict[str, Any], *, conversation: bool = False) -> str:
     """`2026-11-25 10:19  bob: text`.  `m` carries `author_nick`, and `peer_nick` or
     `room_name` (p2pim.commands.names.with_nicks); with `conversation`, a line says where
     it was written."""
-    room = m["peer"].startswith("room:")
+    room = m["peer"].startswith(ROOM_PREFIX)
     name = m.get("room_name") if room else m.get("peer_nick")
-    where = ("#" if room else "") + clean(name or m["peer"].removeprefix("room:")[:8])
+    where = ("#" if room else "") + clean(name or m["peer"].removeprefix(ROOM_PREFIX)[:8])
     author = clean(m.get("author_nick") or m["author"][:8])
     if m["outgoing"]:
         who = f"me -> {where}" if conversation else "me"

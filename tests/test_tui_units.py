@@ -16,15 +16,15 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from p2pim import events as ev
+from p2pim.api import ROOM_PREFIX, StoredMessage
 from p2pim.events import TransferFile
 from p2pim.rooms.manager import RoomInfo
 from p2pim.settings import FILE, Settings
-from p2pim.storage.messages import StoredMessage
 from p2pim.transfer.manager import TransferInfo
 from p2pim.ui import commands
 from p2pim.ui import format as fmt
 from p2pim.ui.dialogs import PickPeers
-from p2pim.ui.model import ROOM_PREFIX, Model, Transfer
+from p2pim.ui.model import Model, Transfer
 from p2pim.ui.offer import Answer, OfferScreen
 from p2pim.ui.picker import complete
 from p2pim.ui.transfers import TransferRow, TransfersScreen, describe

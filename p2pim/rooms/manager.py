@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import trio
 
 from p2pim import events
+from p2pim.api import NotYourMessage, StoredMessage, UnknownMessage
 from p2pim.identity import Identity, fingerprint
 from p2pim.messaging import now_ms
 from p2pim.net.link import LinkClosed, PeerLink
@@ -25,7 +26,7 @@ from p2pim.rooms import state as rs
 from p2pim.rooms.reports import Reporter
 from p2pim.rooms.reports import RoomInfo as RoomInfo  # re-exported: faces import it here
 from p2pim.rooms.reports import conversation as conversation
-from p2pim.storage import NotYourMessage, StorageError, Store, StoredMessage, UnknownMessage
+from p2pim.storage import StorageError, Store
 from p2pim.wire.messages import (
     MAX_TEXT_BYTES,
     ROOM_ID_SIZE,

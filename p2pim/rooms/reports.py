@@ -11,11 +11,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from p2pim import events
+from p2pim.api import ROOM_PREFIX, StoredMessage, UnknownMessage
 from p2pim.identity import fingerprint
 from p2pim.messaging import now_ms
 from p2pim.rooms import state as rs
 from p2pim.rooms import timeline
-from p2pim.storage import RoomPost, Store, StoredMessage, UnknownMessage
+from p2pim.storage import RoomPost, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +34,7 @@ class RoomInfo:
 
 def conversation(room: bytes) -> str:
     """The `messages` conversation a room's posts are kept under."""
-    return f"room:{room.hex()}"
+    return ROOM_PREFIX + room.hex()
 
 
 class Reporter:

@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from p2pim.storage.core import StorageError
+from p2pim.api import StorageError
 from p2pim.storage.outbox import OutboxTables, check_id, enqueue
 
 LIVE_STATES = ("arriving", "offered", "accepted")

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 import trio
 
 from p2pim import events
+from p2pim.api import PeerRejectedError
 from p2pim.config import NodeConfig
 from p2pim.delivery import Delivery
 from p2pim.messaging import new_message_id, now_ms
 from p2pim.net.link import LinkClosed, PeerLink
-from p2pim.sessions import PeerRejectedError, Sessions
+from p2pim.sessions import Sessions
 from p2pim.storage import FileRecord, StorageError, Store, TransferRecord
 from p2pim.transfer import files as fs
 from p2pim.transfer.offers import clean_path, from_bitmap, pack_parts, placement, to_bitmap
