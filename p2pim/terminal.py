@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from p2pim.api import ROOM_PREFIX
+from p2pim.identity import format_safety_number
 
 Event = dict[str, Any]
 
@@ -76,7 +77,7 @@ def verify_text(
     number: str, peer: dict[str, Any], me: dict[str, Any], name: str, *, done: bool
 ) -> str:
     """The safety number as 12 groups of 5 digits, and what to do with it."""
-    groups = [number[i : i + 5] for i in range(0, len(number), 5)]
+    groups = format_safety_number(number).split()
     rows = ["    " + " ".join(groups[i : i + 4]) for i in range(0, len(groups), 4)]
     who = f"{clean(peer['nick'])} ({peer['fingerprint'][:8]})"
     head = [f"Safety number with {who}:", "", *rows, ""]
@@ -92,10 +93,12 @@ def verify_text(
 
 
 def size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
+    """A byte count for people, the same in every face (the TUI shows this too): binary
+    units, as the limits are powers of two (a message holds 32 KiB, not 32.8 kB)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
+        n /= 1024
     raise AssertionError("unreachable")
 
 
@@ -106,7 +109,7 @@ def duration(seconds: float) -> str:
 
 
 def progress_line(done: int, total: int, rate: float, eta: float | None, width: int = 24) -> str:
-    """`[#########---------------]  38%  3.8 MB / 10.0 MB  2.1 MB/s  ETA 0:03`"""
+    """`[#########---------------]  38%  3.8 MiB / 10.0 MiB  2.1 MiB/s  ETA 0:03`"""
     fraction = min(max(done / total, 0.0), 1.0) if total else 1.0
     filled = round(fraction * width)
     left = "--:--" if eta is None else duration(eta)

@@ -385,8 +385,6 @@ def test_days_clock_numbers_and_images() -> None:
     assert len(fmt.clock(noon)) == 5 and fmt.clock(noon)[2] == ":"
     assert abs(fmt.now_ms() - int(__import__("time").time() * 1000)) < 5_000
     digits = "0123456789" * 6
-    assert fmt.grouped(digits).split() == [digits[i : i + 5] for i in range(0, 60, 5)]
-    assert fmt.grouped("abcdefg", 3) == "abc def g"
     assert number_block(digits).splitlines() == [
         "01234  56789  01234  56789",
         "01234  56789  01234  56789",
