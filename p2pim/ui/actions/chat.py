@@ -158,11 +158,8 @@ async def export(ui: UiContext, *args: str) -> None:
     suffix = "md" if fmt_name == "markdown" else "jsonl"
     # The default name comes from a peer-chosen nick: no separators, no "..", no dotfile.
     name = re.sub(r"[^\w-]+", "_", ui.model.title(key)).strip("_") or "conversation"
-    target = (
-        Path(args[1]).expanduser()
-        if len(args) > 1
-        else ui.node.config.download_dir / f"{name}.{suffix}"
-    )
+    default = ui.node.config.download_dir / f"{name}.{suffix}"
+    target = await asyncio.to_thread(lambda: Path(args[1]).expanduser()) if args[1:] else default
     # Node.export takes keyword arguments only: a peer's conversation or a room's.
     if (room := room_of(key)) is not None:
         text = await try_call(ui, ui.node.export, room=room, fmt=fmt_name)

@@ -3,6 +3,7 @@ dialog, a file card, F3), and the transfers view."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from p2pim import events as ev
@@ -12,11 +13,10 @@ from p2pim.ui.model import GROUP_PREFIX
 
 async def send_paths(ui: UiContext, paths: list[str]) -> None:
     key = ui.model.current
-    missing = [p for p in paths if not Path(p).expanduser().exists()]
+    resolved, missing = await asyncio.to_thread(_expand, paths)  # the disk, off the UI loop
     if missing:
         ui.notify(f"No such file or folder: {missing[0]}", severity="error")
         return
-    resolved = [str(Path(p).expanduser()) for p in paths]
     if key is None or key.startswith(GROUP_PREFIX):
         ui.notify("Open a conversation with a person or a room to send files.", severity="warning")
     elif (room := room_of(key)) is not None:
@@ -32,6 +32,12 @@ async def send_paths(ui: UiContext, paths: list[str]) -> None:
         if offer is not None:
             await ui.load_transfers()
             ui.refresh_transfers(ev.OfferAnswered(key, offer, ()))
+
+
+def _expand(paths: list[str]) -> tuple[list[str], list[str]]:
+    """The paths with `~` expanded, and those of them that do not exist (as typed)."""
+    missing = [p for p in paths if not Path(p).expanduser().exists()]
+    return [str(Path(p).expanduser()) for p in paths], missing
 
 
 def pick_files(ui: UiContext) -> None:
