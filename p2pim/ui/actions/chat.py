@@ -9,6 +9,7 @@ import re
 import shutil
 from pathlib import Path
 
+from p2pim.api import StoredMessage
 from p2pim.ui import commands, long_text
 from p2pim.ui import format as fmt
 from p2pim.ui.actions import files
@@ -16,6 +17,7 @@ from p2pim.ui.actions.context import UiContext, room_of, try_call, try_do
 from p2pim.ui.dialogs import Confirm
 from p2pim.ui.model import GROUP_PREFIX
 
+SEARCH_LIMIT = 100  # hits listed for one search
 JUMP_PAGE = 500  # messages loaded at a time when a search jumps to an old one
 
 
@@ -193,7 +195,10 @@ def search_for(ui: UiContext, query: str) -> None:
         if isinstance(hit, tuple):
             ui.spawn(jump_to(ui, *hit))
 
-    ui.show(SearchScreen(ui.node, ui.model, ui.call, query), jump)
+    async def find(words: str) -> list[StoredMessage]:
+        return await ui.call(ui.node.search, words, limit=SEARCH_LIMIT)
+
+    ui.show(SearchScreen(find, ui.model, query), jump)
 
 
 async def jump_to(ui: UiContext, key: str, message_id: str) -> None:
