@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from p2pim.wire.messages import STATUSES
-
-__all__ = ["STATUSES"]  # the presence statuses, whose home is the wire format
+# The presence statuses; their home is the wire format, which this vocabulary shows.
+from p2pim.wire.messages import STATUSES as STATUSES
 
 # ---- peers --------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """Text for people: tables, message lines, safety numbers and a progress bar for the
-one-shot commands.  Everything a peer chose (nicks, texts, status) goes through `clean`."""
+one-shot commands.  Everything a peer chose (nicks, texts, status) goes through `clean`.
+Byte sizes and safety-number groups are the TUI's too: one format for both faces."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from p2pim.api import ROOM_PREFIX
-from p2pim.identity import format_safety_number
 
 Event = dict[str, Any]
 
@@ -90,6 +90,14 @@ def verify_text(
         f"If all 60 digits match, run `p2pim verify {name} --yes`.",
     ]
     return "\n".join(head + advice)
+
+
+def format_safety_number(number: str) -> str:
+    """Group a safety number for reading aloud: 12 groups of 5 digits, `12345 67890 ...`
+    (both faces show it so)."""
+    if len(number) != 60 or not number.isascii() or not number.isdigit():
+        raise ValueError("a safety number is 60 digits")
+    return " ".join(number[i : i + 5] for i in range(0, len(number), 5))
 
 
 def size(n: float) -> str:

@@ -12,7 +12,8 @@ from textual.containers import Vertical
 from textual.widgets import Button, Label, Static
 
 from p2pim.events import NodeEvent, PairingFailed, PeerTrustChanged
-from p2pim.identity import format_fingerprint, format_safety_number
+from p2pim.identity import format_fingerprint
+from p2pim.terminal import format_safety_number
 from p2pim.ui.dialogs import Dialog
 from p2pim.ui.model import Model
 
