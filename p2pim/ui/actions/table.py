@@ -16,6 +16,7 @@ from p2pim.ui.actions.context import UiContext, chat_of, peer_of, room_of
 
 Args = tuple[str, ...]
 T = TypeVar("T")
+Run = Callable[[UiContext, T, Args], Awaitable[None]]  # a handler: (ui, target, args)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +36,8 @@ CHAT = Needs(chat_of, "/{name} works in a conversation or a room.")
 class Command(Generic[T]):
     """`run(ui, target, args)`: the target is what `needs` found, else the open key."""
 
-    run: Callable[[UiContext, T, Args], Awaitable[None]]
+    run: Run[T]
     needs: Needs[T] | None = None
-
-
-Run = Callable[[UiContext, T, Args], Awaitable[None]]
 
 
 def anywhere(run: Run[str | None]) -> Command[str | None]:
