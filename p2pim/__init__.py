@@ -11,33 +11,43 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from p2pim.api import (
+        NotYourMessage,
         PairingError,
         PeerInfo,
+        PeerKeyChangedError,
+        PeerRejectedError,
         PeerUnknown,
         Reachability,
         RoomError,
         RoomInfo,
+        StorageError,
+        StoredMessage,
         TransferError,
         TransferInfo,
+        UnknownMessage,
     )
     from p2pim.config import NodeConfig
     from p2pim.identity import Identity, load_or_create
     from p2pim.node import Node, open_node
-    from p2pim.sessions import PeerRejectedError
 
 _HOMES = {
     "Identity": "p2pim.identity",
     "Node": "p2pim.node",
     "NodeConfig": "p2pim.config",
+    "NotYourMessage": "p2pim.api",
     "PairingError": "p2pim.api",
     "PeerInfo": "p2pim.api",
-    "PeerRejectedError": "p2pim.sessions",
-    "RoomError": "p2pim.api",
-    "RoomInfo": "p2pim.api",
-    "TransferError": "p2pim.api",
-    "TransferInfo": "p2pim.api",
+    "PeerKeyChangedError": "p2pim.api",
+    "PeerRejectedError": "p2pim.api",
     "PeerUnknown": "p2pim.api",
     "Reachability": "p2pim.api",
+    "RoomError": "p2pim.api",
+    "RoomInfo": "p2pim.api",
+    "StorageError": "p2pim.api",
+    "StoredMessage": "p2pim.api",
+    "TransferError": "p2pim.api",
+    "TransferInfo": "p2pim.api",
+    "UnknownMessage": "p2pim.api",
     "load_or_create": "p2pim.identity",
     "open_node": "p2pim.node",
 }
@@ -46,15 +56,20 @@ __all__ = [
     "Identity",
     "Node",
     "NodeConfig",
+    "NotYourMessage",
     "PairingError",
     "PeerInfo",
+    "PeerKeyChangedError",
     "PeerRejectedError",
     "PeerUnknown",
     "Reachability",
     "RoomError",
     "RoomInfo",
+    "StorageError",
+    "StoredMessage",
     "TransferError",
     "TransferInfo",
+    "UnknownMessage",
     "load_or_create",
     "open_node",
 ]

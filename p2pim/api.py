@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from p2pim.events import TransferFile
 from p2pim.transfer.state import TransferState
 
+# The presence statuses; their home is the wire format, which this vocabulary shows.
+from p2pim.wire.messages import STATUSES as STATUSES
+
 # ---- peers --------------------------------------------------------------------------
 
 
@@ -48,7 +51,52 @@ class Reachability:
     diagnosis: str
 
 
+class PeerKeyChangedError(Exception):
+    """Sending to a peer whose key changed is refused until the user verifies it."""
+
+
+class PeerRejectedError(Exception):
+    """A dialled peer was not who it claimed to be, or spoke nonsense."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        # "key mismatch", "handshake failed", "self", "local limit" or "local error"
+        self.reason = reason
+
+
 # ---- messages -----------------------------------------------------------------------
+
+
+class StorageError(Exception):
+    """The database failed (disk full, I/O error, corruption, closed).  Wraps sqlite3 errors
+    so that callers never need to import sqlite3."""
+
+
+class UnknownMessage(StorageError):
+    """No such message in that conversation, or it was deleted."""
+
+
+class NotYourMessage(StorageError):
+    """Only a message's author may edit or delete it."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message of the history: a peer's conversation, or a room's (`ROOM_PREFIX`)."""
+
+    id: bytes
+    peer: str  # the conversation: the other party's fingerprint
+    author: str  # who wrote it: us or the peer
+    outgoing: bool  # we wrote it
+    sent_at: int  # the author's clock, ms
+    lamport: int
+    stored_at: int  # our clock, ms
+    body: str  # '' once deleted
+    edited_at: int | None  # the author's clock at the last edit
+    deleted: bool
+    delivered_at: int | None  # outgoing: when the peer acked storing it
+    read_at: int | None  # outgoing: when the peer read it; incoming: when we did
+
 
 # ---- transfers ----------------------------------------------------------------------
 
@@ -91,3 +139,6 @@ class RoomInfo:
 
 class RoomError(Exception):
     """No such room, or we may not do that in it (not a member, not an admin...)."""
+
+
+ROOM_PREFIX = "room:"  # a room's conversation key: `room:<16-byte id in hex>`

@@ -19,6 +19,7 @@ import enum
 from collections.abc import Set
 
 from p2pim import events
+from p2pim.api import ROOM_PREFIX
 from p2pim.identity import fingerprint
 from p2pim.wire import codec
 from p2pim.wire.errors import RemoteProtocolError
@@ -35,7 +36,6 @@ from p2pim.wire.messages import (
 )
 
 FINGERPRINT_HEX = 64  # SHA-256 of the key, lowercase hex (`identity.fingerprint`)
-ROOM_PREFIX = "room:"  # a room's conversation: `room:<16-byte id in hex>`
 
 
 class PeerBlockedError(Exception):

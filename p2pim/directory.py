@@ -14,12 +14,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 
 from p2pim import blocking, events, trust
-from p2pim.api import PeerInfo, PeerUnknown
+from p2pim.api import PeerInfo, PeerKeyChangedError, PeerUnknown
+from p2pim.clock import now_ms
 from p2pim.config import NodeConfig
 from p2pim.delivery import Delivery
 from p2pim.discovery import PeerAdvertised
 from p2pim.identity import Identity, safety_number
-from p2pim.clock import now_ms
 from p2pim.net.link import PeerLink
 from p2pim.routes import Routes
 from p2pim.storage import Database, PeerRecord, StorageError, Store
@@ -137,7 +137,7 @@ class PeerDirectory:
         """Messages go to identities we know; never to a key that changed unverified."""
         record = self._record(peer)
         if record.trust == trust.KEY_CHANGED:
-            raise trust.PeerKeyChangedError(
+            raise PeerKeyChangedError(
                 f"{record.nick}'s key changed: verify it before sending (safety number)"
             )
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from datetime import datetime
 
-from p2pim.storage import StoredMessage
+from p2pim.api import ROOM_PREFIX, StoredMessage
 
 FORMATS = ("jsonl", "markdown")
 
@@ -32,7 +32,7 @@ def to_jsonl(messages: list[StoredMessage], nicks: dict[str, str]) -> Iterator[s
 
 
 def to_markdown(messages: list[StoredMessage], nicks: dict[str, str], peer: str) -> Iterator[str]:
-    short = peer.removeprefix("room:")[:8]  # a peer's fingerprint, or a room's id
+    short = peer.removeprefix(ROOM_PREFIX)[:8]  # a peer's fingerprint, or a room's id
     yield f"# Conversation with {nicks.get(peer) or short} ({short})"
     day = None
     for m in messages:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from p2pim.blocking import ROOM_PREFIX
+from p2pim.api import ROOM_PREFIX, StoredMessage
 from p2pim.directory import PeerDirectory
 from p2pim.export import export
 from p2pim.rooms import timeline
 from p2pim.rooms.manager import Rooms, conversation
-from p2pim.storage import Database, Store, StoredMessage
+from p2pim.storage import Database, Store
 
 MAX_PAGE = 1000
 

@@ -112,7 +112,6 @@ def _write_private(path: Path, private: bytes) -> None:
 
 SAFETY_NUMBER_VERSION = 0
 SAFETY_NUMBER_ITERATIONS = 5200
-SAFETY_NUMBER_GROUP = 5
 
 
 def safety_number(key_a: bytes, key_b: bytes) -> str:
@@ -134,11 +133,3 @@ def safety_number(key_a: bytes, key_b: bytes) -> str:
         chunks = (int.from_bytes(h[i : i + 5], "big") % 100000 for i in range(0, 30, 5))
         halves.append("".join(f"{chunk:05d}" for chunk in chunks))
     return "".join(sorted(halves))
-
-
-def format_safety_number(number: str) -> str:
-    """Group a safety number for reading aloud: 12 groups of 5 digits, `12345 67890 ...`."""
-    if len(number) != 60 or not number.isascii() or not number.isdigit():
-        raise ValueError("a safety number is 60 digits")
-    n = SAFETY_NUMBER_GROUP
-    return " ".join(number[i : i + n] for i in range(0, len(number), n))

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from p2pim import events
+from p2pim.api import StoredMessage
 from p2pim.clock import new_message_id, now_ms
 from p2pim.delivery import (
     STORE_RETRY_FIRST,
@@ -28,7 +29,6 @@ from p2pim.delivery import (
 from p2pim.net.link import LinkClosed, PeerLink
 from p2pim.routes import Routes
 from p2pim.storage import Database, StorageFull, Store
-from p2pim.storage.messages import StoredMessage
 from p2pim.wire import codec
 from p2pim.wire.messages import (
     MAX_ACKED_IDS,

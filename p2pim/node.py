@@ -20,7 +20,14 @@ from pathlib import Path
 import trio
 
 from p2pim import blocking, discovery, events, routes
-from p2pim.api import PeerInfo, Reachability, RoomError, RoomInfo, TransferInfo
+from p2pim.api import (
+    PeerInfo,
+    Reachability,
+    RoomError,
+    RoomInfo,
+    StoredMessage,
+    TransferInfo,
+)
 from p2pim.config import NodeConfig
 from p2pim.delivery import STORE_RETRY_FIRST, STORE_RETRY_MAX, Deliveries, pause_for_space
 from p2pim.directory import PeerDirectory
@@ -33,7 +40,7 @@ from p2pim.presence import OwnPresence
 from p2pim.reaching import Reacher
 from p2pim.rooms.manager import Rooms, conversation
 from p2pim.sessions import SessionHooks, Sessions
-from p2pim.storage import StorageFull, Store, StoredMessage
+from p2pim.storage import StorageFull, Store
 from p2pim.transfer.control import Transfers
 from p2pim.wire.errors import RemoteProtocolError
 from p2pim.wire.messages import (
@@ -223,6 +230,11 @@ class Node:
         """Change our nick: connected peers see it at once (a `presence` carrying it), the
         mDNS record is re-announced with it, and the profile (if any) keeps it."""
         await self._me.set_nick(nick)
+
+    def set_download_dir(self, folder: Path) -> None:
+        """Where accepted files go from now on (read at each accept; the profile's
+        settings keep it for the next start)."""
+        self.config.download_dir = folder
 
     def note_activity(self) -> None:
         """The user did something (the UI calls this): resets the auto-away clock."""

@@ -19,10 +19,10 @@ import trio
 
 from p2pim import discovery, events
 from p2pim.api import Reachability
+from p2pim.clock import now_ms
 from p2pim.config import NodeConfig
 from p2pim.directory import PeerDirectory
 from p2pim.identity import fingerprint
-from p2pim.clock import now_ms
 from p2pim.net.link import PeerLink
 from p2pim.reach import Address, ReachPlanner, Source, Target, dialable
 from p2pim.routes import Routes

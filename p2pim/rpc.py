@@ -14,14 +14,21 @@ from typing import Any, Protocol
 import trio
 
 from p2pim import events as ev
-from p2pim.api import PairingError, PeerUnknown, RoomError, TransferError
+from p2pim.api import (
+    NotYourMessage,
+    PairingError,
+    PeerKeyChangedError,
+    PeerRejectedError,
+    PeerUnknown,
+    RoomError,
+    StoredMessage,
+    TransferError,
+    UnknownMessage,
+)
 from p2pim.blocking import FINGERPRINT_HEX, PeerBlockedError
 from p2pim.names import PeerNameError, resolve_peer
 from p2pim.node import Node
-from p2pim.sessions import PeerRejectedError
-from p2pim.storage import NotYourMessage, StoredMessage, UnknownMessage
 from p2pim.transfer.state import TransferState
-from p2pim.trust import PeerKeyChangedError
 
 log = logging.getLogger(__name__)
 

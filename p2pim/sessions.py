@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import trio
 
 from p2pim import events
-from p2pim.api import PairingError
+from p2pim.api import PairingError, PeerRejectedError
 from p2pim.config import NodeConfig
 from p2pim.identity import Identity, fingerprint
 from p2pim.net.link import LinkClosed, PeerLink, perform_handshake
@@ -29,15 +29,6 @@ from p2pim.wire.errors import RemoteProtocolError
 from p2pim.wire.messages import BYE_BUSY, BYE_DUPLICATE, BYE_QUIT, Bye, Heartbeat, Hello, Message
 
 log = logging.getLogger(__name__)
-
-
-class PeerRejectedError(Exception):
-    """A dialled peer was not who it claimed to be, or spoke nonsense."""
-
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
-        # "key mismatch", "handshake failed", "self", "local limit" or "local error"
-        self.reason = reason
 
 
 def classify_dial_error(exc: BaseException) -> str:

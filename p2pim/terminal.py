@@ -1,5 +1,6 @@
 """Text for people: tables, message lines, safety numbers and a progress bar for the
-one-shot commands.  Everything a peer chose (nicks, texts, status) goes through `clean`."""
+one-shot commands.  Everything a peer chose (nicks, texts, status) goes through `clean`.
+Byte sizes and safety-number groups are the TUI's too: one format for both faces."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 from datetime import datetime
 from typing import Any, TextIO
 
+from p2pim.api import ROOM_PREFIX
 from p2pim.transfer.state import TransferState
 
 Event = dict[str, Any]
@@ -41,9 +43,9 @@ def message_line(m: dict[str, Any], *, conversation: bool = False) -> str:
     """`2026-11-25 10:19  bob: text`.  `m` carries `author_nick`, and `peer_nick` or
     `room_name` (p2pim.commands.names.with_nicks); with `conversation`, a line says where
     it was written."""
-    room = m["peer"].startswith("room:")
+    room = m["peer"].startswith(ROOM_PREFIX)
     name = m.get("room_name") if room else m.get("peer_nick")
-    where = ("#" if room else "") + clean(name or m["peer"].removeprefix("room:")[:8])
+    where = ("#" if room else "") + clean(name or m["peer"].removeprefix(ROOM_PREFIX)[:8])
     author = clean(m.get("author_nick") or m["author"][:8])
     if m["outgoing"]:
         who = f"me -> {where}" if conversation else "me"
@@ -76,7 +78,7 @@ def verify_text(
     number: str, peer: dict[str, Any], me: dict[str, Any], name: str, *, done: bool
 ) -> str:
     """The safety number as 12 groups of 5 digits, and what to do with it."""
-    groups = [number[i : i + 5] for i in range(0, len(number), 5)]
+    groups = format_safety_number(number).split()
     rows = ["    " + " ".join(groups[i : i + 4]) for i in range(0, len(groups), 4)]
     who = f"{clean(peer['nick'])} ({peer['fingerprint'][:8]})"
     head = [f"Safety number with {who}:", "", *rows, ""]
@@ -91,11 +93,21 @@ def verify_text(
     return "\n".join(head + advice)
 
 
+def format_safety_number(number: str) -> str:
+    """Group a safety number for reading aloud: 12 groups of 5 digits, `12345 67890 ...`
+    (both faces show it so)."""
+    if len(number) != 60 or not number.isascii() or not number.isdigit():
+        raise ValueError("a safety number is 60 digits")
+    return " ".join(number[i : i + 5] for i in range(0, len(number), 5))
+
+
 def size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
+    """A byte count for people, the same in every face (the TUI shows this too): binary
+    units, as the limits are powers of two (a message holds 32 KiB, not 32.8 kB)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
+        n /= 1024
     raise AssertionError("unreachable")
 
 
@@ -106,7 +118,7 @@ def duration(seconds: float) -> str:
 
 
 def progress_line(done: int, total: int, rate: float, eta: float | None, width: int = 24) -> str:
-    """`[#########---------------]  38%  3.8 MB / 10.0 MB  2.1 MB/s  ETA 0:03`"""
+    """`[#########---------------]  38%  3.8 MiB / 10.0 MiB  2.1 MiB/s  ETA 0:03`"""
     fraction = min(max(done / total, 0.0), 1.0) if total else 1.0
     filled = round(fraction * width)
     left = "--:--" if eta is None else duration(eta)

@@ -28,10 +28,6 @@ class KnownPeer(Protocol):
     def last_seen(self) -> int: ...
 
 
-class PeerKeyChangedError(Exception):
-    """Sending to a peer whose key changed is refused until the user verifies it."""
-
-
 def trust_for_new_key(
     fingerprint: str, nick: str, known: Iterable[KnownPeer], online: Collection[str]
 ) -> tuple[Trust, str | None]:

@@ -101,7 +101,7 @@ async def test_send_file_to_a_running_daemon_completes(tmp_path: Path, spawn: Sp
     assert sender.returncode == 0, sender.stderr
     outcome = json.loads(sender.stdout)
     assert (outcome["offer"], outcome["state"]) == (offer["offer"], "completed")
-    assert b"sent 1 file(s), 3.0 MB" in sender.stderr  # the final progress line
+    assert b"sent 1 file(s), 2.9 MiB" in sender.stderr  # the final progress line
     assert (inbox / "report.bin").read_bytes() == data
 
 

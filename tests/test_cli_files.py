@@ -39,7 +39,7 @@ async def test_receive_takes_what_send_file_sends(tmp_path: Path, spawn: Spawn) 
     assert sent.returncode == 0, sent.stderr
     assert got.returncode == 0, got.stderr
     assert got.stdout.decode().splitlines() == [str(inbox / "photo.bin")]
-    assert b"received 1 file(s), 2.0 MB" in got.stderr
+    assert b"received 1 file(s), 1.9 MiB" in got.stderr
     assert (inbox / "photo.bin").read_bytes() == data
 
 

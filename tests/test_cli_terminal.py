@@ -36,8 +36,8 @@ def test_peer_text_cannot_drive_the_terminal() -> None:
 
 
 def test_progress_line() -> None:
-    assert progress_line(500, 1000, 2_000_000, 65.0, width=10) == (
-        "[#####-----]  50%  500 B / 1.0 kB  2.0 MB/s  ETA 1:05"
+    assert progress_line(512, 1024, 2 << 20, 65.0, width=10) == (
+        "[#####-----]  50%  512 B / 1.0 KiB  2.0 MiB/s  ETA 1:05"
     )
     assert progress_line(0, 0, 0, None, width=4).startswith("[####] 100%")
 

@@ -10,6 +10,7 @@ import trio
 from nodes import loopback_config, next_event
 
 from p2pim import Identity, PeerUnknown, open_node
+from p2pim.api import NotYourMessage
 from p2pim.events import (
     MessageDeleted,
     MessageDelivered,
@@ -22,7 +23,6 @@ from p2pim.events import (
 )
 from p2pim.export import export
 from p2pim.names import PeerNameError, resolve_peer
-from p2pim.storage import NotYourMessage
 
 
 async def meet(a, b) -> None:  # type: ignore[no-untyped-def]

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from nodes import loopback_config, next_event, raw_session
 
 from p2pim import Identity, Node, open_node
+from p2pim.api import NotYourMessage, UnknownMessage
 from p2pim.clock import new_message_id, now_ms
 from p2pim.events import (
     MessageReceived,
@@ -36,7 +37,6 @@ from p2pim.events import (
 )
 from p2pim.rooms import state
 from p2pim.rooms.state import InvalidRoomEvent, Op, replay, room_id, verify
-from p2pim.storage import NotYourMessage, UnknownMessage
 from p2pim.wire import signing
 from p2pim.wire.messages import RoomEvent, RoomOp, Text
 

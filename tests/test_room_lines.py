@@ -16,9 +16,9 @@ import trio
 from nodes import loopback_config, next_event
 
 from p2pim import Identity, Node, open_node
+from p2pim.api import StoredMessage, UnknownMessage
 from p2pim.events import NodeEvent, PeerConnected, RoomInvited, RoomMessage, RoomNotice
 from p2pim.rooms.timeline import Notice, describe
-from p2pim.storage import StoredMessage, UnknownMessage
 
 Events = trio.MemoryReceiveChannel[NodeEvent]
 

@@ -6,7 +6,8 @@ import hashlib
 
 import pytest
 
-from p2pim.identity import Identity, format_safety_number, safety_number
+from p2pim.identity import Identity, safety_number
+from p2pim.terminal import format_safety_number
 
 KEY_A = bytes(range(32))
 KEY_B = bytes(range(32, 64))

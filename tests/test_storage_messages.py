@@ -16,15 +16,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from p2pim import storage
+from p2pim.api import NotYourMessage, StoredMessage, UnknownMessage
 from p2pim.storage import (
     MAX_LAMPORT,
     MEMORY,
     Database,
-    NotYourMessage,
     StorageError,
     Store,
-    StoredMessage,
-    UnknownMessage,
     schema,
 )
 

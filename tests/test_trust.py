@@ -10,7 +10,7 @@ import pytest
 from nodes import loopback_config, next_event
 
 from p2pim import Identity, open_node
-from p2pim.api import PairingError
+from p2pim.api import PairingError, PeerKeyChangedError
 from p2pim.events import (
     PairingFailed,
     PeerConnected,
@@ -19,7 +19,7 @@ from p2pim.events import (
     PeerTrustChanged,
 )
 from p2pim.node import Node
-from p2pim.trust import KEY_CHANGED, UNVERIFIED, VERIFIED, PeerKeyChangedError, trust_for_new_key
+from p2pim.trust import KEY_CHANGED, UNVERIFIED, VERIFIED, trust_for_new_key
 
 config = loopback_config
 wait_for = next_event

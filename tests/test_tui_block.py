@@ -15,9 +15,9 @@ from pathlib import Path
 
 from textual.pilot import Pilot
 
+from p2pim.api import ROOM_PREFIX
 from p2pim.ui.app import P2pimApp
 from p2pim.ui.conversation import Conversation
-from p2pim.ui.model import ROOM_PREFIX
 from tests.tui_cast import (
     Cast,
     connect,

@@ -20,11 +20,11 @@ from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import Button, Input, OptionList, SelectionList
 
+from p2pim.api import ROOM_PREFIX
 from p2pim.settings import FILE, Settings
 from p2pim.ui.app import P2pimApp
 from p2pim.ui.dialogs import Ask, Confirm, Dialog, PickPeers
 from p2pim.ui.invitation import InvitationScreen
-from p2pim.ui.model import ROOM_PREFIX
 from p2pim.ui.offer import OfferScreen
 from p2pim.ui.picker import FilePicker
 from p2pim.ui.search import SearchScreen

@@ -14,13 +14,14 @@ from pathlib import Path
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, ProgressBar, Static
 
+from p2pim.api import ROOM_PREFIX
 from p2pim.ui import format as fmt
 from p2pim.ui.app import P2pimApp
 from p2pim.ui.composer import Composer
 from p2pim.ui.conversation import Conversation, MessageView
 from p2pim.ui.dialogs import Ask
 from p2pim.ui.invitation import InvitationScreen
-from p2pim.ui.model import GROUP_PREFIX, ROOM_PREFIX
+from p2pim.ui.model import GROUP_PREFIX
 from p2pim.ui.new_room import NewRoom
 from p2pim.ui.offer import OfferScreen
 from p2pim.ui.picker import FilePicker
@@ -140,8 +141,6 @@ def answer_later(ui: UiThread) -> None:
     ui.wait_until(lambda app: isinstance(app.screen, InvitationScreen))
     press(ui, "escape")
     ui.wait_until(lambda app: not isinstance(app.screen, InvitationScreen))
-
-
 
 
 def notices(app: P2pimApp) -> str:

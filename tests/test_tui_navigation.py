@@ -13,9 +13,10 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from p2pim.api import ROOM_PREFIX
 from p2pim.ui.app import P2pimApp
 from p2pim.ui.jump import JumpScreen, destinations, matching
-from p2pim.ui.model import ROOM_PREFIX, Model
+from p2pim.ui.model import Model
 from p2pim.ui.sidebar import Sidebar
 from tests.tui_harness import UiThread, loopback_node
 

@@ -17,10 +17,11 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Label, SelectionList
 
+from p2pim.api import ROOM_PREFIX
 from p2pim.ui.app import P2pimApp
 from p2pim.ui.composer import Composer
 from p2pim.ui.conversation import Conversation, MessageView, SystemLine
-from p2pim.ui.model import ROOM_PREFIX, Room
+from p2pim.ui.model import Room
 from p2pim.ui.new_room import NewRoom
 from tests.tui_cast import fp
 from tests.tui_harness import UiThread, loopback_node
@@ -44,8 +45,6 @@ def people(tmp_path: Path) -> Iterator[dict[str, UiThread]]:
     finally:
         for ui in reversed(list(uis.values())):
             ui.close()
-
-
 
 
 def connect(dialer: UiThread, listener: UiThread) -> None:

@@ -25,7 +25,8 @@ from textual.widget import Widget
 from textual.widgets import OptionList
 
 from p2pim import Identity
-from p2pim.storage import Database, StoredMessage
+from p2pim.api import ROOM_PREFIX, StoredMessage
+from p2pim.storage import Database
 from p2pim.ui import format as fmt
 from p2pim.ui.app import P2pimApp
 from p2pim.ui.composer import Composer
@@ -37,7 +38,7 @@ from p2pim.ui.conversation import (
     NewMessages,
     SystemLine,
 )
-from p2pim.ui.model import ROOM_PREFIX, Line, Model
+from p2pim.ui.model import Line, Model
 from p2pim.ui.offer import OfferScreen
 from p2pim.ui.rows import render_line
 from p2pim.ui.search import SearchScreen
@@ -137,8 +138,6 @@ def read(ui: UiThread, fn: Callable[[P2pimApp], T]) -> T:
         return fn(ui.app)
 
     return ui.do(go)
-
-
 
 
 def run(ui: UiThread, fn: object, *args: object) -> object:

@@ -25,12 +25,13 @@ from textual.widgets import Input, TextArea
 
 from p2pim import Identity, NodeConfig
 from p2pim import events as ev
+from p2pim.api import ROOM_PREFIX
 from p2pim.node import Node
 from p2pim.storage import Database
 from p2pim.ui.app import NodeEvent, P2pimApp
 from p2pim.ui.conversation import Conversation
 from p2pim.ui.invitation import InvitationScreen
-from p2pim.ui.model import ROOM_PREFIX, Transfer
+from p2pim.ui.model import Transfer
 from p2pim.ui.offer import OfferScreen
 from p2pim.ui.sidebar import Sidebar
 from p2pim.ui.verify import VerifyScreen

@@ -19,17 +19,15 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 from textual.widgets._progress_bar import Bar
 
+from p2pim.api import ROOM_PREFIX
 from p2pim.ui.app import P2pimApp
 from p2pim.ui.composer import Composer
 from p2pim.ui.conversation import Conversation, FileCard
-from p2pim.ui.model import ROOM_PREFIX
 from p2pim.ui.transfers import TransferRow, TransfersScreen
 from tests.tui_cast import Cast, fp
 from tests.tui_harness import UiThread
 
 # ---- driving the UIs ----------------------------------------------------------------------
-
-
 
 
 @pytest.fixture
@@ -42,8 +40,6 @@ def cast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cast]:
         yield people
     finally:
         people.close()
-
-
 
 
 def call(ui: UiThread, fn_name: str, *args: object) -> object:

@@ -17,14 +17,13 @@ from textual.widgets import Input
 
 from p2pim import clock
 from p2pim import events as ev
-from p2pim.api import RoomInfo, TransferInfo
+from p2pim.api import ROOM_PREFIX, RoomInfo, StoredMessage, TransferInfo
 from p2pim.events import TransferFile
 from p2pim.settings import FILE, Settings
-from p2pim.storage.messages import StoredMessage
 from p2pim.ui import commands
 from p2pim.ui import format as fmt
 from p2pim.ui.dialogs import PickPeers
-from p2pim.ui.model import ROOM_PREFIX, Model, Transfer
+from p2pim.ui.model import Model, Transfer
 from p2pim.ui.offer import Answer, OfferScreen
 from p2pim.ui.picker import complete
 from p2pim.ui.transfers import TransferRow, TransfersScreen, describe
@@ -385,8 +384,6 @@ def test_days_clock_numbers_and_images() -> None:
     assert len(fmt.clock(noon)) == 5 and fmt.clock(noon)[2] == ":"
     assert abs(clock.now_ms() - int(__import__("time").time() * 1000)) < 5_000
     digits = "0123456789" * 6
-    assert fmt.grouped(digits).split() == [digits[i : i + 5] for i in range(0, 60, 5)]
-    assert fmt.grouped("abcdefg", 3) == "abc def g"
     assert number_block(digits).splitlines() == [
         "01234  56789  01234  56789",
         "01234  56789  01234  56789",

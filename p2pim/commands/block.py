@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from p2pim import terminal
+from p2pim.api import ROOM_PREFIX
 from p2pim.commands.names import GROUP, ROOM, conversation
 from p2pim.oneshot import OK, USAGE, CommandError, Job
 
@@ -37,7 +38,7 @@ def _set_block(job: Job, method: str) -> int:
 def mute(job: Job) -> int:
     if job.args.name is None:
         found: list[str] = job.rpc.call("muted")
-        rooms = {f"room:{r['room']}": r["name"] for r in job.rpc.call("rooms")}
+        rooms = {ROOM_PREFIX + r["room"]: r["name"] for r in job.rpc.call("rooms")}
         nicks = {p["fingerprint"]: p["nick"] for p in job.rpc.call("peers")}
         lines = [
             f"#{terminal.clean(rooms[c])}" if c in rooms else terminal.clean(nicks.get(c, c))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from p2pim.api import ROOM_PREFIX
 from p2pim.blocking_client import BlockingClient
 from p2pim.oneshot import USAGE, CommandError
 
@@ -40,11 +41,11 @@ def with_nicks(rpc: BlockingClient, messages: list[dict[str, Any]]) -> list[dict
     nicks = {p["fingerprint"]: p["nick"] for p in rpc.call("peers")}
     nicks[me["fingerprint"]] = me["nick"]
     rooms: dict[str, str] = {}
-    if any(m["peer"].startswith("room:") for m in messages):
-        rooms = {f"room:{r['room']}": r["name"] for r in rpc.call("rooms")}
+    if any(m["peer"].startswith(ROOM_PREFIX) for m in messages):
+        rooms = {ROOM_PREFIX + r["room"]: r["name"] for r in rpc.call("rooms")}
     for m in messages:
         m["author_nick"] = nicks.get(m["author"], "")
-        if m["peer"].startswith("room:"):
+        if m["peer"].startswith(ROOM_PREFIX):
             m["room_name"] = rooms.get(m["peer"], "")
         else:
             m["peer_nick"] = nicks.get(m["peer"], "")

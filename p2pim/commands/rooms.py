@@ -7,12 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 from p2pim import terminal
+from p2pim.api import ROOM_PREFIX
 from p2pim.commands.chat import show_messages
 from p2pim.oneshot import OK, Job, text_argument
 
 
 def _room(name: str) -> str:
-    return name.removeprefix("room:")
+    return name.removeprefix(ROOM_PREFIX)
 
 
 def room_list(job: Job) -> int:

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import trio
 
 from p2pim import events
-from p2pim.api import RoomError, RoomInfo
+from p2pim.api import NotYourMessage, RoomError, RoomInfo, StoredMessage, UnknownMessage
 from p2pim.clock import now_ms
 from p2pim.delivery import LinkWriter
 from p2pim.identity import Identity, fingerprint
@@ -26,14 +26,7 @@ from p2pim.rooms import state as rs
 from p2pim.rooms.reports import Reporter
 from p2pim.rooms.reports import conversation as conversation
 from p2pim.routes import Routes
-from p2pim.storage import (
-    Database,
-    NotYourMessage,
-    StorageError,
-    Store,
-    StoredMessage,
-    UnknownMessage,
-)
+from p2pim.storage import Database, StorageError, Store
 from p2pim.wire.messages import (
     MAX_TEXT_BYTES,
     ROOM_ID_SIZE,

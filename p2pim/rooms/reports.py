@@ -10,17 +10,17 @@ import contextlib
 from collections.abc import Awaitable, Callable
 
 from p2pim import events
-from p2pim.api import RoomInfo
+from p2pim.api import ROOM_PREFIX, RoomInfo, StoredMessage, UnknownMessage
 from p2pim.clock import now_ms
 from p2pim.identity import fingerprint
 from p2pim.rooms import state as rs
 from p2pim.rooms import timeline
-from p2pim.storage import Database, RoomPost, Store, StoredMessage, UnknownMessage
+from p2pim.storage import Database, RoomPost, Store
 
 
 def conversation(room: bytes) -> str:
     """The `messages` conversation a room's posts are kept under."""
-    return f"room:{room.hex()}"
+    return ROOM_PREFIX + room.hex()
 
 
 class Reporter:

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from p2pim.api import StoredMessage
 from p2pim.identity import fingerprint
 from p2pim.rooms import state as rs
-from p2pim.storage import StoredMessage
 
 # A log operation's kind -> the kind of line it shows as.  Posts, edits and deletes are
 # not lines of their own: they are messages, or change one.

@@ -14,18 +14,18 @@ migrating, transactions), `peers`, `outbox`, `messages`, `transfers` and `rooms`
 tables' methods, mixed into `database.Database`), `store` (the async `Store`).
 """
 
+from p2pim.api import StorageError  # also the storage package's, as its callers catch it
 from p2pim.storage.core import (
     BUSY_TIMEOUT_MS,
     DB_FILE,
     JOURNAL_SIZE_LIMIT,
     MEMORY,
     SchemaTooNew,
-    StorageError,
     StorageFull,
     database_path,
 )
 from p2pim.storage.database import Database
-from p2pim.storage.messages import NotYourMessage, StoredMessage, UnknownMessage, fts_query
+from p2pim.storage.messages import fts_query
 from p2pim.storage.outbox import ID_LEN, MAX_LAMPORT
 from p2pim.storage.peers import (
     MAX_ADDRESSES_PER_PEER,
@@ -52,16 +52,13 @@ __all__ = [
     "TRUST_LEVELS",
     "Database",
     "FileRecord",
-    "NotYourMessage",
     "PeerRecord",
     "RoomPost",
     "SchemaTooNew",
     "StorageError",
     "StorageFull",
     "Store",
-    "StoredMessage",
     "TransferRecord",
-    "UnknownMessage",
     "UnknownPeer",
     "UnknownTransfer",
     "database_path",

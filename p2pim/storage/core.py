@@ -14,6 +14,7 @@ from typing import Any, Self
 
 import outcome
 
+from p2pim.api import StorageError
 from p2pim.storage import schema
 
 log = logging.getLogger(__name__)
@@ -24,11 +25,6 @@ MEMORY = ":memory:"  # a throwaway database (nodes without a profile, tests)
 BUSY_TIMEOUT_MS = 5000
 # WAL only shrinks when told to; keep the idle log bounded (rule 8).
 JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
-
-
-class StorageError(Exception):
-    """The database failed (disk full, I/O error, corruption, closed).  Wraps sqlite3 errors
-    so that callers never need to import sqlite3."""
 
 
 class StorageFull(StorageError):

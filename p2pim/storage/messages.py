@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any, cast
 
-from p2pim.storage.core import StorageError
+from p2pim.api import NotYourMessage, StoredMessage, UnknownMessage
 from p2pim.storage.outbox import (
     MAX_LAMPORT,
     OutboxTables,
@@ -31,31 +31,6 @@ from p2pim.storage.outbox import (
     check_int,
     enqueue,
 )
-
-
-class UnknownMessage(StorageError):
-    """No such message in that conversation, or it was deleted."""
-
-
-class NotYourMessage(StorageError):
-    """Only a message's author may edit or delete it."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
-    id: bytes
-    peer: str  # the conversation: the other party's fingerprint
-    author: str  # who wrote it: us or the peer
-    outgoing: bool  # we wrote it
-    sent_at: int  # the author's clock, ms
-    lamport: int
-    stored_at: int  # our clock, ms
-    body: str  # '' once deleted
-    edited_at: int | None  # the author's clock at the last edit
-    deleted: bool
-    delivered_at: int | None  # outgoing: when the peer acked storing it
-    read_at: int | None  # outgoing: when the peer read it; incoming: when we did
-
 
 _FIELDS = tuple(field.name for field in fields(StoredMessage))  # the columns' names too
 _COLUMNS = ", ".join(_FIELDS)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import sqlite3
 from typing import cast
 
-from p2pim.storage.core import Connection, StorageError
+from p2pim.api import StorageError
+from p2pim.storage.core import Connection
 
 ID_LEN = 16
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what an SQLite INTEGER holds

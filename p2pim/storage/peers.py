@@ -6,7 +6,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import cast, get_args
 
-from p2pim.storage.core import Connection, StorageError
+from p2pim.api import StorageError
+from p2pim.storage.core import Connection
 from p2pim.trust import Trust
 
 MAX_ADDRESSES_PER_PEER = 8

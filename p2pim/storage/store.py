@@ -13,9 +13,9 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, TypeVarTuple
 import outcome
 import trio
 
+from p2pim.api import StoredMessage
 from p2pim.storage.core import StorageFull
 from p2pim.storage.database import Database
-from p2pim.storage.messages import StoredMessage
 from p2pim.storage.peers import PeerRecord
 from p2pim.storage.rooms import RoomPost
 from p2pim.storage.transfers import FileRecord, Queued, TransferRecord

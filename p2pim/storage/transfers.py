@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from p2pim.storage.core import StorageError
+from p2pim.api import StorageError
 from p2pim.storage.outbox import OutboxTables, check_id, enqueue
 from p2pim.transfer.state import (
     INCOMING_START,

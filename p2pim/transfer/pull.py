@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import trio
 
+from p2pim.api import PeerRejectedError
 from p2pim.net.link import LinkClosed, PeerLink
-from p2pim.sessions import PeerRejectedError, Sessions
+from p2pim.sessions import Sessions
 from p2pim.storage import Database, FileRecord, StorageError, Store, TransferRecord
 from p2pim.storage.transfers import Key
 from p2pim.transfer import files as fs

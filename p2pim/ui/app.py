@@ -1,44 +1,54 @@
 """The Textual app: layout, key bindings, and node events turned into screen updates.
 
-Everything the user does becomes one `Node` call through the bridge (`self.call`);
-everything that happens comes back as a node event folded into the `Model`.  What each
-command does lives in `actions.py`; this module wires the pieces together.
+Everything the user does becomes one `Node` call through the typed bridge (`call`; the
+actions' `try_call` and `try_do` show a refusal); everything that happens comes back as a
+node event folded into the `Model`.  What each command and key does lives in `actions/`
+(handler functions over the `UiContext` this app provides, and the tables naming them);
+this module wires the pieces together.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, ParamSpec, TypeVar, overload
 
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
+from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from p2pim import blocking, control
 from p2pim import events as ev
+from p2pim.api import ROOM_PREFIX, StoredMessage
 from p2pim.clock import now_ms
-from p2pim.identity import format_fingerprint
 from p2pim.node import Node
 from p2pim.settings import Settings
 from p2pim.storage import StorageError
 from p2pim.transfer.state import TransferState
 from p2pim.ui import format as fmt
-from p2pim.ui.actions import FAILED, Actions
+from p2pim.ui.actions import chat, rooms, table
+from p2pim.ui.actions import files as file_actions
+from p2pim.ui.actions.context import try_call, try_do
 from p2pim.ui.bridge import NodeBridge, NodeStopped
 from p2pim.ui.composer import Composer
 from p2pim.ui.conversation import Conversation, FileCard, heading
 from p2pim.ui.firstrun import ask_name
-from p2pim.ui.model import GROUP_PREFIX, HISTORY_PAGE, ROOM_PREFIX, Model
-from p2pim.ui.offer import OfferScreen
+from p2pim.ui.model import GROUP_PREFIX, HISTORY_PAGE, Model
 from p2pim.ui.palette import P2pimCommands
 from p2pim.ui.sidebar import Sidebar
+from p2pim.ui.statusbar import StatusBar
 from p2pim.ui.transfers import TransfersScreen
 
+P = ParamSpec("P")
+T = TypeVar("T")
+R = TypeVar("R")
 TYPING_EVERY = 2.0  # seconds between "typing" signals while the user keeps typing
 
 
@@ -50,48 +60,7 @@ class NodeEvent(Message):
         self.event = event
 
 
-class StatusBar(Static):
-    """Own nick, status and fingerprint; first, what keeps us from our peers ("no network",
-    "disk full"), for as long as it lasts."""
-
-    DEFAULT_CSS = """
-    StatusBar { dock: top; height: 1; background: $panel; padding: 0 1; }
-    """
-    _problems: tuple[str, ...] = ()
-    _shown: tuple[str, str, str, str] | None = None  # the last show()'s arguments
-
-    def follow(self, event: ev.NodeEvent) -> None:
-        """Node events that raise or clear a problem."""
-        match event:
-            case ev.NetworkChanged(addresses=addresses):
-                self._flag("no network", not addresses)
-            case ev.DiskFullChanged(full=full):
-                self._flag("disk full", full)
-
-    def _flag(self, problem: str, on: bool) -> None:
-        others = tuple(p for p in self._problems if p != problem)
-        self._problems = (*others, problem) if on else others
-        if self._shown is not None:
-            self.show(*self._shown)
-
-    def show(self, nick: str, status: str, text: str, fingerprint: str) -> None:
-        self._shown = (nick, status, text, fingerprint)
-        line = Text(no_wrap=True, overflow="ellipsis")
-        line.append("p2pim  ", "bold")
-        for problem in self._problems:  # before the rest: a narrow terminal cuts the end
-            line.append(f"⚠ {problem}", "bold red")
-            line.append("  ")
-        line.append(f"{nick} ", "bold")
-        line.append(
-            fmt.PRESENCE_GLYPH.get(status, "") + f" {status}", fmt.PRESENCE_STYLE.get(status, "")
-        )
-        if text:
-            line.append(f" “{text}”", "italic")
-        line.append(f"   id {format_fingerprint(fingerprint)[:19]}", "dim")
-        self.update(line)
-
-
-class P2pimApp(Actions):
+class P2pimApp(App[None]):
     TITLE = "p2pim"
     CSS = """
     #main { height: 1fr; }
@@ -101,17 +70,17 @@ class P2pimApp(Actions):
     """
     COMMANDS = App.COMMANDS | {P2pimCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f1", "help", "Help", priority=True),
-        Binding("f2", "status", "Status", priority=True),
-        Binding("f3", "transfers", "Transfers", priority=True),
-        Binding("ctrl+o", "send_files", "Send file", priority=True),
-        Binding("ctrl+f", "search", "Search", priority=True),
-        Binding("ctrl+n", "new_room", "Room", priority=True),
-        Binding("ctrl+r", "verify", "Verify", priority=True),
-        Binding("ctrl+g", "new_group", "Group", show=False, priority=True),
+        Binding("f1", "do('help')", "Help", priority=True),
+        Binding("f2", "do('status')", "Status", priority=True),
+        Binding("f3", "do('transfers')", "Transfers", priority=True),
+        Binding("ctrl+o", "do('send_files')", "Send file", priority=True),
+        Binding("ctrl+f", "do('search')", "Search", priority=True),
+        Binding("ctrl+n", "do('new_room')", "Room", priority=True),
+        Binding("ctrl+r", "do('verify')", "Verify", priority=True),
+        Binding("ctrl+g", "do('new_group')", "Group", show=False, priority=True),
         Binding("ctrl+k", "jump", "Jump to", show=False, priority=True),
-        Binding("ctrl+b", "broadcast", "Broadcast", show=False, priority=True),
-        Binding("f4", "settings", "Settings", show=False, priority=True),
+        Binding("ctrl+b", "do('broadcast')", "Broadcast", show=False, priority=True),
+        Binding("f4", "do('settings')", "Settings", show=False, priority=True),
         Binding("escape", "focus_input", "Input", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
@@ -136,6 +105,8 @@ class P2pimApp(Actions):
         self._typing_sent: dict[str, float] = {}
         self._loading_older: set[str] = set()  # conversations whose older page is coming
         self._asked_offers: set[str] = set()  # offers we heard of first from an event
+        self._opening: Worker[None] | None = None  # the conversation whose history loads
+        self._held_back: list[str] = []  # typed while it loads: sent once it is open
         self._quitting = False
 
     # ---- life cycle ----------------------------------------------------------------------
@@ -192,9 +163,32 @@ class P2pimApp(Actions):
         await self.bridge.shutdown()
         self.exit()
 
-    async def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    # ---- the node, through the bridge (the UiContext the actions use) -------------------
+
+    @overload
+    async def call(self, fn: Callable[P, Awaitable[T]], *a: P.args, **k: P.kwargs) -> T: ...
+    @overload
+    async def call(self, fn: Callable[P, T], *a: P.args, **k: P.kwargs) -> T: ...
+    async def call(self, fn: Callable[P, Any], *a: P.args, **k: P.kwargs) -> Any:
         """One node call, run in trio; its result, or its exception raised here."""
-        return await self.bridge.call(fn, *args, **kwargs)
+        return await self.bridge.call(fn, *a, **k)
+
+    def spawn(self, work: Awaitable[object]) -> None:
+        self.run_worker(work)
+
+    def show(self, screen: Screen[R], then: Callable[[R | None], None] | None = None) -> None:
+        self.push_screen(screen, then)
+
+    async def ask(self, screen: Screen[R]) -> R | None:
+        return await self.push_screen_wait(screen)
+
+    @property
+    def view(self) -> Conversation:
+        return self.query_one(Conversation)
+
+    @property
+    def composer(self) -> Composer:
+        return self.query_one(Composer)
 
     def _relay(self, event: ev.NodeEvent) -> None:
         self.post_message(NodeEvent(event))
@@ -218,7 +212,8 @@ class P2pimApp(Actions):
             self.refresh_conversation(event)
         if "transfers" in changed or isinstance(event, ev.TransferProgress):
             self.refresh_transfers(event)
-        self.follow_dialogs(event)  # a dialog whose question was settled elsewhere closes
+        # A dialog whose question was settled elsewhere closes.
+        file_actions.follow_dialogs(self, event)
         await self.announce(event)
 
     def refresh_conversation(self, event: ev.NodeEvent) -> None:
@@ -287,7 +282,7 @@ class P2pimApp(Actions):
                     f"{nick} offers {len(files)} file(s), {fmt.size(total)}",
                     title=f"Files offered{where}",
                 )
-                self.ask_offer(event)
+                file_actions.ask_offer(self, event)
             case ev.TransferFinished(state=TransferState.FAILED, reason=reason, peer=peer):
                 self.notify(
                     f"Transfer with {self.model.nick(peer)} failed: {reason}",
@@ -301,7 +296,7 @@ class P2pimApp(Actions):
                 self.alert(
                     f"{inviter} invites you to #{name}: open it to join", title="Room invitation"
                 )
-                self.ask_invitation(room)
+                rooms.ask_invitation(self, room)
             case ev.PeerKeyChanged(nick=nick):
                 self.notify(
                     f"{nick}'s key changed. Sending to them is blocked until you verify (Ctrl+R).",
@@ -316,7 +311,7 @@ class P2pimApp(Actions):
         if self.settings is None or self.settings.bell:
             self.bell()
         if self.settings is not None and self.settings.desktop_notifications:
-            self.run_worker(self.desktop_notify(title, text))
+            self.run_worker(chat.desktop_notify(title, text))
 
     # ---- showing state -------------------------------------------------------------------
 
@@ -338,7 +333,7 @@ class P2pimApp(Actions):
     def open_conversation(self, key: str | None, *, reload: bool = True) -> None:
         """Show a conversation (None: the welcome text); loads its history first."""
         if key is not None and reload:
-            self.run_worker(self._load_and_open(key), group="open", exclusive=True)
+            self._opening = self.run_worker(self.open_now(key), group="open", exclusive=True)
             return
         if key is None:  # the welcome text: nothing is open, so nothing gets sent anywhere
             self.model.current = None
@@ -358,22 +353,25 @@ class P2pimApp(Actions):
     def refresh_title(self) -> None:
         self.query_one("#chat-title", Static).update(heading(self.model, self.model.current)[0])
 
-    async def _history_page(self, key: str, limit: int, before: str | None = None) -> Any:
+    async def _history_page(
+        self, key: str, limit: int, before: str | None = None
+    ) -> list[StoredMessage] | None:
         """Up to `limit` messages before `before` (the newest if None), oldest first.
-        Guarded: a refused history (a room we were just removed from, say) is a message
-        to the user and FAILED, not an exception in a worker, which would end the app."""
+        Tried: a refused history (a room we were just removed from, say) is a message to
+        the user and None, not an exception in a worker, which would end the app."""
         if key.startswith(ROOM_PREFIX):
             room = key.removeprefix(ROOM_PREFIX)
-            return await self.guarded(
-                self.node.room_history, room, before=before, limit=limit, system=True
+            return await try_call(
+                self, self.node.room_history, room, before=before, limit=limit, system=True
             )  # its system lines ("ann joined") too
         if key.startswith(GROUP_PREFIX):
             return []  # a group's lines live in its members' conversations
-        return await self.guarded(self.node.history, key, before=before, limit=limit)
+        return await try_call(self, self.node.history, key, before=before, limit=limit)
 
-    async def _load_and_open(self, key: str) -> None:
+    async def open_now(self, key: str) -> None:
+        """Load the conversation's history and show it, before returning."""
         history = await self._history_page(key, HISTORY_PAGE)
-        if history is FAILED:
+        if history is None:
             return
         if not key.startswith(GROUP_PREFIX):
             self.model.load_history(key, history, complete=len(history) < HISTORY_PAGE)
@@ -392,7 +390,7 @@ class P2pimApp(Actions):
             history = await self._history_page(key, limit, before=lines[0].message_id)
         finally:
             self._loading_older.discard(key)
-        if history is FAILED:
+        if history is None:
             return False
         older = self.model.prepend_history(key, history, complete=len(history) < limit)
         view = self.query_one(Conversation)
@@ -408,12 +406,12 @@ class P2pimApp(Actions):
         if not key.startswith((ROOM_PREFIX, GROUP_PREFIX)) and self.model.conversations.get(key):
             await self.call_quietly(self.node.mark_read, key)
 
-    async def call_quietly(self, fn: Any, *args: Any) -> None:
+    async def call_quietly(self, fn: Callable[P, object], *a: P.args, **k: P.kwargs) -> None:
         """A node call nobody waits for (typing, activity, read receipts), run as a worker:
         one that comes as the node stops, or that the disk refuses (full: the status bar
         says so, and the next read tries again), fails quietly instead of ending the app."""
         with contextlib.suppress(NodeStopped, StorageError):
-            await self.call(fn, *args)
+            await self.call(fn, *a, **k)
 
     # ---- input ---------------------------------------------------------------------------
 
@@ -421,7 +419,7 @@ class P2pimApp(Actions):
         if isinstance(event.option_list, Sidebar) and event.option_id:
             self.open_conversation(event.option_id)
             self.query_one(Composer).focus()
-            self.ask_if_invited(event.option_id)
+            rooms.ask_if_invited(self, event.option_id)
 
     def on_composer_typing(self, message: Composer.Typing) -> None:
         self.run_worker(self.call_quietly(self.node.note_activity))
@@ -435,38 +433,47 @@ class P2pimApp(Actions):
         self.run_worker(self.call_quietly(self.node.set_typing, key, message.active))
 
     async def on_composer_submitted(self, message: Composer.Submitted) -> None:
+        if self._held_back or (self._opening is not None and not self._opening.is_finished):
+            # Typed right after a jump, while the history loads: it goes to the
+            # conversation being opened, once it is open (not to the one before, or nowhere).
+            self._held_back.append(message.text)
+            if len(self._held_back) == 1:
+                self.run_worker(self._submit_when_open())
+            return
         await self.submit(message.text)
+
+    async def _submit_when_open(self) -> None:
+        while self._opening is not None and not self._opening.is_finished:
+            with contextlib.suppress(WorkerCancelled, WorkerFailed):  # replaced by a newer one
+                await self._opening.wait()
+        while self._held_back:
+            await self.submit(self._held_back[0])
+            del self._held_back[0]
+
+    async def submit(self, text: str) -> None:
+        """What Enter does: a slash command runs, anything else is sent here."""
+        await table.run(self, text)
 
     def on_transfers_screen_act(self, message: TransfersScreen.Act) -> None:
         transfer = message.transfer
         if message.what == "answer":
             offer = self.model.offers.get((transfer.peer, transfer.offer))
             if offer is not None:
-                self.run_worker(self.answer_offer(offer, message.accept, None))
+                self.run_worker(file_actions.answer_offer(self, offer, message.accept, None))
         elif message.what == "cancel":
-            self.run_worker(self.guarded(self.node.cancel_transfer, transfer.peer, transfer.offer))
+            self.run_worker(try_do(self, self.node.cancel_transfer, transfer.peer, transfer.offer))
 
     def on_file_card_chosen(self, message: FileCard.Chosen) -> None:
         """A click on a file card: answer the offer, if it waits for us; else F3."""
         waiting = [o for (_, offer), o in self.model.offers.items() if offer == message.offer]
         if waiting:
-            self.ask_offer(waiting[0])
+            file_actions.ask_offer(self, waiting[0])
         else:
-            self.action_transfers()
+            file_actions.show_transfers(self)
 
-    def ask_offer(self, offer: ev.OfferReceived) -> None:
-        """Open the offer modal now, unless another dialog is up (then F3 answers it)."""
-        if len(self.screen_stack) > 1:
-            return
-        trust = self.model.contacts[offer.peer].trust if offer.peer in self.model.contacts else None
-
-        def answered(answer: object) -> None:
-            from p2pim.ui.offer import Answer
-
-            if isinstance(answer, Answer):
-                self.run_worker(self.answer_offer(offer, answer.accept, answer.directory))
-
-        self.push_screen(OfferScreen(offer, trust, str(self.node.config.download_dir)), answered)
+    def action_do(self, name: str) -> None:
+        """A key binding's or palette entry's action, by its name in the actions table."""
+        table.KEY_ACTIONS[name](self)
 
     def action_jump(self) -> None:
         """Ctrl+K: type part of a name, Enter opens that conversation."""
@@ -476,7 +483,7 @@ class P2pimApp(Actions):
             if isinstance(key, str):
                 self.open_conversation(key)
                 self.query_one(Composer).focus()
-                self.ask_if_invited(key)
+                rooms.ask_if_invited(self, key)
 
         self.push_screen(JumpScreen(self.model), chosen)
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar, overload
 
 import outcome
 import trio
@@ -23,6 +23,7 @@ from p2pim.events import NodeEvent
 from p2pim.node import Node
 
 T = TypeVar("T")
+P = ParamSpec("P")
 STOP_GRACE = 3.0  # seconds a graceful stop may take before the node is cancelled
 
 
@@ -66,7 +67,11 @@ class NodeBridge:
     def running(self) -> bool:
         return self._done is not None and not self._done.done()
 
-    async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    @overload
+    async def call(self, fn: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T: ...
+    @overload
+    async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T: ...
+    async def call(self, fn: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> Any:
         """Run `fn(*args, **kwargs)` (sync or async) inside trio; its result or error."""
         if self._token is None or self._nursery is None or not self.running:
             raise NodeStopped("the node is not running")

@@ -20,7 +20,7 @@ from p2pim.ui.dialogs import Dialog
 from p2pim.ui.keys import Field
 
 if TYPE_CHECKING:
-    from p2pim.ui.actions import Actions
+    from p2pim.ui.actions.context import UiContext
 
 
 class FirstRun(Dialog):
@@ -65,11 +65,12 @@ class FirstRun(Dialog):
         self.close(name)  # the one way out with an answer: Enter and OK both land here
 
 
-def ask_name(app: Actions) -> None:
+def ask_name(ui: UiContext) -> None:
     """Ask for the name (over whatever else is up); the answer goes to the node."""
+    from p2pim.ui.actions.profile import rename
 
     def chosen(name: object) -> None:
         if isinstance(name, str):
-            app.run_worker(app.rename(name))
+            ui.spawn(rename(ui, name))
 
-    app.push_screen(FirstRun(default_nick()), chosen)
+    ui.show(FirstRun(default_nick()), chosen)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
+from p2pim.terminal import size as size  # one byte-size format for the TUI and the CLI
+
 PRESENCE_GLYPH = {"online": "●", "away": "◐", "busy": "⊘", "offline": "○"}
 PRESENCE_STYLE = {
     "online": "bold green",
@@ -42,14 +44,6 @@ AUTHOR_COLOURS = (
 )
 
 
-def size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
-
-
 def rate(bytes_per_second: float) -> str:
     return f"{size(bytes_per_second)}/s"
 
@@ -80,9 +74,6 @@ def same_day(a_ms: int, b_ms: int) -> bool:
     return datetime.fromtimestamp(a_ms / 1000).date() == datetime.fromtimestamp(b_ms / 1000).date()
 
 
-def grouped(digits: str, width: int = 5) -> str:
-    """A safety number or fingerprint in groups, as people read it aloud."""
-    return " ".join(digits[i : i + width] for i in range(0, len(digits), width))
 
 
 def author_colour(fingerprint: str, *, own: bool = False) -> str:

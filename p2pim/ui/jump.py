@@ -11,18 +11,17 @@ from textual.containers import Vertical
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
+from p2pim.api import ROOM_PREFIX
 from p2pim.ui.dialogs import Dialog
 from p2pim.ui.keys import Field
-from p2pim.ui.model import GROUP_PREFIX, ROOM_PREFIX, Model
+from p2pim.ui.model import GROUP_PREFIX, Model
 
 SHOWN = 12
 
 
 def destinations(model: Model) -> list[tuple[str, str]]:
     """(label, conversation key) of every place a person can go, people first."""
-    people = [
-        (c.nick, c.fingerprint) for c in model.contacts.values() if c.fingerprint != model.me
-    ]
+    people = [(c.nick, c.fingerprint) for c in model.contacts.values() if c.fingerprint != model.me]
     rooms = [
         (f"# {r.name}", ROOM_PREFIX + r.room)
         for r in model.rooms.values()

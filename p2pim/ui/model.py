@@ -10,14 +10,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from p2pim import events as ev
-from p2pim.api import RoomInfo, TransferInfo
+from p2pim.api import ROOM_PREFIX, RoomInfo, StoredMessage, TransferInfo
 from p2pim.rooms.timeline import Notice, describe
-from p2pim.storage.messages import StoredMessage
 from p2pim.transfer.state import FINAL, TransferState
 
 Mark = Literal["", "queued", "sent", "delivered", "read", "failed"]
 FAILED_MARK: Mark = "failed"  # a message that could not be sent
-ROOM_PREFIX = "room:"
 GROUP_PREFIX = "group:"  # the UI's key for a contact group (not a stored conversation)
 HISTORY_PAGE = 200  # messages loaded at a time: on opening, and scrolling back
 
@@ -401,6 +399,13 @@ class Model:
     def add_own(self, key: str, message_id: str, text: str, sent_at: int, mark: Mark) -> None:
         line = Line(message_id, self.me, self.my_nick, sent_at, text, True, mark)
         self._add(key, line)
+
+    def change_own(self, key: str, message_id: str, text: str | None) -> None:
+        """Our edit (`text`) or deletion (None) of a line, once the node has taken it."""
+        if text is None:
+            self._update(key, message_id, text="", deleted=True)
+        else:
+            self._update(key, message_id, text=text, edited=True)
 
     def open(self, key: str) -> None:
         """The user opened this conversation: it has nothing unread any more."""

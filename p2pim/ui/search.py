@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,12 +13,13 @@ from textual.containers import Vertical
 from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from p2pim.node import Node
+from p2pim.api import StoredMessage
 from p2pim.ui import format as fmt
 from p2pim.ui.dialogs import Dialog
 from p2pim.ui.keys import Field
 from p2pim.ui.model import Model
 
+Find = Callable[[str], Awaitable[list[StoredMessage]]]
 WHERE_WIDTH = 14  # the conversation's column: a room or person name, cut to fit
 
 
@@ -50,11 +51,10 @@ class SearchScreen(Dialog):
     SearchScreen OptionList { height: auto; max-height: 16; margin-top: 1; }
     """
 
-    def __init__(
-        self, node: Node, model: Model, call: Callable[..., Awaitable[Any]], query: str = ""
-    ) -> None:
+    def __init__(self, find: Find, model: Model, query: str = "") -> None:
+        """`find(words)`: the messages that match, newest first (the node's search)."""
         super().__init__()
-        self._node, self._model, self._call, self._query = node, model, call, query
+        self._find, self._model, self._query = find, model, query
         self._hits: dict[str, tuple[str, str]] = {}
 
     def compose(self) -> ComposeResult:
@@ -88,7 +88,7 @@ class SearchScreen(Dialog):
         if not query.strip():
             return
         try:
-            found = await self._call(self._node.search, query, limit=100)
+            found = await self._find(query)
         except Exception as exc:  # a malformed query, for one
             self.notify(f"Search failed: {exc}", severity="error")
             return

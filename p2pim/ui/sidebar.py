@@ -8,8 +8,9 @@ from rich.text import Text
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
+from p2pim.api import ROOM_PREFIX
 from p2pim.ui import format as fmt
-from p2pim.ui.model import GROUP_PREFIX, ROOM_PREFIX, Model
+from p2pim.ui.model import GROUP_PREFIX, Model
 
 STATUS_ORDER = {"online": 0, "busy": 1, "away": 2, "offline": 3}
 MUTED_MARK = " (muted)"

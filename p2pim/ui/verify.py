@@ -13,7 +13,7 @@ from textual.widgets import Button, Label, Static
 
 from p2pim.events import NodeEvent, PairingFailed, PeerTrustChanged
 from p2pim.identity import format_fingerprint
-from p2pim.ui import format as fmt
+from p2pim.terminal import format_safety_number
 from p2pim.ui.dialogs import Dialog
 from p2pim.ui.model import Model
 
@@ -134,7 +134,7 @@ class PairingCodeScreen(Dialog):
 
 def number_block(digits: str) -> str:
     """60 digits as 3 rows of 4 groups of 5: easy to read aloud and compare."""
-    groups = fmt.grouped(digits).split()
+    groups = format_safety_number(digits).split()
     return "\n".join("  ".join(groups[i : i + 4]) for i in range(0, len(groups), 4))
 
 

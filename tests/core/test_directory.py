@@ -12,7 +12,7 @@ import pytest
 
 from p2pim import directory as directory_module
 from p2pim import events, trust
-from p2pim.api import PeerUnknown
+from p2pim.api import PeerKeyChangedError, PeerUnknown
 from p2pim.config import NodeConfig
 from p2pim.directory import MAX_ADVERTS_PER_ADDRESS, PeerDirectory
 from p2pim.discovery import PeerAdvertised
@@ -87,7 +87,7 @@ async def test_a_new_key_under_a_known_offline_nick_is_a_key_change(setup: Setup
     record = await setup.directory.pin(link_of(new, "ann"))
     assert record.trust == trust.KEY_CHANGED
     assert events.PeerKeyChanged(new.fingerprint, "ann", old.fingerprint) in setup.heard
-    with pytest.raises(trust.PeerKeyChangedError):
+    with pytest.raises(PeerKeyChangedError):
         setup.directory.check_sendable(new.fingerprint)
     assert not setup.directory.may_message(new.fingerprint)
     await setup.directory.verify(new.fingerprint)

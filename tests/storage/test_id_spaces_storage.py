@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from p2pim import storage
-from p2pim.storage import Database, RoomPost, StoredMessage, schema
+from p2pim.api import StoredMessage
+from p2pim.storage import Database, RoomPost, schema
 
 ME, ALICE, MALLORY = "m" * 64, "a" * 64, "e" * 64
 ROOM = "room:" + "11" * 16

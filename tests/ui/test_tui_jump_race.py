@@ -1,0 +1,91 @@
+"""Text typed right after Ctrl+K opens a conversation, while that conversation's history
+still loads, goes to that conversation: it used to be submitted before the conversation
+was open, and went nowhere ("Pick a person…") or to the one open before.
+
+Deterministic: the history load is held open (the node's `history` waits on a trio event)
+until the app has handled the Enter; only then is the load let go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+from textual.pilot import Pilot
+
+from p2pim import Identity, NodeConfig
+from p2pim.node import Node
+from p2pim.storage import Database
+from p2pim.ui.app import P2pimApp
+from p2pim.ui.composer import Composer
+from p2pim.ui.jump import JumpScreen
+
+ME, BEN = Identity.from_seed(b"\1" * 32), Identity.from_seed(b"\2" * 32)
+WAIT = 10  # seconds any one step may take before the test fails
+
+
+class SubmitProbe(P2pimApp):
+    """The app, telling the test when it has handled a submitted text."""
+
+    handled: asyncio.Event
+
+    async def on_composer_submitted(self, message: Composer.Submitted) -> None:
+        await super().on_composer_submitted(message)
+        message.prevent_default()  # the base class's handler ran just now, through super()
+        self.handled.set()
+
+
+def make_app(home: Path) -> SubmitProbe:
+    """A node that knows ben (offline: a message to him is queued), and has no history."""
+    home.mkdir(parents=True, exist_ok=True)
+    with Database.open(home / "p2pim.sqlite") as db:
+        db.pin_peer(BEN.public_key, BEN.fingerprint, "ben", 0, "unverified")
+    config = NodeConfig(
+        nick="me", listen_host="127.0.0.1", discovery=False, download_dir=home / "downloads"
+    )
+    return SubmitProbe(Node(ME, config, store_path=home / "p2pim.sqlite"))
+
+
+def sent(app: P2pimApp) -> bool:
+    return any(line.outgoing for line in app.model.conversations.get(BEN.fingerprint, []))
+
+
+def test_text_typed_while_the_jumped_to_conversation_loads_goes_there(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "me")
+    loading, release = asyncio.Event(), trio.Event()
+    history = app.node.history
+
+    async def held_history(peer: str, **kwargs: Any) -> Any:
+        loading.set()  # trio runs as a guest on the app's loop: same thread
+        await release.wait()
+        return await history(peer, **kwargs)
+
+    app.node.history = held_history  # type: ignore[method-assign]
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        await pilot.press("ctrl+k")
+        assert isinstance(app.screen, JumpScreen)
+        await pilot.press(*"ben", "enter")
+        await asyncio.wait_for(loading.wait(), WAIT)  # ben's history is being read
+        assert app.model.current is None  # not open yet
+        await pilot.press(*"right away", "enter")
+        await asyncio.wait_for(app.handled.wait(), WAIT)
+        await app.call(release.set)
+        deadline = time.monotonic() + WAIT
+        while not sent(app) and time.monotonic() < deadline:  # bounded: fails if never
+            await pilot.pause(0.02)
+
+    async def main() -> None:
+        app.handled = asyncio.Event()
+        async with app.run_test() as pilot:
+            await scenario(pilot)
+            assert app.model.current == BEN.fingerprint
+            lines = app.model.conversations.get(BEN.fingerprint, [])
+            assert [(line.text, line.outgoing) for line in lines] == [("right away", True)]
+            stored = await app.call(history, BEN.fingerprint)
+            assert [m.body for m in stored] == ["right away"]  # queued for ben
+
+    asyncio.run(main())
