@@ -34,7 +34,7 @@ import trio
 if __package__ in (None, ""):  # run as a script: import p2pim and tests from this checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.tui_harness import measure_transfer_latency
+from tests.support.tui_harness import measure_transfer_latency
 
 
 def load() -> list[float]:
