@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from p2pim.wire.connection import state_diagram
+from tests.support import REPO
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = REPO / "docs"
 
 
 def test_protocol_doc_embeds_the_state_diagram_generated_from_the_table() -> None:

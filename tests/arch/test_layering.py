@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "p2pim"
+from tests.support import REPO
+
+PACKAGE = REPO / "p2pim"
 
 # Each outside library has exactly one home.
 HOMES = {

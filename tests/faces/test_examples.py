@@ -10,9 +10,10 @@ import trio
 
 from p2pim import Identity, open_node
 from p2pim.events import MessageReceived
+from tests.support import REPO
 from tests.support.nodes import loopback_config, next_event
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = REPO / "examples"
 
 
 async def test_echo_bot_answers(tmp_path: Path) -> None:

@@ -23,8 +23,9 @@ from p2pim.testing.daemon_process import (
     start_daemon,
     text_from,
 )
+from tests.support import REPO
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = REPO / "examples"
 TIMEOUT = 20  # seconds: a bound for every wait, never a delay
 
 

@@ -27,24 +27,24 @@ from p2pim.config import NodeConfig
 from p2pim.node import MAX_ADVERTS_PER_ADDRESS, MAX_KNOWN_ADVERTS
 from p2pim.reach import MAX_DIALS_PER_HOST, MAX_TARGETS, ReachPlanner
 from p2pim.testing.daemon_process import (
-    DaemonProcess,
     RpcFailed,
     connected_to,
-    daemon_argv,
     disconnected_from,
     since,
-    start_daemon,
 )
 from p2pim.testing.vlan import Host, VirtualLan
+from tests.support import REPO
+from tests.support.netns import (
+    MESH,
+    flags,
+    launch_daemon,
+)
 
 pytestmark = pytest.mark.netns
 
-ROOT = Path(__file__).parent.parent
-PEERS = ROOT / "tests" / "peers"
+PEERS = REPO / "tests" / "peers"
 PRESENCE_TIMEOUT = 1.0
-FLAGS = ("--presence-timeout", f"{PRESENCE_TIMEOUT:g}", "--reconnect-max-delay", "1")
-STARTUP = 20.0  # a daemon answers `identity` (python start-up included)
-MESH = 15.0  # daemons on one switch find each other by mDNS and connect
+OPTIONS = flags(presence_timeout=PRESENCE_TIMEOUT)
 MESSAGE_1 = 2 + 32  # a framed Noise message 1: all a dialler sends before it knows the key
 
 Report = dict[str, Any]
@@ -64,7 +64,7 @@ class Script:
     async def start(cls, nursery: trio.Nursery, host: Host, name: str, *args: object) -> Script:
         argv = [sys.executable, str(PEERS / name), *map(str, args)]
         # The scripts import p2pim from the tree these tests belong to, whatever is installed.
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
         process = await host.open_process(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
         )
@@ -115,16 +115,6 @@ class Script:
         await self.process.wait()
 
 
-async def launch(
-    nursery: trio.Nursery, host: Host, tmp_path: Path, *extra: str, nick: str | None = None
-) -> tuple[DaemonProcess, Report]:
-    argv = daemon_argv(tmp_path / host.name, nick or host.name, host.address, *FLAGS, *extra)
-    daemon = await start_daemon(nursery, host.command(argv))
-    with trio.fail_after(STARTUP):
-        identity = await daemon.call("identity")
-    return daemon, identity
-
-
 def event_is(kind: str, **fields: object) -> Callable[[Report], bool]:
     return lambda e: e["type"] == kind and all(e.get(k) == v for k, v in fields.items())
 
@@ -137,7 +127,9 @@ async def test_forged_cache_flush_from_a_third_host_gets_no_data_and_reports_the
 ) -> None:
     h0, h1, h2 = vlan3.hosts
     async with trio.open_nursery() as nursery:
-        (a, _), (b, id_b) = [await launch(nursery, h, tmp_path) for h in (h0, h1)]
+        (a, _), (b, id_b) = [
+            await launch_daemon(nursery, h, tmp_path / h.name, options=OPTIONS) for h in (h0, h1)
+        ]
         fb = id_b["fingerprint"]
         with trio.fail_after(MESH):
             await a.wait_event(connected_to(fb))
@@ -204,15 +196,17 @@ async def test_a_second_key_with_an_online_peers_nick_is_listed_apart_and_truste
 ) -> None:
     h0, h1, h2 = vlan3.hosts
     async with trio.open_nursery() as nursery:
-        a, id_a = await launch(nursery, h0, tmp_path, nick="alice")
-        b, id_b = await launch(nursery, h1, tmp_path, nick="bob")
+        a, id_a = await launch_daemon(
+            nursery, h0, tmp_path / h0.name, nick="alice", options=OPTIONS
+        )
+        b, id_b = await launch_daemon(nursery, h1, tmp_path / h1.name, nick="bob", options=OPTIONS)
         fb = id_b["fingerprint"]
         with trio.fail_after(MESH):
             await a.wait_event(connected_to(fb))
         await a.call("verify", peer=fb)  # A compared safety numbers with the real bob
 
         # h2 runs a real node with its own key, announcing the same nick over mDNS.
-        m, id_m = await launch(nursery, h2, tmp_path, nick="bob")
+        m, id_m = await launch_daemon(nursery, h2, tmp_path / h2.name, nick="bob", options=OPTIONS)
         fm = id_m["fingerprint"]
         with trio.fail_after(MESH):
             m_connected = await a.wait_event(connected_to(fm))
@@ -253,7 +247,8 @@ async def test_a_handshake_dribbled_at_one_byte_a_second_is_cut_at_the_deadline(
     h0, h1, h2 = vlan3.hosts
     async with trio.open_nursery() as nursery:
         (a, id_a), (c, id_c) = [
-            await launch(nursery, h, tmp_path, "--no-discovery") for h in (h0, h2)
+            await launch_daemon(nursery, h, tmp_path / h.name, "--no-discovery", options=OPTIONS)
+            for h in (h0, h2)
         ]
         dribbler = await Script.start(nursery, h1, "dribbler.py", h0.address, id_a["port"], 1.0)
         with trio.fail_after(10):
@@ -298,7 +293,9 @@ async def test_nested_and_oversized_msgpack_in_a_session_close_only_that_session
 ) -> None:
     h0, h1, h2 = vlan3.hosts
     async with trio.open_nursery() as nursery:
-        (a, id_a), (b, id_b) = [await launch(nursery, h, tmp_path) for h in (h0, h1)]
+        (a, id_a), (b, id_b) = [
+            await launch_daemon(nursery, h, tmp_path / h.name, options=OPTIONS) for h in (h0, h1)
+        ]
         fa, fb = id_a["fingerprint"], id_b["fingerprint"]
         with trio.fail_after(MESH):
             await a.wait_event(connected_to(fb))
@@ -393,7 +390,10 @@ async def test_an_mdns_flood_keeps_tables_bounded_and_dials_paced(tmp_path: Path
         h0, h1, h2 = lan.hosts
         async with trio.open_nursery() as nursery:
             flood = await Flood.start(nursery, h2)
-            (a, _), (b, id_b) = [await launch(nursery, h, tmp_path) for h in (h0, h1)]
+            (a, _), (b, id_b) = [
+                await launch_daemon(nursery, h, tmp_path / h.name, options=OPTIONS)
+                for h in (h0, h1)
+            ]
             fb = id_b["fingerprint"]
             with trio.fail_after(MESH):
                 await a.wait_event(connected_to(fb))
@@ -437,7 +437,10 @@ async def test_a_new_peer_is_found_and_connected_during_an_mdns_flood(tmp_path: 
         h0, h1, h2, h3 = lan.hosts
         async with trio.open_nursery() as nursery:
             flood = await Flood.start(nursery, h3)
-            (a, _), (b, id_b) = [await launch(nursery, h, tmp_path) for h in (h0, h1)]
+            (a, _), (b, id_b) = [
+                await launch_daemon(nursery, h, tmp_path / h.name, options=OPTIONS)
+                for h in (h0, h1)
+            ]
             with trio.fail_after(MESH):
                 await a.wait_event(connected_to(id_b["fingerprint"]))
             async with flood.running():
@@ -445,7 +448,7 @@ async def test_a_new_peer_is_found_and_connected_during_an_mdns_flood(tmp_path: 
                     while (await a.call("stats"))["adverts"] <= MAX_ADVERTS_PER_ADDRESS:
                         await a.wait_event(since(a, event_is("peer_discovered")))
                 # C, a real peer, starts in the middle of the flood.
-                c, id_c = await launch(nursery, h2, tmp_path)
+                c, id_c = await launch_daemon(nursery, h2, tmp_path / h2.name, options=OPTIONS)
                 fc = id_c["fingerprint"]
                 discovered_after = connected_after = None
                 up = trio.current_time()

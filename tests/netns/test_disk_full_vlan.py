@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 import trio
-from test_messaging_vlan import duplicates, full_history, ids_of, wait_ids
 from textual.pilot import Pilot
 
 from p2pim import Identity, open_node
@@ -28,17 +27,21 @@ from p2pim.testing.daemon_process import (
     DaemonProcess,
     Predicate,
     connected_to,
-    daemon_argv,
-    start_daemon,
 )
 from p2pim.testing.vlan import Host, VirtualLan
 from p2pim.ui.app import P2pimApp
+from tests.support.netns import (
+    MESH,
+    STARTUP,
+    duplicates,
+    full_history,
+    ids_of,
+    launch,
+    wait_ids,
+)
 from tests.support.nodes import loopback_config, loopback_node, meet, next_event
 from tests.support.tui_harness import UiThread
 
-FLAGS = ("--presence-timeout", "2", "--reconnect-max-delay", "1")
-STARTUP = 20.0  # a daemon answers `identity` (python start-up included)
-MESH = 15.0
 SETTLE = 30.0  # space is back: the retries (at most 5 s apart) store everything
 ROUND = 20  # messages sent between looks at whether the disk is full yet
 MAX_ROUNDS = 50
@@ -101,15 +104,6 @@ def doctor(host: Host, profile: Path) -> str:
     argv = [sys.executable, "-m", "p2pim", "--profile", str(profile), "doctor"]
     done = host.run(argv, capture_output=True, text=True, timeout=STARTUP)
     return str(done.stdout) + str(done.stderr)
-
-
-async def launch(nursery: trio.Nursery, host: Host, profile: Path) -> tuple[DaemonProcess, str]:
-    daemon = await start_daemon(
-        nursery, host.command(daemon_argv(profile, host.name, host.address, *FLAGS))
-    )
-    with trio.fail_after(STARTUP):
-        identity = await daemon.call("identity")
-    return daemon, str(identity["fingerprint"])
 
 
 def disk_full_is(full: bool) -> Predicate:

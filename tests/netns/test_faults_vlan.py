@@ -30,23 +30,12 @@ import statistics
 import subprocess
 import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import trio
-from test_messaging_vlan import duplicates, full_history, wait_ids
-from test_rooms_vlan import form_room, nth_post
-from test_transfer_vlan import (
-    assert_completed,
-    finished,
-    nth_match,
-    offer_and_accept,
-    progressed,
-    sha256,
-    write_random,
-)
 
 from p2pim.client import RpcClient, connect
 from p2pim.control import socket_path
@@ -61,45 +50,38 @@ from p2pim.testing.daemon_process import (
     start_daemon,
 )
 from p2pim.testing.vlan import Host, VirtualLan
+from p2pim.transfer.manager import CHECKPOINT_BYTES
+from tests.support.netns import (
+    FLAGS,
+    MESH,
+    MIB,
+    PRESENCE_TIMEOUT,
+    STARTUP,
+    assert_completed,
+    duplicates,
+    finished,
+    form_room,
+    full_history,
+    launch,
+    nth_match,
+    nth_post,
+    offer_and_accept,
+    progressed,
+    sha256,
+    wait_ids,
+    write_random,
+)
 
 pytestmark = pytest.mark.netns
 
 SEED = int(os.environ.get("P2PIM_FAULT_SEED", "20261209"))
 CYCLES_PER_KIND = int(os.environ.get("P2PIM_FAULT_CYCLES", "6"))
-PRESENCE_TIMEOUT = 2.0
-FLAGS = ("--presence-timeout", f"{PRESENCE_TIMEOUT:g}", "--reconnect-max-delay", "1")
-STARTUP = 20.0  # a daemon answers `identity` (python start-up included)
-MESH = 15.0  # daemons find each other (mDNS or remembered addresses) and connect
 SETTLE = 30.0  # after a fault, everything accepted has arrived and been acknowledged
 TRANSFER = 60.0
-MIB = 1 << 20
 GONE = (EOFError, trio.BrokenResourceError, trio.ClosedResourceError)  # a call cut by a kill
 
 
 # ---- daemons ---------------------------------------------------------------------------------
-
-
-async def launch(
-    nursery: trio.Nursery,
-    host: Host,
-    profile: Path,
-    *extra: str,
-    listen: str | None = None,
-    interfaces: Iterable[str] = (),
-) -> tuple[DaemonProcess, str]:
-    argv = daemon_argv(
-        profile,
-        host.name,
-        host.address,
-        *FLAGS,
-        *extra,
-        listen=listen,
-        interfaces=list(interfaces),
-    )
-    daemon = await start_daemon(nursery, host.command(argv))
-    with trio.fail_after(STARTUP):
-        identity = await daemon.call("identity")
-    return daemon, str(identity["fingerprint"])
 
 
 @dataclass
@@ -353,7 +335,6 @@ async def until(stop: trio.Event, action: Callable[[], Awaitable[bool]]) -> None
 KINDS = ("send", "transfer", "sync", "write")
 FILE_SIZE = 48 * MIB
 RATE = 250  # Mbit/s on h0's cable: a 48 MiB file takes ~1.6 s, so kills land mid-file
-CHECKPOINT = 8 * MIB  # p2pim.transfer.manager.CHECKPOINT_BYTES
 SOCKET_BUFFERS = 8 * MIB  # what TCP may hold in flight between the two (autotuned buffers)
 STREAMS = 3  # concurrent callers in a stream, so a kill finds calls in flight
 WRITERS = 4  # burst clients: stdio plus three control-socket connections
@@ -532,7 +513,7 @@ class Campaign:
         ), "a partial file was left, or a file is missing"
         # A killed receiver loses what it held past its last checkpoint (at most two
         # checkpoints) and what was in the sockets; a killed sender makes nothing resent.
-        lost = 2 * CHECKPOINT + SOCKET_BUFFERS if cycle.role == "receiver" else MIB
+        lost = 2 * CHECKPOINT_BYTES + SOCKET_BUFFERS if cycle.role == "receiver" else MIB
         assert 1.0 <= ratio <= 1 + lost / FILE_SIZE, f"resent {ratio:.3f}x the file"
 
     # ---- (c) room sync ------------------------------------------------------------------------

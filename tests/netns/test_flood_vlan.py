@@ -18,16 +18,18 @@ import pytest
 import trio
 
 from p2pim.config import NodeConfig
-from p2pim.testing.daemon_process import DaemonProcess, daemon_argv, start_daemon
 from p2pim.testing.vlan import Host, VirtualLan
+from tests.support import REPO
+from tests.support.netns import (
+    launch_daemon,
+)
 
 pytestmark = pytest.mark.netns
 
-FLOODER = Path(__file__).parent / "peers" / "flooder.py"
+FLOODER = REPO / "tests" / "peers" / "flooder.py"
 COUNT = 300
 MAX_PENDING = NodeConfig().max_pending_handshakes  # 64
 MAX_PER_ADDRESS = NodeConfig().max_pending_per_address  # 8
-STARTUP = 20.0  # a daemon answers `identity` (python start-up included)
 FLOOD = 15.0  # the flooder attempts COUNT connects and lets the server's reaction settle
 
 
@@ -86,20 +88,15 @@ class Flooder:
         return done
 
 
-async def launch(nursery: trio.Nursery, host: Host, tmp_path: Path) -> tuple[DaemonProcess, Any]:
-    argv = daemon_argv(tmp_path / host.name, host.name, host.address, "--no-discovery")
-    daemon = await start_daemon(nursery, host.command(argv))
-    with trio.fail_after(STARTUP):
-        identity = await daemon.call("identity")
-    return daemon, identity
-
-
 async def test_flood_from_one_address_is_capped_and_honest_peer_still_connects(
     vlan3: VirtualLan, tmp_path: Path
 ) -> None:
     h0, h1, h2 = vlan3.hosts
     async with trio.open_nursery() as nursery:
-        (a, id_a), (c, id_c) = [await launch(nursery, h, tmp_path) for h in (h0, h2)]
+        (a, id_a), (c, id_c) = [
+            await launch_daemon(nursery, h, tmp_path / h.name, "--no-discovery", options=())
+            for h in (h0, h2)
+        ]
 
         flood_started = trio.current_time()
         flooder = await Flooder.start(nursery, h1, h0.address, id_a["port"])
@@ -153,7 +150,7 @@ async def test_flood_from_many_addresses_is_capped_in_total(
             ["ip", "addr", "add", f"{source}/{vlan3.subnet.prefixlen}", "dev", "eth0"], check=True
         )
     async with trio.open_nursery() as nursery:
-        a, id_a = await launch(nursery, h0, tmp_path)
+        a, id_a = await launch_daemon(nursery, h0, tmp_path / h0.name, "--no-discovery", options=())
         flooder = await Flooder.start(nursery, h1, h0.address, id_a["port"], *sources)
         with trio.fail_after(FLOOD):
             flooding = await flooder.report("flooding")

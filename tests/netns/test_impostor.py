@@ -13,10 +13,11 @@ import trio
 from p2pim.identity import load_or_create
 from p2pim.testing.daemon_process import RpcFailed, daemon_argv, start_daemon
 from p2pim.testing.vlan import LoopbackNamespace
+from tests.support import REPO
 
 pytestmark = pytest.mark.netns
 
-IMPOSTOR = Path(__file__).parent / "peers" / "impostor.py"
+IMPOSTOR = REPO / "tests" / "peers" / "impostor.py"
 
 
 async def read_json_lines(

@@ -18,13 +18,13 @@ import os
 import random
 import sys
 from collections import Counter
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
 
+from p2pim.messaging import TYPING_TTL
+from p2pim.rpc import BAD_MESSAGE
 from p2pim.storage import Database, database_path
 from p2pim.testing.daemon_process import (
     DaemonProcess,
@@ -32,22 +32,24 @@ from p2pim.testing.daemon_process import (
     Predicate,
     RpcFailed,
     connected_to,
-    daemon_argv,
     disconnected_from,
     since,
-    start_daemon,
 )
-from p2pim.testing.vlan import Host, VirtualLan
+from p2pim.testing.vlan import VirtualLan
+from tests.support.netns import (
+    MESH,
+    PRESENCE_TIMEOUT,
+    duplicates,
+    full_history,
+    ids_of,
+    launch,
+    launch_mesh,
+    wait_ids,
+)
 
 pytestmark = pytest.mark.netns
 
-PRESENCE_TIMEOUT = 2.0
-FLAGS = ("--presence-timeout", f"{PRESENCE_TIMEOUT:g}", "--reconnect-max-delay", "1")
-STARTUP = 20.0  # a daemon answers `identity` (python start-up included)
-MESH = 15.0  # daemons on one switch find each other and connect
 DELIVERY = 20.0  # a batch of queued messages reaches a peer that is back
-TYPING_TTL = 6.0  # p2pim.messaging.TYPING_TTL: an unrefreshed indicator expires
-BAD_MESSAGE = 6  # p2pim.daemon.BAD_MESSAGE: no such message, or not ours
 
 
 # ---- helpers ------------------------------------------------------------------------------
@@ -61,25 +63,6 @@ def received(daemon: DaemonProcess, sender: str) -> list[Event]:
     return [e for e in daemon.events if e["type"] == "message_received" and e["sender"] == sender]
 
 
-def ids_of(daemon: DaemonProcess, kind: str, peer: str) -> list[str]:
-    """The message ids of `kind` events about `peer`, in the order they came."""
-    key = "sender" if kind == "message_received" else "peer"
-    return [e["message_id"] for e in daemon.events if e["type"] == kind and e[key] == peer]
-
-
-async def wait_ids(daemon: DaemonProcess, kind: str, ids: Iterable[str]) -> None:
-    """Until the daemon has emitted a `kind` event for every one of `ids`."""
-    missing = set(ids)
-
-    def seen_all(event: Event) -> bool:
-        if event["type"] == kind:
-            missing.discard(event["message_id"])
-        return not missing
-
-    if missing:
-        await daemon.wait_event(seen_all)
-
-
 def nth(kind: str, n: int) -> Predicate:
     """Holds from the n-th event of `kind` on (a fresh counter per call)."""
     count = 0
@@ -91,37 +74,6 @@ def nth(kind: str, n: int) -> Predicate:
         return count >= n
 
     return predicate
-
-
-def duplicates(values: Iterable[Any]) -> list[Any]:
-    return [value for value, n in Counter(values).items() if n > 1]
-
-
-async def launch(nursery: trio.Nursery, host: Host, profile: Path) -> tuple[DaemonProcess, str]:
-    argv = daemon_argv(profile, host.name, host.address, *FLAGS)
-    daemon = await start_daemon(nursery, host.command(argv))
-    with trio.fail_after(STARTUP):
-        identity = await daemon.call("identity")
-    return daemon, str(identity["fingerprint"])
-
-
-async def launch_mesh(
-    nursery: trio.Nursery, hosts: list[Host], tmp_path: Path
-) -> tuple[list[DaemonProcess], list[str]]:
-    """One daemon per host (profile tmp_path/<host name>), returned once all are connected."""
-    daemons = []
-    for host in hosts:  # all start at once: each takes a second or two to advertise
-        argv = daemon_argv(tmp_path / host.name, host.name, host.address, *FLAGS)
-        daemons.append(await start_daemon(nursery, host.command(argv)))
-    with trio.fail_after(STARTUP):
-        fps = [str((await daemon.call("identity"))["fingerprint"]) for daemon in daemons]
-    assert len(set(fps)) == len(fps)
-    with trio.fail_after(MESH):
-        for i, daemon in enumerate(daemons):
-            for j, fp in enumerate(fps):
-                if i != j:
-                    await daemon.wait_event(connected_to(fp))
-    return daemons, fps
 
 
 async def send(daemon: DaemonProcess, peer: str, text: str) -> str:
@@ -318,16 +270,6 @@ async def test_sender_killed_mid_stream_loses_and_duplicates_nothing(
         f"{len(delivered)} delivery events (the rest lost to kills, marked on disk); "
         f"integrity: {results}"
     )
-
-
-async def full_history(daemon: DaemonProcess, peer: str) -> list[Event]:
-    """The whole conversation, paged backwards 500 at a time, oldest first."""
-    pages: list[list[Event]] = []
-    before = None
-    while page := await daemon.call("history", peer=peer, before=before, limit=500):
-        pages.append(page)
-        before = page[0]["id"]
-    return [message for page in reversed(pages) for message in page]
 
 
 RECEIVER_KILLS = 5

@@ -32,11 +32,13 @@ from p2pim.testing.vlan import (
     _Switch,
 )
 from p2pim.ui.app import P2pimApp
+from tests.support.netns import (
+    FLAGS,
+    STARTUP,
+)
 from tests.support.nodes import loopback_config, loopback_node, next_event
 from tests.support.tui_harness import UiThread
 
-FLAGS = ("--presence-timeout", "2", "--reconnect-max-delay", "1")
-STARTUP = 20.0  # a daemon answers `identity` (python start-up included)
 MEET = 30.0  # the address is noticed (polled every 2 s), mDNS runs, the peers connect
 NOWHERE = "192.0.2.1"  # TEST-NET-1: no interface here holds it
 

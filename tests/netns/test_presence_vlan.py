@@ -13,63 +13,31 @@ import pytest
 import trio
 
 from p2pim.testing.daemon_process import (
-    DaemonProcess,
     connected_to,
-    daemon_argv,
     disconnected_from,
     since,
-    start_daemon,
     text_from,
 )
-from p2pim.testing.vlan import Host, VirtualLan
+from p2pim.testing.vlan import VirtualLan
+from tests.support.netns import (
+    MESH,
+    PRESENCE_TIMEOUT,
+    flags,
+    launch_daemon,
+    launch_mesh,
+)
 
 pytestmark = pytest.mark.netns
 
-PRESENCE_TIMEOUT = 2.0
-FLAGS = ("--presence-timeout", f"{PRESENCE_TIMEOUT:g}", "--reconnect-max-delay", "2")
-STARTUP = 20.0  # a daemon answers `identity` (python start-up included)
-MESH = 15.0  # daemons on one switch find each other by mDNS and connect
+OPTIONS = flags(reconnect_max_delay=2)
 RECONNECT = 15.0  # after the cable is back, both sides reconnect without help
-
-
-async def launch(
-    nursery: trio.Nursery, host: Host, tmp_path: Path
-) -> tuple[DaemonProcess, dict[str, object]]:
-    argv = daemon_argv(tmp_path / host.name, host.name, host.address, *FLAGS)
-    daemon = await start_daemon(nursery, host.command(argv))
-    with trio.fail_after(STARTUP):
-        identity = await daemon.call("identity")
-    return daemon, identity
-
-
-async def launch_mesh(
-    nursery: trio.Nursery, hosts: list[Host], tmp_path: Path
-) -> tuple[list[DaemonProcess], list[str]]:
-    """One daemon per host, returned once every pair holds a session."""
-    daemons = []
-    for host in hosts:  # all start at once: each takes a second or two to advertise
-        argv = daemon_argv(tmp_path / host.name, host.name, host.address, *FLAGS)
-        daemons.append(await start_daemon(nursery, host.command(argv)))
-    with trio.fail_after(STARTUP):
-        fps = [str((await daemon.call("identity"))["fingerprint"]) for daemon in daemons]
-    assert len(set(fps)) == len(fps)
-    await wait_mesh(daemons, fps)
-    return daemons, fps
-
-
-async def wait_mesh(daemons: list[DaemonProcess], fps: list[str]) -> None:
-    with trio.fail_after(MESH):
-        for i, daemon in enumerate(daemons):
-            for j, fp in enumerate(fps):
-                if i != j:
-                    await daemon.wait_event(connected_to(fp))
 
 
 async def test_killed_peer_is_offline_for_the_others_within_the_presence_timeout(
     vlan3: VirtualLan, tmp_path: Path
 ) -> None:
     async with trio.open_nursery() as nursery:
-        (a, b, c), (fa, fb, fc) = await launch_mesh(nursery, vlan3.hosts, tmp_path)
+        (a, b, c), (fa, fb, fc) = await launch_mesh(nursery, vlan3.hosts, tmp_path, OPTIONS)
         gone_a, gone_b = since(a, disconnected_from(fc)), since(b, disconnected_from(fc))
 
         killed_at = trio.current_time()
@@ -98,7 +66,7 @@ async def test_pulled_cable_goes_offline_then_reconnects_by_itself(
 ) -> None:
     h0, h1 = vlan3.hosts[:2]
     async with trio.open_nursery() as nursery:
-        (a, b), (fa, fb) = await launch_mesh(nursery, [h0, h1], tmp_path)
+        (a, b), (fa, fb) = await launch_mesh(nursery, [h0, h1], tmp_path, OPTIONS)
         lost_a, lost_b = since(a, disconnected_from(fb)), since(b, disconnected_from(fa))
         back_a, back_b = since(a, connected_to(fb)), since(b, connected_to(fa))
 
@@ -135,7 +103,7 @@ async def test_graceful_quit_is_seen_at_once_with_reason_quit(
     vlan3: VirtualLan, tmp_path: Path
 ) -> None:
     async with trio.open_nursery() as nursery:
-        (a, b, c), (_, _, fc) = await launch_mesh(nursery, vlan3.hosts, tmp_path)
+        (a, b, c), (_, _, fc) = await launch_mesh(nursery, vlan3.hosts, tmp_path, OPTIONS)
         bye_a, bye_b = since(a, disconnected_from(fc)), since(b, disconnected_from(fc))
 
         exit_code: list[int] = []
@@ -164,7 +132,7 @@ async def test_status_change_reaches_peers_and_late_joiners(
 ) -> None:
     h0, h1, h2 = vlan3.hosts
     async with trio.open_nursery() as nursery:
-        (a, b), (fa, _) = await launch_mesh(nursery, [h0, h1], tmp_path)
+        (a, b), (fa, _) = await launch_mesh(nursery, [h0, h1], tmp_path, OPTIONS)
         changed = since(
             b,
             lambda e: (
@@ -200,7 +168,7 @@ async def test_status_change_reaches_peers_and_late_joiners(
         )
 
         # A daemon started after the change learns it from the hello, not from an update.
-        c, _ = await launch(nursery, h2, tmp_path)
+        c, _ = await launch_daemon(nursery, h2, tmp_path / h2.name, options=OPTIONS)
         with trio.fail_after(MESH):
             hello = await c.wait_event(connected_to(fa))
         assert (hello["status"], hello["status_text"]) == ("busy", "in a meeting")

@@ -22,11 +22,14 @@ from p2pim.testing.daemon_process import (
     start_daemon,
 )
 from p2pim.testing.vlan import Host, RoutedLans
+from tests.support.netns import (
+    STARTUP,
+    flags,
+)
 
 pytestmark = pytest.mark.netns
 
-FLAGS = ("--presence-timeout", "2", "--reconnect-max-delay", "2")
-STARTUP = 20.0  # a daemon answers `identity` (python start-up included)
+OPTIONS = flags(reconnect_max_delay=2)
 CONNECT = 15.0  # mDNS discovery, a manual dial, or a peer exchange round, then a handshake
 UNUSED_PORT = 9  # nothing listens on h2 while test 3 runs: any port is refused
 
@@ -34,7 +37,7 @@ UNUSED_PORT = 9  # nothing listens on h2 while test 3 runs: any port is refused
 def argv_for(host: Host, profile: Path, port: int = 0) -> list[str]:
     """A daemon on `host` with its profile in `profile`, listening on `port` (0: any)."""
     listen = f"{host.address}:{port}"
-    return host.command(daemon_argv(profile, host.name, host.address, *FLAGS, listen=listen))
+    return host.command(daemon_argv(profile, host.name, host.address, *OPTIONS, listen=listen))
 
 
 async def launch_all(

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import trio
-from test_messaging_vlan import MESH, launch, launch_mesh
 
 from p2pim.rooms.state import replay, verify
 from p2pim.storage import Database, database_path
@@ -34,35 +33,28 @@ from p2pim.testing.daemon_process import (
 )
 from p2pim.testing.vlan import VirtualLan
 from p2pim.wire.messages import RoomEvent
+from tests.support.netns import (
+    FORM,
+    MESH,
+    MIB,
+    form_room,
+    invited_to,
+    launch,
+    launch_mesh,
+    nth_post,
+    sha256,
+)
 
 pytestmark = pytest.mark.netns
 
-FORM = 20.0  # invitations answered and every member agrees on the membership
 FANOUT = 10.0  # a post reaches every online member
 CATCH_UP = 20.0  # a returning member has everything it missed
 TRANSFER = 30.0
-MIB = 1 << 20
 SEED = 20260214
 CRASH_ATTEMPTS = 12  # a kill lands between the two commits about one time in three
 
 
 # ---- helpers ------------------------------------------------------------------------------
-
-
-def invited_to(room: str) -> Predicate:
-    return lambda e: e["type"] == "room_invited" and e["room"] == room
-
-
-def membership(room: str, fps: Iterable[str]) -> Predicate:
-    """A `room_changed` that shows exactly `fps` as members, nobody still invited, and us in."""
-    members = sorted(fps)
-    return lambda e: (
-        e["type"] == "room_changed"
-        and e["room"] == room
-        and sorted(e["members"]) == members
-        and not e["invited"]
-        and e["joined"] is True
-    )
 
 
 def posted(room: str, message_id: str) -> Predicate:
@@ -73,25 +65,6 @@ def posted(room: str, message_id: str) -> Predicate:
 
 def room_messages(daemon: DaemonProcess, room: str) -> list[Event]:
     return [e for e in daemon.events if e["type"] == "room_message" and e["room"] == room]
-
-
-async def form_room(
-    daemons: list[DaemonProcess], fps: list[str], name: str, topic: str = ""
-) -> str:
-    """daemons[0] creates the room and invites the others, each of whom joins on its
-    `room_invited`; returns once every member's `room_changed` shows all of them."""
-    creator, others = daemons[0], daemons[1:]
-    room = str((await creator.call("create_room", name=name, topic=topic))["room"])
-    with trio.fail_after(FORM):
-        for fp in fps[1:]:
-            await creator.call("invite", room=room, peer=fp)
-        for daemon in others:
-            invitation = await daemon.wait_event(invited_to(room))
-            assert (invitation["name"], invitation["inviter"]) == (name, fps[0])
-            await daemon.call("join_room", room=room)
-        for daemon in daemons:
-            await daemon.wait_event(membership(room, fps))
-    return room
 
 
 async def post(daemon: DaemonProcess, room: str, text: str) -> str:
@@ -126,10 +99,6 @@ async def post_and_fan_out(
 
 async def history_ids(daemon: DaemonProcess, room: str) -> list[str]:
     return [m["id"] for m in await daemon.call("room_history", room=room, limit=1000)]
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def ms(seconds: float) -> str:
@@ -498,15 +467,3 @@ async def keep_posting(daemon: DaemonProcess, room: str, label: str, stop: trio.
     while not stop.is_set():
         await post(daemon, room, f"writer {label} post {n}")
         n += 1
-
-
-def nth_post(room: str, n: int) -> Predicate:
-    """Holds from the n-th `room_message` of `room` on (a fresh counter per call)."""
-    count = 0
-
-    def holds(event: Event) -> bool:
-        nonlocal count
-        count += event["type"] == "room_message" and event["room"] == room
-        return count >= n
-
-    return holds

@@ -13,12 +13,16 @@ from pathlib import Path
 
 import pytest
 import trio
-from test_messaging_vlan import FLAGS, MESH, STARTUP
 
 from p2pim.client import connect
 from p2pim.control import socket_path
 from p2pim.testing.daemon_process import connected_to, daemon_argv, start_daemon
 from p2pim.testing.vlan import VirtualLan
+from tests.support.netns import (
+    FLAGS,
+    MESH,
+    STARTUP,
+)
 
 pytestmark = pytest.mark.netns
 

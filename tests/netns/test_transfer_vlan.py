@@ -8,101 +8,38 @@ to see the numbers.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 from pathlib import Path
 
 import pytest
 import trio
-from test_messaging_vlan import MESH, launch, launch_mesh
 
 from p2pim.testing.daemon_process import (
-    DaemonProcess,
-    Event,
-    Predicate,
     connected_to,
     disconnected_from,
     since,
 )
 from p2pim.testing.vlan import VirtualLan
+from tests.support.netns import (
+    MESH,
+    MIB,
+    assert_completed,
+    finished,
+    launch,
+    launch_mesh,
+    nth_match,
+    offer_and_accept,
+    progressed,
+    sha256,
+    write_random,
+)
 
 pytestmark = pytest.mark.netns
 
 SEED = int(os.environ.get("P2PIM_TEST_SEED", "20261125"))
-MIB = 1 << 20
 TRANSFER = 120.0  # the longest any transfer here may take, faults included
 KILLS = 3
-
-
-def write_random(path: Path, size: int, rng: random.Random) -> str:
-    """A file of `size` pseudo-random bytes; returns its SHA-256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    with path.open("wb") as file:
-        block = rng.randbytes(MIB)
-        for i in range(0, size, MIB):
-            piece = block[: min(MIB, size - i)]
-            piece = i.to_bytes(8, "big") + piece[8:]  # every MiB differs
-            file.write(piece)
-            digest.update(piece)
-    return digest.hexdigest()
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while block := file.read(MIB):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def offered(offer: str) -> Predicate:
-    return lambda e: e["type"] == "offer_received" and e["offer"] == offer
-
-
-def finished(offer: str) -> Predicate:
-    return lambda e: e["type"] == "transfer_finished" and e["offer"] == offer
-
-
-def progressed(offer: str, done: int) -> Predicate:
-    return lambda e: e["type"] == "transfer_progress" and e["offer"] == offer and e["done"] >= done
-
-
-async def offer_and_accept(
-    sender: DaemonProcess,
-    receivers: list[tuple[DaemonProcess, str, Path]],
-    sender_fp: str,
-    paths: list[Path],
-) -> str:
-    """Offer `paths` to every receiver (daemon, fingerprint, inbox); each accepts all."""
-    peers = [fp for _, fp, _ in receivers]
-    offer = str(
-        (await sender.call("send_files", peers=peers, paths=[str(p) for p in paths]))["offer"]
-    )
-    for daemon, _, inbox in receivers:
-        inbox.mkdir(exist_ok=True)
-        with trio.fail_after(10):
-            await daemon.wait_event(offered(offer))
-        await daemon.call("accept_offer", peer=sender_fp, offer=offer, directory=str(inbox))
-    return offer
-
-
-def nth_match(predicate: Predicate, n: int) -> Predicate:
-    """Holds from the n-th event matching `predicate` on (a fresh counter per call)."""
-    count = 0
-
-    def holds(event: Event) -> bool:
-        nonlocal count
-        count += predicate(event)
-        return count >= n
-
-    return holds
-
-
-def assert_completed(event: Event) -> None:
-    assert event["state"] == "completed", event
-    assert {f["outcome"] for f in event["files"]} == {"ok"}, event
 
 
 async def test_a_big_file_and_a_folder_tree_reach_two_recipients_at_once(

@@ -19,9 +19,6 @@ import trio
 
 from p2pim.testing.vlan import Host, LoopbackNamespace, RoutedLans, VirtualLan
 
-# Fixtures vlan3 / routed_lans / loopback_ns, and the skip of `netns`-marked tests where
-# unavailable.
-pytest_plugins = ["vlan_fixtures"]
 pytestmark = pytest.mark.netns
 
 PY = sys.executable

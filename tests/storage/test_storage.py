@@ -22,8 +22,7 @@ import trio
 
 from p2pim import storage
 from p2pim.storage import Database, SchemaTooNew, StorageError, Store, UnknownPeer, schema
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.support import REPO
 
 
 def key(n: int) -> bytes:

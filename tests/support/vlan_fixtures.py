@@ -1,4 +1,4 @@
-"""pytest plugin for `p2pim.testing.vlan`: load it with `pytest_plugins = ["vlan_fixtures"]`.
+"""pytest plugin for `p2pim.testing.vlan`: tests/conftest.py loads it for every layer.
 
 Tests needing namespaces are skipped, with the reason, where those are unavailable (not
 root, no iproute2, no kernel support) if they are marked `@pytest.mark.netns` (this

@@ -29,6 +29,7 @@ from p2pim.ui.offer import Answer, OfferScreen
 from p2pim.ui.picker import complete
 from p2pim.ui.transfers import TransferRow, TransfersScreen, describe
 from p2pim.ui.verify import number_block
+from tests.support import REPO
 
 ME, BOB, CAROL = "a" * 64, "b" * 64, "c" * 64
 ROOM = "1234abcd" * 4
@@ -627,7 +628,7 @@ def test_no_screen_composes_a_plain_input_that_would_reorder_a_burst() -> None:
     reorders editing keys in a burst, as the test above shows for the composer."""
     import ast
 
-    ui = Path(__file__).resolve().parent.parent / "p2pim" / "ui"
+    ui = REPO / "p2pim" / "ui"
     plain = [
         f"{path.name}:{node.lineno}"
         for path in sorted(ui.glob("*.py"))
