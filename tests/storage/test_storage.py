@@ -12,7 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -31,17 +31,6 @@ def key(n: int) -> bytes:
 
 def fp(public_key: bytes) -> str:
     return hashlib.sha256(public_key).hexdigest()
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return storage.database_path(tmp_path)
-
-
-@pytest.fixture
-def db(path: Path) -> Iterator[Database]:
-    with Database.open(path) as database:
-        yield database
 
 
 def pin(db: Database, n: int, nick: str = "alice", now: int = 1000) -> storage.PeerRecord:
@@ -336,60 +325,60 @@ async def test_store_runs_off_the_trio_thread(path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(Database, "open", recording_open)
     trio_thread = threading.get_ident()
     async with Store.open(path) as store:
-        record = await store.pin_peer(key(1), fp(key(1)), "alice", 1000)
-        assert await store.get_peer(fp(key(1))) == record
-        assert await store.integrity_check() == "ok"
+        record = await store.run(Database.pin_peer, key(1), fp(key(1)), "alice", 1000)
+        assert await store.run(Database.get_peer, fp(key(1))) == record
+        assert await store.run(Database.integrity_check) == "ok"
     assert len(pins) == len(gets) == len(opens) == 1
     assert trio_thread not in pins + gets + opens
     with pytest.raises(StorageError, match="closed"):
-        await store.peers()
+        await store.run(Database.peers)
 
 
-async def test_store_mirrors_the_database(path: Path) -> None:
-    async with Store.open(path) as store:
-        a = fp(key(1))
-        await store.pin_peer(key(1), a, "Alice", 1, trust="verified")
-        await store.touch_peer(a, "alice", 2)
-        await store.set_trust(a, "key_changed", "e" * 64)
-        await store.remember_address(a, "10.0.0.1", 7000, 3)
-        await store.add_manual_peer("10.0.0.2", 7000, 4)
-        assert await store.count_peers() == 1
-        assert [p.trust for p in await store.peers_with_nick("ALICE")] == ["key_changed"]
-        assert await store.addresses(a) == [("10.0.0.1", 7000)]
-        assert await store.all_addresses() == {a: [("10.0.0.1", 7000)]}
-        assert await store.manual_peers() == [("10.0.0.2", 7000)]
-        assert await store.remove_manual_peer("10.0.0.2", 7000)
-        assert (await store.settings())["journal_mode"] == "wal"
-        assert await store.delete_peer(a)
-        assert await store.peers() == []
-        assert store.path == path
+async def test_store_mirrors_the_database(store: Store, path: Path) -> None:
+    a = fp(key(1))
+    await store.run(Database.pin_peer, key(1), a, "Alice", 1, trust="verified")
+    await store.run(Database.touch_peer, a, "alice", 2)
+    await store.run(Database.set_trust, a, "key_changed", "e" * 64)
+    await store.run(Database.remember_address, a, "10.0.0.1", 7000, 3)
+    await store.run(Database.add_manual_peer, "10.0.0.2", 7000, 4)
+    assert await store.run(Database.count_peers) == 1
+    assert [p.trust for p in await store.run(Database.peers_with_nick, "ALICE")] == ["key_changed"]
+    assert await store.run(Database.addresses, a) == [("10.0.0.1", 7000)]
+    assert await store.run(Database.all_addresses) == {a: [("10.0.0.1", 7000)]}
+    assert await store.run(Database.manual_peers) == [("10.0.0.2", 7000)]
+    assert await store.run(Database.remove_manual_peer, "10.0.0.2", 7000)
+    assert (await store.run(Database.settings))["journal_mode"] == "wal"
+    assert await store.run(Database.delete_peer, a)
+    assert await store.run(Database.peers) == []
+    assert store.path == path
 
 
-async def test_many_concurrent_calls_all_land(path: Path) -> None:
+async def test_many_concurrent_calls_all_land(store: Store) -> None:
     peers, per_peer = 25, storage.MAX_ADDRESSES_PER_PEER
-    async with Store.open(path) as store:
-        async with trio.open_nursery() as nursery:
-            for n in range(peers):
-                nursery.start_soon(store.pin_peer, key(n), fp(key(n)), f"p{n}", n)
-        async with trio.open_nursery() as nursery:  # 200 concurrent writers
-            for n in range(peers):
-                for i in range(per_peer):
-                    nursery.start_soon(store.remember_address, fp(key(n)), f"h{i}", 1 + i, i)
-        assert await store.count_peers() == peers
-        addresses = await store.all_addresses()
-        assert sum(len(v) for v in addresses.values()) == peers * per_peer == 200
-        assert all(len(addresses[fp(key(n))]) == per_peer for n in range(peers))
-        assert await store.integrity_check() == "ok"
+    async with trio.open_nursery() as nursery:
+        for n in range(peers):
+            nursery.start_soon(store.run, Database.pin_peer, key(n), fp(key(n)), f"p{n}", n)
+    async with trio.open_nursery() as nursery:  # 200 concurrent writers
+        for n in range(peers):
+            for i in range(per_peer):
+                nursery.start_soon(
+                    store.run, Database.remember_address, fp(key(n)), f"h{i}", 1 + i, i
+                )
+    assert await store.run(Database.count_peers) == peers
+    addresses = await store.run(Database.all_addresses)
+    assert sum(len(v) for v in addresses.values()) == peers * per_peer == 200
+    assert all(len(addresses[fp(key(n))]) == per_peer for n in range(peers))
+    assert await store.run(Database.integrity_check) == "ok"
 
 
-async def test_cancelled_caller_leaves_store_usable(path: Path) -> None:
-    async with Store.open(path) as store:
-        with trio.CancelScope() as scope:
-            scope.cancel()
-            await store.pin_peer(key(1), fp(key(1)), "alice", 1)
-        assert await store.count_peers() == 0  # cancelled before it started: nothing written
-        await store.pin_peer(key(1), fp(key(1)), "alice", 1)
-        assert await store.count_peers() == 1
+async def test_cancelled_caller_leaves_store_usable(store: Store) -> None:
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await store.run(Database.pin_peer, key(1), fp(key(1)), "alice", 1)
+    # cancelled before it started: nothing written
+    assert await store.run(Database.count_peers) == 0
+    await store.run(Database.pin_peer, key(1), fp(key(1)), "alice", 1)
+    assert await store.run(Database.count_peers) == 1
 
 
 # -- crash durability ------------------------------------------------------------------------

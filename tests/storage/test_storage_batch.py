@@ -5,26 +5,13 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import outcome
 import pytest
 import trio
 
-from p2pim import storage
 from p2pim.storage import Database, StorageError, Store
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return storage.database_path(tmp_path)
-
-
-@pytest.fixture
-def db(path: Path) -> Iterator[Database]:
-    with Database.open(path) as database:
-        yield database
 
 
 def test_a_failing_call_is_rolled_back_alone(db: Database) -> None:
@@ -67,7 +54,7 @@ async def test_concurrent_writers_share_commits_and_keep_arrival_order(path: Pat
         ticks: list[tuple[int, int]] = []
 
         async def writer(i: int) -> None:
-            ticks.append((i, await store.tick_lamport()))
+            ticks.append((i, await store.run(Database.tick_lamport)))
 
         async with trio.open_nursery() as nursery:
             for i in range(200):
@@ -79,24 +66,23 @@ async def test_concurrent_writers_share_commits_and_keep_arrival_order(path: Pat
     assert [t for _, t in sorted(ticks)] == list(range(1, 201))  # arrival order kept
 
 
-async def test_a_call_cancelled_before_its_turn_never_runs(path: Path) -> None:
-    async with Store.open(path) as store:
-        release = trio.Event()
-        real = store._db.run_batch
+async def test_a_call_cancelled_before_its_turn_never_runs(store: Store) -> None:
+    release = trio.Event()
+    real = store._db.run_batch
 
-        def slow(calls: list[object]) -> list[outcome.Outcome[object]]:
-            trio.from_thread.run_sync(release.set)  # the first batch is on the "disk" now
-            return real(calls)  # type: ignore[arg-type]
+    def slow(calls: list[object]) -> list[outcome.Outcome[object]]:
+        trio.from_thread.run_sync(release.set)  # the first batch is on the "disk" now
+        return real(calls)  # type: ignore[arg-type]
 
-        store._db.run_batch = slow  # type: ignore[method-assign]
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(store.tick_lamport)
-            await release.wait()
-            with trio.move_on_after(0) as scope:
-                await store.tick_lamport()
-            assert scope.cancelled_caught
-        store._db.run_batch = real  # type: ignore[method-assign]
-        assert await store.tick_lamport() == 2  # the cancelled tick never happened
+    store._db.run_batch = slow  # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(store.run, Database.tick_lamport)
+        await release.wait()
+        with trio.move_on_after(0) as scope:
+            await store.run(Database.tick_lamport)
+        assert scope.cancelled_caught
+    store._db.run_batch = real  # type: ignore[method-assign]
+    assert await store.run(Database.tick_lamport) == 2  # the cancelled tick never happened
 
 
 async def test_callers_cancelled_at_any_moment_never_strand_the_others(path: Path) -> None:
@@ -109,7 +95,7 @@ async def test_callers_cancelled_at_any_moment_never_strand_the_others(path: Pat
         async def caller(delay: float) -> None:
             nonlocal answered
             with trio.move_on_after(delay):
-                await store.tick_lamport()
+                await store.run(Database.tick_lamport)
                 answered += 1
 
         delays = [rng.choice([0, 0.0001, 0.001, math.inf]) for _ in range(20 * 50)]
@@ -118,6 +104,6 @@ async def test_callers_cancelled_at_any_moment_never_strand_the_others(path: Pat
                 async with trio.open_nursery() as nursery:
                     for delay in delays[start : start + 50]:
                         nursery.start_soon(caller, delay)
-        ticks = await store.tick_lamport() - 1
+        ticks = await store.run(Database.tick_lamport) - 1
     assert answered <= ticks <= len(delays)
     assert answered >= delays.count(math.inf)  # those never cancelled all got through

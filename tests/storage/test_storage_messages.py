@@ -36,17 +36,6 @@ def mid(label: object) -> bytes:
     return hashlib.sha256(repr(label).encode()).digest()[:16]
 
 
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return storage.database_path(tmp_path)
-
-
-@pytest.fixture
-def db(path: Path) -> Iterator[Database]:
-    with Database.open(path) as database:
-        yield database
-
-
 def send(db: Database, label: object, peer: str = ALICE, body: str = "hi") -> StoredMessage:
     """Queue a message we wrote, as the node does: tick the clock, then queue."""
     lamport = db.tick_lamport()
@@ -495,34 +484,37 @@ def test_store_mirrors_every_database_method() -> None:
         assert inspect.signature(mirror) == inspect.signature(method), name
 
 
-async def test_store_messaging_round_trip(path: Path) -> None:
-    async with Store.open(path) as store:
-        lamport = await store.tick_lamport()
-        await store.observe_lamport(0)
-        sent = await store.queue_message(mid(1), ALICE, ME, 1, lamport, "hi café", b"w", 2)
-        assert await store.store_incoming(mid(2), ALICE, ALICE, 3, 5, "hello", 4) is not None
-        assert await store.store_incoming(mid(2), ALICE, ALICE, 3, 5, "hello", 4) is None
-        await store.edit_own(mid("e"), mid(1), ME, "hi cafe", 5, b"e", ALICE, 6)
-        edited = await store.apply_edit(mid("e2"), mid(2), ALICE, "hello!", 7, 8)
-        assert edited is not None and edited.body == "hello!"
-        assert await store.apply_delete(mid("d2"), mid(2), BOB, 9) is None
-        await store.queue_operation(mid("r"), ALICE, b"receipt", 10)
-        assert await store.outbox_peers() == [ALICE]
-        assert await store.outbox_size(ALICE) == 3
-        assert [id for _, id, _ in await store.outbox(ALICE, 0, 2)] == [mid(1), mid("e")]
-        assert await store.mark_delivered(ALICE, [mid(1)], 11) == [mid(1)]
-        assert await store.mark_read_by_peer(mid("r2"), [mid(1)], ALICE, 12) == [mid(1)]
-        assert await store.mark_read_locally(ALICE, None, 13) == [mid(2)]
-        assert ids(await store.history(ALICE, limit=1)) == [mid(2)]
-        assert ids(await store.history(ALICE, before=mid(2), limit=5)) == [mid(1)]
-        assert ids(await store.search("cafe", limit=5)) == [mid(1)]
-        assert len(await store.conversation(ALICE)) == 2
-        assert (await store.get_message(mid(1))) == (
-            StoredMessage(mid(1), ALICE, ME, True, 1, 1, 2, "hi cafe", 5, False, 11, 12)
-        )
-        await store.delete_own(mid("d"), mid(1), ME, b"d", ALICE, 14)
-        assert sent.body == "hi café"  # rows are snapshots
-        assert await store.integrity_check() == "ok"
+async def test_store_messaging_round_trip(store: Store) -> None:
+    lamport = await store.run(Database.tick_lamport)
+    await store.run(Database.observe_lamport, 0)
+    sent = await store.run(
+        Database.queue_message, mid(1), ALICE, ME, 1, lamport, "hi café", b"w", 2
+    )
+    assert (
+        await store.run(Database.store_incoming, mid(2), ALICE, ALICE, 3, 5, "hello", 4) is not None
+    )
+    assert await store.run(Database.store_incoming, mid(2), ALICE, ALICE, 3, 5, "hello", 4) is None
+    await store.run(Database.edit_own, mid("e"), mid(1), ME, "hi cafe", 5, b"e", ALICE, 6)
+    edited = await store.run(Database.apply_edit, mid("e2"), mid(2), ALICE, "hello!", 7, 8)
+    assert edited is not None and edited.body == "hello!"
+    assert await store.run(Database.apply_delete, mid("d2"), mid(2), BOB, 9) is None
+    await store.run(Database.queue_operation, mid("r"), ALICE, b"receipt", 10)
+    assert await store.run(Database.outbox_peers) == [ALICE]
+    assert await store.run(Database.outbox_size, ALICE) == 3
+    assert [id for _, id, _ in await store.run(Database.outbox, ALICE, 0, 2)] == [mid(1), mid("e")]
+    assert await store.run(Database.mark_delivered, ALICE, [mid(1)], 11) == [mid(1)]
+    assert await store.run(Database.mark_read_by_peer, mid("r2"), [mid(1)], ALICE, 12) == [mid(1)]
+    assert await store.run(Database.mark_read_locally, ALICE, None, 13) == [mid(2)]
+    assert ids(await store.run(Database.history, ALICE, limit=1)) == [mid(2)]
+    assert ids(await store.run(Database.history, ALICE, before=mid(2), limit=5)) == [mid(1)]
+    assert ids(await store.run(Database.search, "cafe", limit=5)) == [mid(1)]
+    assert len(await store.run(Database.conversation, ALICE)) == 2
+    assert (await store.run(Database.get_message, mid(1))) == (
+        StoredMessage(mid(1), ALICE, ME, True, 1, 1, 2, "hi cafe", 5, False, 11, 12)
+    )
+    await store.run(Database.delete_own, mid("d"), mid(1), ME, b"d", ALICE, 14)
+    assert sent.body == "hi café"  # rows are snapshots
+    assert await store.run(Database.integrity_check) == "ok"
 
 
 def test_no_peer_value_can_run_the_clock_out(db: Database) -> None:
