@@ -8,9 +8,6 @@ import pytest
 
 from p2pim import Identity
 
-# Plugins: the netns skip rules and fixtures; the cast of UIs (`cast`, `pair`).
-pytest_plugins = ["tests.support.vlan_fixtures", "tests.support.tui_cast"]
-
 
 @pytest.fixture
 def identity() -> Identity:

@@ -58,10 +58,12 @@ async def test_an_unreachable_peer_is_reported_with_its_cause(
     assert render([problem]).endswith("1 problem(s) found")
 
 
-async def test_a_peer_whose_clock_is_off_is_reported(doctor: tuple[Node, RpcClient]) -> None:
+async def test_a_peer_whose_clock_is_off_is_reported(
+    doctor: tuple[Node, RpcClient], identity: Identity
+) -> None:
     node, client = doctor
     events = node.subscribe()
-    link = await raw_session(node.port, Identity.generate(), "skewed")
+    link = await raw_session(node.port, identity, "skewed")
     await next_event(events, lambda e: isinstance(e, PeerConnected))
     for _ in range(3):  # its clock says a minute from now
         await link.send(Text(new_message_id(), now_ms() + 60_000, "from the future"))

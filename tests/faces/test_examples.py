@@ -16,7 +16,7 @@ from tests.support.nodes import loopback_config, next_event
 EXAMPLES = REPO / "examples"
 
 
-async def test_echo_bot_answers(tmp_path: Path) -> None:
+async def test_echo_bot_answers(tmp_path: Path, identity: Identity) -> None:
     argv = [sys.executable, str(EXAMPLES / "echo_bot.py"), "--profile", str(tmp_path / "bot")]
     argv += ["--listen", "127.0.0.1", "--no-discovery"]
     bot = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE)
@@ -27,7 +27,7 @@ async def test_echo_bot_answers(tmp_path: Path) -> None:
             while not line.endswith(b"\n"):
                 line += await bot.stdout.receive_some(1)
         _, port, fingerprint = line.decode().split()
-        async with open_node(Identity.generate(), loopback_config("user")) as user:
+        async with open_node(identity, loopback_config("user")) as user:
             events = user.subscribe()
             await user.connect("127.0.0.1", int(port), fingerprint)
             await user.send_text(fingerprint, "ping ✓")

@@ -66,16 +66,6 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
-@pytest.fixture
-def vlan2() -> Iterator[VirtualLan]:
-    from tests.support.vlan_fixtures import NETNS_AVAILABLE, NETNS_REASON
-
-    if not NETNS_AVAILABLE:
-        pytest.skip(f"network namespaces unavailable: {NETNS_REASON}")
-    with VirtualLan(2) as lan:
-        yield lan
-
-
 def fill(disk: Path) -> None:
     """Take every free block of `disk` with a filler file."""
     fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

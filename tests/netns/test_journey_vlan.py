@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,16 +33,6 @@ def ui_env(home: Path) -> dict[str, str]:
     }
     env.update(HOME=str(home), TERM="xterm-256color", PYTHONUNBUFFERED="1", LANG="C.UTF-8")
     return env
-
-
-@pytest.fixture
-def lan() -> Iterator[VirtualLan]:
-    from tests.support.vlan_fixtures import NETNS_AVAILABLE, NETNS_REASON
-
-    if not NETNS_AVAILABLE:
-        pytest.skip(f"network namespaces unavailable: {NETNS_REASON}")
-    with VirtualLan(2) as lan:
-        yield lan
 
 
 def open_ui(host: Host, home: Path, size: tuple[int, int]) -> PtyScreen:
@@ -80,9 +69,9 @@ def open_conversation(screen: PtyScreen, name: str) -> None:
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_a_new_user_chats_sends_a_file_and_meets_in_a_room(
-    lan: VirtualLan, tmp_path: Path, size: tuple[int, int]
+    vlan2: VirtualLan, tmp_path: Path, size: tuple[int, int]
 ) -> None:
-    h0, h1 = lan.hosts
+    h0, h1 = vlan2.hosts
     ann = open_ui(h0, tmp_path / "ann", size)
     ben = open_ui(h1, tmp_path / "ben", size)
     try:

@@ -35,6 +35,7 @@ from p2pim.ui.app import P2pimApp
 from tests.support.netns import (
     FLAGS,
     STARTUP,
+    require_netns,
 )
 from tests.support.nodes import loopback_config, loopback_node, next_event
 from tests.support.tui_harness import UiThread
@@ -77,10 +78,7 @@ class LanWithLateHost(VirtualLan):
 
 @pytest.fixture
 def late_lan() -> Iterator[LanWithLateHost]:
-    from tests.support.vlan_fixtures import NETNS_AVAILABLE, NETNS_REASON
-
-    if not NETNS_AVAILABLE:
-        pytest.skip(f"network namespaces unavailable: {NETNS_REASON}")
+    require_netns()
     with LanWithLateHost(1) as lan:
         yield lan
 

@@ -142,7 +142,7 @@ def test_peer_names_resolve_uniquely() -> None:
         resolve_peer("carol", peers)
 
 
-async def test_the_export_command_writes_a_conversation(tmp_path: Path) -> None:
+async def test_the_export_command_writes_a_conversation(tmp_path: Path, identity: Identity) -> None:
     from p2pim.cli import export_conversation
     from p2pim.identity import load_or_create
     from p2pim.storage import database_path
@@ -152,7 +152,7 @@ async def test_the_export_command_writes_a_conversation(tmp_path: Path) -> None:
         open_node(
             alice, loopback_config("alice"), store_path=database_path(tmp_path / "alice")
         ) as a,
-        open_node(Identity.generate(), loopback_config("bob")) as b,
+        open_node(identity, loopback_config("bob")) as b,
     ):
         await meet(a, b)
         sent = [await a.send_text(b.fingerprint, text) for text in ("one", "two")]

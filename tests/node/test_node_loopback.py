@@ -54,10 +54,10 @@ async def test_text_arrives_with_authenticated_sender() -> None:
         assert [p.fingerprint for p in b.peers() if p.connected] == [a.fingerprint]
 
 
-async def test_dialing_an_unexpected_key_is_rejected_before_we_identify() -> None:
+async def test_dialing_an_unexpected_key_is_rejected_before_we_identify(identity: Identity) -> None:
     async with two_nodes() as (a, b):
         a_events, b_events = a.subscribe(), b.subscribe()
-        someone_else = Identity.generate().fingerprint
+        someone_else = identity.fingerprint
         with pytest.raises(PeerRejectedError):
             await a.connect("127.0.0.1", b.port, someone_else)
         with trio.fail_after(5):
@@ -109,15 +109,15 @@ def same_session(a: Node, b: Node) -> bool:
     return link_a.initiator != link_b.initiator and len(a._links) == len(b._links) == 1
 
 
-async def test_stalled_handshake_is_cut_by_the_deadline() -> None:
-    async with open_node(Identity.generate(), config("n", handshake_timeout=0.2)) as node:
+async def test_stalled_handshake_is_cut_by_the_deadline(identity: Identity) -> None:
+    async with open_node(identity, config("n", handshake_timeout=0.2)) as node:
         stream = await trio.open_tcp_stream("127.0.0.1", node.port)
         with trio.fail_after(5):
             assert await stream.receive_some(100) == b""  # closed by the node, not by us
 
 
-async def test_oversized_frame_is_rejected_without_waiting_for_it() -> None:
-    async with open_node(Identity.generate(), config("n", handshake_timeout=60)) as node:
+async def test_oversized_frame_is_rejected_without_waiting_for_it(identity: Identity) -> None:
+    async with open_node(identity, config("n", handshake_timeout=60)) as node:
         stream = await trio.open_tcp_stream("127.0.0.1", node.port)
         await stream.send_all(b"\xff\xff")  # claims 65535 bytes, sends none of them
         with trio.fail_after(5):  # far below the 60 s deadline: rejected on the header

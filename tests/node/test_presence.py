@@ -40,8 +40,8 @@ async def test_status_changes_reach_peers_and_new_sessions_start_with_them() -> 
             assert (hello.status, hello.status_text) == ("busy", "in a meeting")  # type: ignore[union-attr]
 
 
-async def test_invalid_status_is_refused() -> None:
-    async with open_node(Identity.generate(), config("a")) as a:
+async def test_invalid_status_is_refused(identity: Identity) -> None:
+    async with open_node(identity, config("a")) as a:
         with pytest.raises(ValueError):
             await a.set_status("offline")
         with pytest.raises(ValueError):

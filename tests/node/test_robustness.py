@@ -98,8 +98,8 @@ async def test_a_disk_error_while_opening_a_session_loses_that_session_only(
             assert connected.nick == "lucky"  # type: ignore[union-attr]
 
 
-async def test_a_nonsense_manual_host_is_a_failed_dial_not_a_dead_node() -> None:
-    async with open_node(Identity.generate(), loopback_config("n")) as node:
+async def test_a_nonsense_manual_host_is_a_failed_dial_not_a_dead_node(identity: Identity) -> None:
+    async with open_node(identity, loopback_config("n")) as node:
         events = node.subscribe()
         await node.add_peer("a..b", 4000)  # not a name any resolver takes
         failed = await next_event(events, lambda e: isinstance(e, DialFailed))

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 
 from p2pim.testing.daemon_process import (
@@ -20,7 +21,17 @@ from p2pim.testing.daemon_process import (
     daemon_argv,
     start_daemon,
 )
-from p2pim.testing.vlan import Host
+from p2pim.testing.vlan import Host, namespaces_available
+
+NETNS_AVAILABLE, NETNS_REASON = namespaces_available()
+SKIP_REASON = f"network namespaces unavailable: {NETNS_REASON}"
+
+
+def require_netns() -> None:
+    """Skip the running test where network namespaces are unavailable."""
+    if not NETNS_AVAILABLE:
+        pytest.skip(SKIP_REASON)
+
 
 STARTUP = 20.0  # a daemon answers `identity` (python start-up included)
 MESH = 15.0  # daemons on one switch find each other (mDNS or remembered addresses), connect

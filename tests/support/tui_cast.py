@@ -5,10 +5,8 @@ does, and reading what the screens show.  One home for what every UI test needs.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from textual.pilot import Pilot
 from textual.widgets import Static
 
@@ -83,17 +81,6 @@ class Cast:
             raise errors[0]
 
 
-@pytest.fixture
-def cast(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cast]:
-    # `~` is the test's folder: short paths to type, and the file picker's tree starts here.
-    monkeypatch.setenv("HOME", str(tmp_path))
-    people = Cast(tmp_path)
-    try:
-        yield people
-    finally:
-        people.close()
-
-
 def fp(ui: UiThread) -> str:
     return ui.app.node.fingerprint
 
@@ -122,13 +109,6 @@ def connect(dialer: UiThread, listener: UiThread) -> None:
     )
     assert f"● {listener_nick}" in sidebar_text(dialer.app)
     assert f"● {dialer_nick}" in sidebar_text(listener.app)
-
-
-@pytest.fixture
-def pair(cast: Cast) -> tuple[UiThread, UiThread]:
-    alice, bob = cast.start("alice"), cast.start("bob")
-    connect(alice, bob)
-    return alice, bob
 
 
 def open_conversation(ui: UiThread, key: str) -> None:
