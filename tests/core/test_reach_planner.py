@@ -73,8 +73,10 @@ def test_connected_peers_are_not_dialled_and_a_lost_one_is_retried_soon() -> Non
     assert p.due(100.0) == []
     p.disconnected(FP, 100.0)
     due = p.next_due()
-    assert due is not None and 100.0 < due <= 100.5
-    assert p.target(FP) is not None and p.target(FP).inbound_seen  # type: ignore[union-attr]
+    assert due is not None
+    assert 100.0 < due <= 100.5
+    assert p.target(FP) is not None
+    assert p.target(FP).inbound_seen
 
 
 def test_addresses_prefer_better_sources_and_stay_bounded() -> None:
@@ -121,7 +123,8 @@ def test_one_host_announcing_many_identities_gets_two_dials_and_real_peers_go_fi
 def test_a_manual_address_learns_its_identity() -> None:
     p = planner()
     target = p.add_manual(HERE, 0.0)
-    assert target is not None and target.fingerprint is None
+    assert target is not None
+    assert target.fingerprint is None
     [dialled] = p.due(0.0)
     p.dial_finished(dialled, 0.0, fingerprint=FP)
     p.connected(FP, inbound=False)

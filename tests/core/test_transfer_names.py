@@ -159,7 +159,7 @@ def test_numbered_stays_short_enough() -> None:
 
 
 def test_numbered_counts_from_one() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="numbered from 1"):
         numbered("a.txt", 0)
 
 

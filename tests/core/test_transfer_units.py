@@ -206,7 +206,8 @@ def test_placement_roots_never_merge(order: tuple[int, int]) -> None:
     roots = {placed[0].split("/")[0], placed[1].split("/")[0]}
     assert len(roots) == 2
     assert "photos" not in roots
-    assert placed[0].endswith("/x") and placed[1].endswith("/y")
+    assert placed[0].endswith("/x")
+    assert placed[1].endswith("/y")
 
 
 def test_placement_nothing_taken_keeps_everything() -> None:
@@ -558,7 +559,7 @@ def test_incoming_symlinked_directory_is_refused(
     (download / link).parent.mkdir(parents=True, exist_ok=True)
     (download / link).symlink_to(elsewhere, target_is_directory=True)
     file = incoming(download, path, b"payload")
-    with pytest.raises(OSError):
+    with pytest.raises(NotADirectoryError):
         file.open(0)
     file.close()
     assert list(elsewhere.iterdir()) == []
@@ -568,7 +569,7 @@ def test_incoming_symlink_at_the_partial_name_is_refused(tmp_path: Path, downloa
     target = write(tmp_path / "victim", b"precious")
     (download / PARTIAL).symlink_to(tmp_path / "victim")
     file = incoming(download, "f.bin", b"payload")
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="symbolic links"):
         file.open(0)
     file.close()
     assert (tmp_path / "victim").read_bytes() == target
@@ -579,7 +580,7 @@ def test_incoming_dangling_symlink_at_the_partial_name_is_refused(
 ) -> None:
     (download / PARTIAL).symlink_to(tmp_path / "created")
     file = incoming(download, "f.bin", b"payload")
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="symbolic links"):
         file.open(0)
     file.close()
     assert not (tmp_path / "created").exists()
@@ -588,7 +589,7 @@ def test_incoming_dangling_symlink_at_the_partial_name_is_refused(
 def test_incoming_special_file_at_the_partial_name_is_refused(download: Path) -> None:
     os.mkfifo(download / PARTIAL)
     file = incoming(download, "f.bin", b"payload")
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="not a regular file"):
         file.open(0)
     file.close()
 
@@ -701,7 +702,8 @@ def make_offer(db: Database, n: int = 3, peers: tuple[str, ...] = (PEER,)) -> by
 def make_incoming(db: Database, n: int = 3, peer: str = PEER) -> bytes:
     offer = oid()
     record = db.store_offer_part(oid(), offer, peer, n, incoming_files(0, n), 1000, 9000)
-    assert record is not None and record.state == "offered"
+    assert record is not None
+    assert record.state == "offered"
     return offer
 
 
@@ -727,7 +729,7 @@ def test_create_offer_records_and_queues(db: Database) -> None:
 
 
 def test_create_offer_checks_the_id(db: Database) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="offer must be 16 bytes"):
         db.create_offer(b"short", [PEER], outgoing_files(1), {PEER: []}, 0, 1)
 
 
@@ -735,29 +737,34 @@ def test_record_reply_accepts_once(db: Database) -> None:
     offer = make_offer(db, 3)
     op = oid()
     record = db.record_reply(op, offer, PEER, [0, 2], 2000)
-    assert record is not None and record.state == "accepted"
+    assert record is not None
+    assert record.state == "accepted"
     assert [f.accepted for f in record.files] == [True, False, True]
     assert db.record_reply(op, offer, PEER, [1], 2001) is None  # a repeat
     # A second, different answer does not count once the first did.
     again = db.record_reply(oid(), offer, PEER, [1], 2002)
-    assert again is not None and again.state == "accepted"
+    assert again is not None
+    assert again.state == "accepted"
     assert [f.accepted for f in again.files] == [True, False, True]
 
 
 def test_record_reply_declined(db: Database) -> None:
     offer = make_offer(db, 2)
     record = db.record_reply(oid(), offer, PEER, [], 2000)
-    assert record is not None and record.state == "declined"
+    assert record is not None
+    assert record.state == "declined"
     assert not any(f.accepted for f in record.files)
 
 
 def test_record_reply_ignores_indices_out_of_range(db: Database) -> None:
     offer = make_offer(db, 2)
     record = db.record_reply(oid(), offer, PEER, [2, 5, -1], 2000)
-    assert record is not None and record.state == "declined"
+    assert record is not None
+    assert record.state == "declined"
     offer = make_offer(db, 2)
     record = db.record_reply(oid(), offer, PEER, [1, 9], 2000)
-    assert record is not None and record.state == "accepted"
+    assert record is not None
+    assert record.state == "accepted"
     assert [f.accepted for f in record.files] == [False, True]
 
 
@@ -780,7 +787,8 @@ def test_record_result_completed(db: Database) -> None:
     # Already final: another result changes nothing.
     assert db.record_result(oid(), offer, PEER, ["hash-mismatch"] * 3, "bad", 3002) is None
     final = db.get_transfer(offer, PEER, True)
-    assert final is not None and final.state == "completed"
+    assert final is not None
+    assert final.state == "completed"
     assert [f.outcome for f in final.files] == ["ok", "not-accepted", "ok"]
 
 
@@ -798,7 +806,8 @@ def test_record_result_missing_outcomes_become_cancelled(db: Database) -> None:
     offer = make_offer(db, 3)
     db.record_reply(oid(), offer, PEER, [0, 1, 2], 2000)
     record = db.record_result(oid(), offer, PEER, ["ok"], "short", 3000)
-    assert record is not None and record.state == "failed"
+    assert record is not None
+    assert record.state == "failed"
     assert [f.outcome for f in record.files] == ["ok", "cancelled", "cancelled"]
 
 
@@ -806,7 +815,8 @@ def test_record_result_before_an_answer_is_ignored(db: Database) -> None:
     offer = make_offer(db, 2)
     assert db.record_result(oid(), offer, PEER, ["ok", "ok"], "", 3000) is None
     record = db.get_transfer(offer, PEER, True)
-    assert record is not None and record.state == "offered"
+    assert record is not None
+    assert record.state == "offered"
     assert all(f.outcome is None for f in record.files)
     assert db.record_result(oid(), oid(), PEER, ["ok"], "", 3000) is None  # unknown offer
 
@@ -815,11 +825,14 @@ def test_store_offer_part_completes_on_the_last_part(db: Database) -> None:
     offer, op1 = oid(), oid()
     assert db.store_offer_part(op1, offer, PEER, 5, incoming_files(0, 3), 1000, 9000) is None
     arriving = db.get_transfer(offer, PEER, False)
-    assert arriving is not None and arriving.state == "arriving" and len(arriving.files) == 3
+    assert arriving is not None
+    assert arriving.state == "arriving"
+    assert len(arriving.files) == 3
     # The same part again (even carrying other files) is ignored.
     assert db.store_offer_part(op1, offer, PEER, 5, incoming_files(3, 2), 1001, 9000) is None
     arriving = db.get_transfer(offer, PEER, False)
-    assert arriving is not None and len(arriving.files) == 3
+    assert arriving is not None
+    assert len(arriving.files) == 3
     record = db.store_offer_part(oid(), offer, PEER, 5, incoming_files(3, 2), 1002, 9000)
     assert record is not None
     assert (record.state, record.outgoing, record.total_files) == ("offered", False, 5)
@@ -837,7 +850,8 @@ def test_store_offer_part_ignores_inconsistent_parts(db: Database) -> None:
     # Another total for the same offer is ignored.
     assert db.store_offer_part(oid(), offer, PEER, 2, incoming_files(2, 1), 1001, 9000) is None
     record = db.store_offer_part(oid(), offer, PEER, 3, incoming_files(2, 1), 1002, 9000)
-    assert record is not None and [f.index for f in record.files] == [0, 1, 2]
+    assert record is not None
+    assert [f.index for f in record.files] == [0, 1, 2]
 
 
 def test_answer_offer_accept(db: Database) -> None:
@@ -846,7 +860,8 @@ def test_answer_offer_accept(db: Database) -> None:
     record = db.answer_offer(
         offer, PEER, {0: "in (1)/f0", 2: "in (1)/f2"}, "/downloads", (reply_op, b"reply"), 2000
     )
-    assert record.state == "accepted" and record.directory == "/downloads"
+    assert record.state == "accepted"
+    assert record.directory == "/downloads"
     assert [(f.accepted, f.path) for f in record.files] == [
         (True, "in (1)/f0"),
         (False, "in/f1"),
@@ -861,7 +876,8 @@ def test_answer_offer_accept(db: Database) -> None:
 def test_answer_offer_decline(db: Database) -> None:
     offer = make_incoming(db, 2)
     record = db.answer_offer(offer, PEER, {}, None, (oid(), b"no"), 2000)
-    assert record.state == "declined" and record.directory is None
+    assert record.state == "declined"
+    assert record.directory is None
     assert not any(f.accepted for f in record.files)
     assert payloads(db, PEER) == [b"no"]
 
@@ -896,21 +912,23 @@ def test_finish_transfer_cancels_unfinished_files(db: Database) -> None:
     # Already final: nothing changes and nothing more is queued.
     assert db.finish_transfer(offer, PEER, False, "cancelled", "", (oid(), b"x"), 3001) is None
     final = db.get_transfer(offer, PEER, False)
-    assert final is not None and final.state == "failed"
+    assert final is not None
+    assert final.state == "failed"
     assert payloads(db, PEER) == [b"reply", b"res"]
 
 
 def test_finish_transfer_outgoing_without_message(db: Database) -> None:
     offer = make_offer(db, 2)
     record = db.finish_transfer(offer, PEER, True, "expired", "expired", None, 3000)
-    assert record is not None and record.state == "expired"
+    assert record is not None
+    assert record.state == "expired"
     assert len(db.outbox(PEER)) == 2  # only the parts
     assert db.transfers(live_only=True) == []
 
 
 def test_finish_transfer_rejects_a_live_state(db: Database) -> None:
     offer = make_offer(db)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a final state"):
         db.finish_transfer(offer, PEER, True, "accepted", "", None, 3000)
     assert db.finish_transfer(oid(), PEER, True, "cancelled", "", None, 3000) is None
 
@@ -920,7 +938,8 @@ def test_record_cancel_of_our_offer(db: Database) -> None:
     db.record_reply(oid(), offer, PEER, [1], 2000)
     op = oid()
     record = db.record_cancel(op, offer, PEER, "user", 3000)
-    assert record is not None and record.outgoing
+    assert record is not None
+    assert record.outgoing
     assert (record.state, record.reason) == ("cancelled", "user")
     assert [f.outcome for f in record.files] == [None, "cancelled"]
     assert db.record_cancel(op, offer, PEER, "user", 3001) is None
@@ -930,7 +949,8 @@ def test_record_cancel_of_our_offer(db: Database) -> None:
 def test_record_cancel_of_their_offer(db: Database) -> None:
     offer = make_incoming(db, 2)
     record = db.record_cancel(oid(), offer, PEER, "expired", 3000)
-    assert record is not None and not record.outgoing
+    assert record is not None
+    assert not record.outgoing
     assert (record.state, record.reason) == ("expired", "expired")
 
 
@@ -938,14 +958,16 @@ def test_record_cancel_of_an_arriving_offer(db: Database) -> None:
     offer = oid()
     db.store_offer_part(oid(), offer, PEER, 2, incoming_files(0, 1), 1000, 9000)
     record = db.record_cancel(oid(), offer, PEER, "gone", 3000)
-    assert record is not None and record.state == "cancelled"
+    assert record is not None
+    assert record.state == "cancelled"
 
 
 def test_record_cancel_only_from_the_peer_concerned(db: Database) -> None:
     offer = make_offer(db, 1, peers=(PEER, OTHER))
     assert db.record_cancel(oid(), offer, OTHER, "no", 3000) is not None
     mine = db.get_transfer(offer, PEER, True)
-    assert mine is not None and mine.state == "offered"
+    assert mine is not None
+    assert mine.state == "offered"
     assert db.record_cancel(oid(), oid(), PEER, "no", 3000) is None
 
 
@@ -965,4 +987,5 @@ def test_transfers_survive_reopening(tmp_path: Path) -> None:
         assert (second.outbox(PEER), second.outbox(OTHER)) == outbox
         assert second.record_reply(reply_op, offer, PEER, [2], 2001) is None  # still applied
         record = second.get_transfer(incoming_offer, OTHER, False)
-        assert record is not None and record.files[1].done == 77
+        assert record is not None
+        assert record.files[1].done == 77

@@ -236,7 +236,7 @@ async def test_an_invitation_by_a_blocked_peer_is_dropped_when_another_member_br
                 assert [r.room for r in me.rooms()] == [room]
                 return
             with trio.fail_after(10):  # the friend's copy of the invitation reached us
-                while me.stats()["blocked_dropped"] < 1:
+                while me.stats()["blocked_dropped"] < 1:  # noqa: ASYNC110 (a count, no event)
                     await trio.sleep(0.01)
             # Anything that was not dropped would have been announced before the marker.
             await friend.send_text(me.fingerprint, "marker")
@@ -261,7 +261,8 @@ async def test_a_muted_conversation_still_receives_and_stores(tmp_path: Path) ->
             assert changed == MuteChanged(nuisance.fingerprint, True)
             await nuisance.send_text(me.fingerprint, "quietly")
             await next_event(mine, lambda e: isinstance(e, MessageReceived) and e.text == "quietly")
-        assert me.muted() == [nuisance.fingerprint] and me.is_muted(nuisance.fingerprint)
+        assert me.muted() == [nuisance.fingerprint]
+        assert me.is_muted(nuisance.fingerprint)
         assert [m.body for m in await me.history(nuisance.fingerprint)] == ["quietly"]
         await me.unmute(nuisance.fingerprint)
         assert me.muted() == []
@@ -278,7 +279,8 @@ async def test_block_and_mute_survive_a_restart(tmp_path: Path) -> None:
             )
         await me.mute(room)
     async with open_node(me_id, loopback_config("me"), store_path=database_path(tmp_path)) as me:
-        assert me.blocked() == [other] and me.is_blocked(other)
+        assert me.blocked() == [other]
+        assert me.is_blocked(other)
         assert me.muted() == [room]
 
 
@@ -293,14 +295,15 @@ async def test_sending_to_a_blocked_peer_is_refused_in_plain_words(tmp_path: Pat
 async def test_bad_block_and_mute_requests_are_refused_and_harmless(tmp_path: Path) -> None:
     async with me_and_nuisance(tmp_path) as (me, _):
         for bad in ("bob", "ab" * 31, "AB" * 32, "", 42):
-            with pytest.raises(ValueError):
+            with pytest.raises(ValueError, match="full fingerprint"):
                 await me.block(bad)  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="yourself"):
             await me.block(me.fingerprint)
         for bad in ("room:xyz", "room:", "nobody"):
-            with pytest.raises(ValueError):
+            with pytest.raises(ValueError, match="room"):
                 await me.mute(bad)
-        assert me.blocked() == [] and me.muted() == []
+        assert me.blocked() == []
+        assert me.muted() == []
 
 
 async def test_block_unblock_mute_over_rpc(tmp_path: Path) -> None:
@@ -356,7 +359,8 @@ async def test_block_and_mute_from_the_command_line(tmp_path: Path, spawn: Spawn
 
     assert await cli("block", "bob") == "blocked\n"
     listed = await cli("block")
-    assert listed.startswith("bob  ") and len(listed.split()[1]) == 64
+    assert listed.startswith("bob  ")
+    assert len(listed.split()[1]) == 64
     with trio.fail_after(20):  # b's text is acknowledged (its outbox drains) and dropped
         sent = (await b.call("send", peer=fp_a, text="still there?"))["id"]
         await b.wait_event(lambda e: e["type"] == "message_delivered" and e["message_id"] == sent)
@@ -374,7 +378,8 @@ async def test_block_and_mute_from_the_command_line(tmp_path: Path, spawn: Spawn
     assert await cli("unmute", "bob") == "unmuted\n"
     assert await a.call("muted") == []
     refused = await run(one_shot(tmp_path / "A", "unblock"))
-    assert refused.returncode == 2 and b"name the peer to unblock" in refused.stderr
+    assert refused.returncode == 2
+    assert b"name the peer to unblock" in refused.stderr
 
 
 # ---- the pure decisions ------------------------------------------------------------------
@@ -413,7 +418,8 @@ def test_hidden_events_and_muted_conversations() -> None:
     fp = "ab" * 32
     received = MessageReceived(fp, "x", "00", 1, "hi")
     posted = RoomMessage("cd" * 16, "00", fp, "x", 1, "hi")
-    assert blocking.hidden(received, {fp}) and blocking.hidden(posted, {fp})
+    assert blocking.hidden(received, {fp})
+    assert blocking.hidden(posted, {fp})
     assert not blocking.hidden(received, set())
     assert not blocking.hidden(BlockChanged(fp, True), {fp})
     assert blocking.hidden(TypingChanged(fp, True), {fp})

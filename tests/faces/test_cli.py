@@ -135,7 +135,8 @@ async def test_json_output_and_a_running_daemon_is_used(tmp_path: Path, spawn: S
     verify = await run(one_shot(profile, "verify", "b", "--yes"))
     assert verify.returncode == 0, verify.stderr
     groups = b"".join(verify.stdout.split(b"\n")[2:5]).split()
-    assert len(groups) == 12 and all(len(g) == 5 and g.isdigit() for g in groups)
+    assert len(groups) == 12
+    assert all(len(g) == 5 and g.isdigit() for g in groups)
     assert [p["trust"] for p in await a.call("peers")] == ["verified"]
 
 
@@ -177,7 +178,9 @@ async def test_doctor_explains_a_peer_it_cannot_reach_and_exits_1(
     sick = await run(one_shot(tmp_path / "A", "doctor", "--peer", "127.0.0.1:1"))
     assert sick.returncode == 1, sick.stderr
     text = sick.stdout.decode()
-    assert "FAIL reachability" in text and "127.0.0.1:1" in text and "refused" in text
+    assert "FAIL reachability" in text
+    assert "127.0.0.1:1" in text
+    assert "refused" in text
     assert text.rstrip().endswith("problem(s) found")
 
 

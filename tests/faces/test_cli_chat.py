@@ -41,7 +41,8 @@ async def test_export_and_history_of_a_room_by_its_name(tmp_path: Path, spawn: S
     markdown = await run(one_shot(tmp_path / "A", "export", "planning", "--format", "markdown"))
     assert markdown.returncode == 0, markdown.stderr
     text = markdown.stdout.decode()
-    assert "planning" in text.splitlines()[0] and "the agenda" in text
+    assert "planning" in text.splitlines()[0]
+    assert "the agenda" in text
 
     as_json = await run(one_shot(tmp_path / "A", "export", f"room:{room[:8]}", "--json"))
     assert as_json.returncode == 0, as_json.stderr
@@ -80,7 +81,8 @@ async def test_without_a_node_a_command_says_it_runs_one_and_no_start_refuses(
     assert refused.stdout == b""
     assert b"no p2pim node is running on this profile" in refused.stderr
     assert b"--no-start" in refused.stderr
-    assert not list(profile.glob("*.db*")) and not (profile / "identity.key").exists()
+    assert not list(profile.glob("*.db*"))
+    assert not (profile / "identity.key").exists()
 
     ran = await run(one_shot(profile, "peers"))
     assert ran.returncode == 0, ran.stderr

@@ -19,4 +19,5 @@ def test_ci_runs_readmes_test_command_verbatim_and_checks_its_first_command() ->
     ci = (REPO / ".ci" / "run").read_text().splitlines()
     assert test in ci  # a line of its own, exactly
     assert ".ci/first-command" in (line.strip() for line in ci)
-    assert "pipx install ." in first and not first.startswith("pip install")
+    assert "pipx install ." in first
+    assert not first.startswith("pip install")

@@ -51,7 +51,8 @@ async def test_a_room_made_joined_and_used_from_the_command_line(
     posts = [(m["body"], m["author_nick"], m["room_name"]) for m in json.loads(history.stdout)]
     assert posts[-2:] == [("hello from bob", "bob", "planning"), ("hi bob", "alice", "planning")]
     lines = (await run(one_shot(B, "room history", "planning"))).stdout.decode().splitlines()
-    assert lines[-2].endswith("me: hello from bob") and lines[-1].endswith("alice: hi bob")
+    assert lines[-2].endswith("me: hello from bob")
+    assert lines[-1].endswith("alice: hi bob")
 
     left = await run(one_shot(B, "room leave", "planning"))
     assert left.returncode == 0, left.stderr

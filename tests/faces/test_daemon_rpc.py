@@ -53,7 +53,8 @@ def request(method: object, params: object = None, rid: object = 1) -> bytes:
 )
 async def test_bad_requests_get_clear_errors(server: RpcServer, line: bytes, code: int) -> None:
     response = await server.handle_line(line)
-    assert response is not None and response["error"]["code"] == code, response
+    assert response is not None, response
+    assert response["error"]["code"] == code, response
     assert (await server.handle_line(request("identity")))["result"]["nick"] == "rpc"  # type: ignore[index]
 
 
@@ -83,7 +84,8 @@ async def test_arbitrary_params_never_raise(server: RpcServer, method: str, para
     if method in ("shutdown", "connect", "pair"):  # would stop the node or dial out
         return
     response = await server.handle_line(request(method, params))
-    assert response is not None and ("result" in response or "error" in response)
+    assert response is not None
+    assert "result" in response or "error" in response
 
 
 def test_line_splitter_bounds_lines_and_skips_overlong_ones() -> None:

@@ -40,7 +40,8 @@ async def test_a_healthy_node_without_mdns(doctor: tuple[Node, RpcClient]) -> No
     findings = await diagnose(client)
     assert [f.status for f in by_check(findings, "mdns")] == ["info"]
     (listening,) = by_check(findings, "listening")
-    assert listening.status == "ok" and f"127.0.0.1:{node.port}" in listening.detail
+    assert listening.status == "ok"
+    assert f"127.0.0.1:{node.port}" in listening.detail
     assert render(findings).endswith("no problems found")
 
 
@@ -54,7 +55,8 @@ async def test_an_unreachable_peer_is_reported_with_its_cause(
         await client.wait_event(lambda e: e["type"] == "dial_failed")
     (problem,) = by_check(await diagnose(client), "reachability")
     assert problem.status == "problem"
-    assert "127.0.0.1:1" in problem.detail and "refused" in problem.detail
+    assert "127.0.0.1:1" in problem.detail
+    assert "refused" in problem.detail
     assert render([problem]).endswith("1 problem(s) found")
 
 

@@ -214,7 +214,8 @@ async def test_announce_sends_the_exact_text(nodes: Nodes, via: str) -> None:
     arrived = since(nodes.b, text_from(nodes.a_fp, " ".join(words)))
     done = await announce(nodes, nodes.b_fp, *words, ANNOUNCE_VIA=via)
     assert done.returncode == 0, done
-    assert b'"result":' in done.stdout and b'"error"' not in done.stdout
+    assert b'"result":' in done.stdout
+    assert b'"error"' not in done.stdout
     with trio.fail_after(TIMEOUT):
         await nodes.b.wait_event(arrived)
 
@@ -246,9 +247,11 @@ async def test_announce_fails_for_an_unknown_peer(nodes: Nodes) -> None:
         assert done.returncode != 0, done
         assert b'"error":{"code":2,' in done.stdout
     usage = await announce(nodes, "only-a-peer")
-    assert usage.returncode == 2 and b"usage:" in usage.stderr
+    assert usage.returncode == 2
+    assert b"usage:" in usage.stderr
     no_node = await announce(nodes, "b", "hi", P2PIM_PROFILE=str(nodes.a_profile / "none"))
-    assert no_node.returncode == 1 and b"no node runs" in no_node.stderr
+    assert no_node.returncode == 1
+    assert b"no node runs" in no_node.stderr
 
 
 async def test_mini_client_prints_and_sends(nodes: Nodes) -> None:
@@ -256,7 +259,8 @@ async def test_mini_client_prints_and_sends(nodes: Nodes) -> None:
     argv += ["--count", "1", nodes.b_fp[:8]]
     client = await trio.lowlevel.open_process(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
-        assert client.stdin is not None and client.stdout is not None
+        assert client.stdin is not None
+        assert client.stdout is not None
         out = Lines(client.stdout)
         with trio.fail_after(TIMEOUT):
             await out.wait_for(lambda line: line.startswith("# ready"))

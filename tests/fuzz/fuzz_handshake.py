@@ -101,7 +101,9 @@ def pair_through_an_adversary(fdp: Any) -> None:
             continue
         for event in events:
             if isinstance(event, Established):
-                assert established[dst] is None and same_code and willing
+                assert established[dst] is None
+                assert same_code
+                assert willing
                 assert event == Established(pubs[src], HELLOS[src])
                 assert conns[dst].paired
                 established[dst] = event
@@ -110,7 +112,8 @@ def pair_through_an_adversary(fdp: Any) -> None:
                 assert event == sent[src][len(received[dst])]
                 received[dst].append(event)
     if same_code and willing and not tampered:
-        assert established[0] is not None and established[1] is not None
+        assert established[0] is not None
+        assert established[1] is not None
         assert initiator.handshake_hash == responder.handshake_hash
 
 

@@ -172,14 +172,16 @@ async def test_forged_cache_flush_from_a_third_host_gets_no_data_and_reports_the
     assert rejected["reason"] == "key does not match"
     assert rejected["expected_fingerprint"] == fb
     assert rejected["actual_fingerprint"] == listening["fingerprint"]
-    assert failed["fingerprint"] == fb and failed["reason"] == "key mismatch"
+    assert failed["fingerprint"] == fb
+    assert failed["reason"] == "key mismatch"
     # The spoofer got handshake message 1 (an ephemeral key) and nothing else, on every
     # connection A made: never message 3 (A's identity), never a session frame.
     connections = spoofer.seen("connection")
     assert first["source"] == h0.address
     for connection in connections:
         assert connection["bytes"] <= MESSAGE_1, connection
-        assert not connection["handshake_completed"] and connection["messages"] == 0
+        assert not connection["handshake_completed"]
+        assert connection["messages"] == 0
     # No session, nothing pinned for the spoofer's key, the message still waits for B.
     assert stats["sessions"] == 0
     assert listening["fingerprint"] not in {p["fingerprint"] for p in peers}
@@ -223,11 +225,13 @@ async def test_a_second_key_with_an_online_peers_nick_is_listed_apart_and_truste
     # Two entries, one per key, both called bob: never merged.
     bobs = [p for p in peers.values() if p["nick"] == "bob"]
     assert {p["fingerprint"] for p in bobs} == {fb, fm}
-    assert peers[fb]["connected"] and peers[fm]["connected"]
+    assert peers[fb]["connected"]
+    assert peers[fm]["connected"]
     # The original keeps its trust; the look-alike is merely unverified, not a key change
     # (the real bob is online, so the newcomer is somebody else, not bob's new key).
     assert peers[fb]["trust"] == "verified"
-    assert peers[fm]["trust"] == "unverified" and m_connected["trust"] == "unverified"
+    assert peers[fm]["trust"] == "unverified"
+    assert m_connected["trust"] == "unverified"
     assert not [e for e in a.events if e["type"] == "peer_key_changed"]
     changes = [e for e in a.events if e["type"] == "peer_trust_changed"]
     assert [(e["fingerprint"], e["trust"]) for e in changes] == [(fb, "verified")]
@@ -269,7 +273,7 @@ async def test_a_handshake_dribbled_at_one_byte_a_second_is_cut_at_the_deadline(
         with trio.fail_after(HANDSHAKE_TIMEOUT + 5):
             closed = await dribbler.wait("closed")
             # The node closes the socket a moment before it releases the slot: poll.
-            while (after := await a.call("stats"))["pending_handshakes"]:
+            while (after := await a.call("stats"))["pending_handshakes"]:  # noqa: ASYNC110
                 await trio.sleep(0.01)
         for daemon in (a, c):
             assert await daemon.stop() == 0
@@ -282,7 +286,8 @@ async def test_a_handshake_dribbled_at_one_byte_a_second_is_cut_at_the_deadline(
     # dribble would need, and message 1 never completes.
     assert HANDSHAKE_TIMEOUT - 0.5 <= closed["seconds"] <= HANDSHAKE_TIMEOUT + 2
     assert closed["sent"] < MESSAGE_1
-    assert after["pending_handshakes"] == 0 and after["sessions"] == 1
+    assert after["pending_handshakes"] == 0
+    assert after["sessions"] == 1
 
 
 # ---- 8. malformed msgpack inside an authenticated session ---------------------------------
@@ -429,7 +434,8 @@ async def test_an_mdns_flood_keeps_tables_bounded_and_dials_paced(tmp_path: Path
     for source, count in counts.items():
         assert count["max_open"] <= MAX_DIALS_PER_HOST < MAX_CONCURRENT_DIALS, (source, count)
     # The session A had before the flood is untouched.
-    assert not b_dropped and later["sessions"] == 1
+    assert not b_dropped
+    assert later["sessions"] == 1
 
 
 async def test_a_new_peer_is_found_and_connected_during_an_mdns_flood(tmp_path: Path) -> None:

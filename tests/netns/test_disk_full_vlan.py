@@ -39,7 +39,7 @@ from tests.support.netns import (
     launch,
     wait_ids,
 )
-from tests.support.nodes import loopback_config, loopback_node, meet, next_event
+from tests.support.nodes import first_event, loopback_config, loopback_node, meet
 from tests.support.tui_harness import UiThread
 
 SETTLE = 30.0  # space is back: the retries (at most 5 s apart) store everything
@@ -75,7 +75,8 @@ def fill(disk: Path) -> None:
                 while True:
                     os.write(fd, b"\0" * chunk)
             except OSError as exc:
-                assert exc.errno == errno.ENOSPC, exc
+                if exc.errno != errno.ENOSPC:
+                    raise
     finally:
         os.close(fd)
     assert _free(disk) == 0
@@ -117,17 +118,17 @@ async def send_until_full(
                 waiting.discard(str(event["message_id"]))
             return not waiting
 
-        async with trio.open_nursery() as nursery:
+        with trio.fail_after(SETTLE):
+            async with trio.open_nursery() as nursery:
 
-            async def until_full() -> None:
-                await receiver.wait_event(disk_full_is(True))
-                nursery.cancel_scope.cancel()
+                async def until_full() -> None:
+                    await receiver.wait_event(disk_full_is(True))
+                    nursery.cancel_scope.cancel()
 
-            async def until_delivered() -> None:
-                await sender.wait_event(full_or_delivered)
-                nursery.cancel_scope.cancel()
+                async def until_delivered() -> None:
+                    await sender.wait_event(full_or_delivered)
+                    nursery.cancel_scope.cancel()
 
-            with trio.fail_after(SETTLE):
                 nursery.start_soon(until_full)
                 nursery.start_soon(until_delivered)
         if any(e["type"] == "disk_full_changed" for e in receiver.events):
@@ -144,7 +145,8 @@ async def assert_caught_up(
         await wait_ids(sender, "message_delivered", sent)
         await wait_ids(receiver, "message_received", sent)
     stored = [m["id"] for m in await full_history(receiver, fp_s) if m["author"] == fp_s]
-    assert set(stored) >= set(sent) and not duplicates(stored)
+    assert set(stored) >= set(sent)
+    assert not duplicates(stored)
     shown = ids_of(receiver, "message_received", fp_s)
     assert not duplicates(shown), "a message was shown twice"
     assert (await receiver.call("stats"))["disk_full"] == 0
@@ -314,13 +316,16 @@ async def test_a_file_offer_on_a_full_disk_waits_on_the_session_instead_of_dropp
         await meet(s, r)
         await trio.to_thread.run_sync(fill, small_disk)
         offer = await s.send_files([r.fingerprint], [tmp_path / "f.txt"])
-        seen = [await next_event(events, lambda e: isinstance(e, DiskFullChanged), 20)]
+        with trio.fail_after(20):
+            seen = [await first_event(events, lambda e: isinstance(e, DiskFullChanged))]
         await trio.to_thread.run_sync(grow, small_disk)
-        seen.append(
-            await next_event(events, lambda e: isinstance(e, OfferReceived | PeerDisconnected), 20)
-        )
+        with trio.fail_after(20):
+            seen.append(
+                await first_event(events, lambda e: isinstance(e, OfferReceived | PeerDisconnected))
+            )
         got = seen[-1]
         assert isinstance(got, OfferReceived), f"the session dropped: {seen}"
         assert (got.peer, got.offer, got.total_size) == (s.fingerprint, offer, 5)
-        assert r.is_connected(s.fingerprint) and r.stats()["disk_full"] == 0
+        assert r.is_connected(s.fingerprint)
+        assert r.stats()["disk_full"] == 0
         assert [o.offer for o in await r.transfers()] == [offer]

@@ -62,7 +62,8 @@ async def test_three_hosts_discover_each_other_and_exchange_encrypted_text(
         # Sender identity is the authenticated key, and nobody got a message not meant for it.
         assert not [e for e in c.events if e["type"] == "message_received"]
         peers_of_a = {p["fingerprint"]: p for p in await a.call("peers")}
-        assert peers_of_a[fb]["nick"] == "h1" and peers_of_a[fb]["connected"]
+        assert peers_of_a[fb]["nick"] == "h1"
+        assert peers_of_a[fb]["connected"]
         assert peers_of_a[fc]["addresses"] == [vlan3.hosts[2].address]
 
         for daemon in daemons:
@@ -88,9 +89,8 @@ async def test_a_multi_homed_peer_is_one_peer(vlan3: VirtualLan, tmp_path: Path)
             )
             await a.wait_event(connected_to(fb))
         [peer] = await a.call("peers")
-        assert peer["fingerprint"] == fb and sorted(peer["addresses"]) == sorted(
-            [h1.address, second]
-        )
+        assert peer["fingerprint"] == fb
+        assert sorted(peer["addresses"]) == sorted([h1.address, second])
         assert (await a.call("stats"))["sessions"] == 1
         assert len([e for e in a.events if e["type"] == "peer_connected"]) == 1
         for daemon in (a, b):

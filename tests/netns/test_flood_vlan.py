@@ -37,7 +37,8 @@ class Flooder:
     """tests/peers/flooder.py in a host's namespace; its JSON reports land in `reports`."""
 
     def __init__(self, process: trio.Process) -> None:
-        assert process.stdout is not None and process.stdin is not None
+        assert process.stdout is not None
+        assert process.stdin is not None
         self.process = process
         self.reports: list[dict[str, Any]] = []
         self._changed = trio.Event()

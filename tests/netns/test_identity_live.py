@@ -87,7 +87,7 @@ async def test_a_rename_reaches_a_connected_peer_at_once_without_reconnecting(
             status = await next_event(bob_events, is_(ev.PeerStatusChanged))
             assert (status.status, status.status_text) == ("busy", "on a call")  # type: ignore[attr-defined]
             for bad in ("", "   ", "two\nlines", "x" * 65):
-                with pytest.raises(ValueError):
+                with pytest.raises(ValueError, match="a nick"):
                     await alice.set_nick(bad)
             assert alice.config.nick == "Alice Martin"
 
@@ -155,7 +155,8 @@ def test_a_nick_given_once_is_kept_and_a_fresh_profile_has_none(tmp_path: Path) 
     fresh = tmp_path / "fresh"
     config = NodeConfig()
     settings = who_i_am(fresh, config, None)
-    assert settings.nick == "" and config.nick == default_nick()  # the first run will ask
+    assert settings.nick == ""
+    assert config.nick == default_nick()
     assert not (fresh / "settings.json").exists()
 
     profile = tmp_path / "zoe"
@@ -165,12 +166,13 @@ def test_a_nick_given_once_is_kept_and_a_fresh_profile_has_none(tmp_path: Path) 
     data = json.loads((profile / "settings.json").read_text(encoding="utf-8"))
     assert data["nick"] == "Zoë Quinn"
 
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="a nick"):
         who_i_am(profile, NodeConfig(), "bad\x1bname")
     # A one-shot node uses the saved name and changes nothing in the profile.
     config = NodeConfig()
     who_i_am(profile, config, "just once", remember=False)
-    assert config.nick == "just once" and config.profile is None
+    assert config.nick == "just once"
+    assert config.profile is None
     assert Settings.load(profile).nick == "Zoë Quinn"
 
 

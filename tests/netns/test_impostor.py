@@ -62,7 +62,8 @@ async def test_dialer_rejects_host_advertising_another_peers_fingerprint(
         # The dialer aborted before handshake message 3: the impostor never even learned
         # who dialled, let alone received application data.
         outcomes = [r["event"] for r in reports if r["event"] != "listening"]
-        assert outcomes and set(outcomes) == {"handshake_failed"}
+        assert outcomes
+        assert set(outcomes) == {"handshake_failed"}
         assert not [e for e in dialer.events if e["type"] == "peer_connected"]
         with pytest.raises(RpcFailed, match="no peer with fingerprint"):  # never pinned
             await dialer.call("send", peer=victim.fingerprint, text="secret")

@@ -624,12 +624,16 @@ async def test_edits_and_deletes_propagate_even_to_an_offline_peer(
         assert await b.stop() == 0
 
     for history in (history_a, history_b):
-        assert history[m1]["body"] == "original 1, edited" and history[m1]["edited_at"]
-        assert history[m2]["deleted"] is True and history[m2]["body"] == ""
+        assert history[m1]["body"] == "original 1, edited"
+        assert history[m1]["edited_at"]
+        assert history[m2]["deleted"] is True
+        assert history[m2]["body"] == ""
         assert history[m3]["body"] == "original 3, edited offline"
-        assert history[theirs]["body"] == "b's own words" and not history[theirs]["deleted"]
+        assert history[theirs]["body"] == "b's own words"
+        assert not history[theirs]["deleted"]
         assert history[m5]["body"] == "after the regret"
-    assert history_a[m4]["deleted"] is True and history_a[m4]["body"] == ""
+    assert history_a[m4]["deleted"] is True
+    assert history_a[m4]["body"] == ""
     assert m4 not in history_b
     all_b_events = events_before + b.events
     assert not [e for e in all_b_events if e.get("message_id") == m4]

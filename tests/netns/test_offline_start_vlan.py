@@ -131,7 +131,8 @@ async def test_a_daemon_started_offline_runs_and_meets_its_peer_once_cabled(
         assert late.process.returncode is None  # the same process all along: no restart
         assert (await late.call("stats"))["no_network"] == 0
         [interface] = (await late.call("identity"))["interfaces"]
-        assert interface["address"] == host.address and interface["name"] == "eth0"
+        assert interface["address"] == host.address
+        assert interface["name"] == "eth0"
         assert "no network" not in await trio.to_thread.run_sync(doctor, late_lan, late_profile)
         await late.call("send", peer=fp_peer, text="online at last")
         with trio.fail_after(MEET):
@@ -159,7 +160,8 @@ async def test_a_node_without_network_runs_keeps_its_outbox_and_talks_over_loopb
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)  # today: ValueError, mDNS needs an address
         assert await next_event(events, lambda e: True) == NetworkChanged(())
-        assert node.stats()["no_network"] == 1 and node.interfaces() == []
+        assert node.stats()["no_network"] == 1
+        assert node.interfaces() == []
         async with open_node(friend, loopback_config("friend")) as b:
             await node.connect("127.0.0.1", b.port, b.fingerprint)
             await next_event(events, lambda e: isinstance(e, PeerConnected))

@@ -188,7 +188,8 @@ async def test_reachability_reports_a_refused_manual_peer(
     assert len(report) == 1
     (entry,) = report
     assert entry["last_error_address"] == target
-    assert not entry["connected"] and not entry["they_reached_us"]
+    assert not entry["connected"]
+    assert not entry["they_reached_us"]
     assert failed["reason"] == "refused"
     assert entry["last_error"] == "refused"
     assert "refused" in entry["diagnosis"]

@@ -125,8 +125,10 @@ async def test_five_members_agree_on_membership_and_message_order(tmp_path: Path
                     "five of us",
                     fps[0],
                 )
-                assert info["admins"] == [fps[0]] and info["invited"] == []
-                assert info["joined"] is True and info["invited_us"] is False, me
+                assert info["admins"] == [fps[0]]
+                assert info["invited"] == []
+                assert info["joined"] is True, me
+                assert info["invited_us"] is False, me
 
             # One by one (each reaches everyone before the next): the fan-out latency.
             sent: list[str] = []
@@ -240,7 +242,8 @@ async def test_returning_member_catches_up_from_the_one_member_online(tmp_path: 
     shown = room_messages(e_back, room)
     assert sorted(ev["message_id"] for ev in shown) == sorted(missed)
     assert {ev["message_id"]: ev["author"] for ev in shown} == authors
-    assert sorted(info_e["members"]) == sorted(fps) and info_e["joined"] is True
+    assert sorted(info_e["members"]) == sorted(fps)
+    assert info_e["joined"] is True
     assert stats_e["room_events_rejected"] == 0
 
     # Offline: every event E stored verifies on its own under its author's key.
@@ -353,7 +356,8 @@ async def test_an_invitee_is_only_told_about_the_room_it_was_invited_to(tmp_path
     assert changes
     for change in changes:  # before 9514406 the first was {"name": "", "members": [], ...}
         assert change["name"] == "named", change
-        assert fps[0] in change["members"] and change["admins"] == [fps[0]], change
+        assert fps[0] in change["members"], change
+        assert change["admins"] == [fps[0]], change
 
 
 async def test_declining_an_invitation_forgets_the_rooms_messages(tmp_path: Path) -> None:
@@ -389,7 +393,8 @@ async def test_declining_an_invitation_forgets_the_rooms_messages(tmp_path: Path
         events_kept = db.room_events(bytes.fromhex(room))
         posts_kept = db.conversation(f"room:{room}")
     assert [m["peer"] for m in found_while_invited] == [f"room:{room}"]
-    assert rooms_after == [] and events_kept == []
+    assert rooms_after == []
+    assert events_kept == []
     assert found_after == [], found_after  # before 9514406 the post was still found
     assert posts_kept == [], posts_kept  # and still stored
 

@@ -52,7 +52,8 @@ async def test_two_daemons_driven_only_through_json_rpc(vlan3: VirtualLan, tmp_p
                 await a.wait_event(connected_to(fb))
                 await b_daemon.wait_event(connected_to(fa))
             peers = {p["nick"]: p for p in await b.call("peers")}
-            assert peers["alice"]["connected"] and peers["alice"]["fingerprint"] == fa
+            assert peers["alice"]["connected"]
+            assert peers["alice"]["fingerprint"] == fa
 
             sent = await a.call("send", peer="bob", text="the quarterly numbers are in")
             with trio.fail_after(10):
@@ -60,7 +61,8 @@ async def test_two_daemons_driven_only_through_json_rpc(vlan3: VirtualLan, tmp_p
                 await a.wait_event(
                     lambda e: e["type"] == "message_delivered" and e["message_id"] == sent["id"]
                 )
-            assert got["message_id"] == sent["id"] and got["sender"] == fa
+            assert got["message_id"] == sent["id"]
+            assert got["sender"] == fa
 
             offer = (
                 await a.call("send_files", peers=["bob"], paths=[str(tmp_path / "report.bin")])
@@ -107,7 +109,8 @@ async def test_two_daemons_driven_only_through_json_rpc(vlan3: VirtualLan, tmp_p
                 seen = await a.wait_event(lambda e: e["type"] == "room_message")
             assert (seen["message_id"], seen["author"]) == (posted["id"], fb)
             (info,) = await b.call("rooms")
-            assert sorted(info["members"]) == sorted([fa, fb]) and info["topic"] == "Q4"
+            assert sorted(info["members"]) == sorted([fa, fb])
+            assert info["topic"] == "Q4"
             assert [m["body"] for m in await a.call("room_history", room=room)] == [
                 "joined, reading the report"
             ]

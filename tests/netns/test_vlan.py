@@ -241,9 +241,15 @@ def test_teardown_removes_everything_and_kills_leftover_processes() -> None:
 
 
 def test_teardown_also_happens_on_exceptions() -> None:
-    with pytest.raises(RuntimeError, match="boom"), VirtualLan(1) as lan:
-        ours = {lan.bridge_netns, lan.hosts[0].netns}
-        raise RuntimeError("boom")
+    ours: set[str] = set()
+
+    def fail_inside() -> None:
+        with VirtualLan(1) as lan:
+            ours.update({lan.bridge_netns, lan.hosts[0].netns})
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fail_inside()
     assert not ours & _netns_names()
 
 
@@ -408,13 +414,19 @@ def test_routed_lans_teardown_removes_everything() -> None:
 
 
 def test_routed_lans_teardown_also_happens_on_exceptions() -> None:
-    with pytest.raises(RuntimeError, match="boom"), RoutedLans((1, 1)) as lans:
-        ours = {lans.router_netns, *(h.netns for h in lans.hosts)}
-        raise RuntimeError("boom")
+    ours: set[str] = set()
+
+    def fail_inside() -> None:
+        with RoutedLans((1, 1)) as lans:
+            ours.update({lans.router_netns, *(h.netns for h in lans.hosts)})
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fail_inside()
     assert not ours & _netns_names()
 
 
 @pytest.mark.parametrize("sizes", [(), (1, 0), (1, 300)])
 def test_routed_lans_rejects_bad_sizes(sizes: tuple[int, ...]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"at least one subnet|do not fit"):
         RoutedLans(sizes)

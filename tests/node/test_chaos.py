@@ -7,7 +7,9 @@ import trio
 from p2pim import Identity, open_node
 from p2pim.events import MessageReceived, PeerConnected, PeerDisconnected
 from p2pim.testing.chaos import UP, ChaosProxy, replay
-from tests.support.nodes import loopback_config, next_event
+from tests.support.nodes import first_event, loopback_config, next_event
+
+REDIAL = 10.0  # seconds for A to notice the closed session, redial and resend
 
 
 async def test_a_flipped_byte_closes_the_session_and_the_message_arrives_once_after(
@@ -30,7 +32,8 @@ async def test_a_flipped_byte_closes_the_session_and_the_message_arrives_once_af
         assert "protocol error" in gone.reason, gone  # type: ignore[attr-defined]
         assert proxy.flipped == 1
         # A redials (through the proxy, now honest) and resends from its outbox: once.
-        got = await next_event(b_events, lambda e: isinstance(e, MessageReceived), timeout=10)
+        with trio.fail_after(REDIAL):
+            got = await first_event(b_events, lambda e: isinstance(e, MessageReceived))
         assert (got.message_id, got.text) == (sent, "the exact words")  # type: ignore[attr-defined]
         history = await b.history(a.fingerprint)
         assert [m.body for m in history] == ["the exact words"]

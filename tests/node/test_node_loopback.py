@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 
 from p2pim import Identity, Node, PeerRejectedError, open_node
@@ -67,7 +68,8 @@ async def test_dialing_an_unexpected_key_is_rejected_before_we_identify(identity
         assert rejected.actual_fingerprint == b.fingerprint
         # B never completed a handshake: A aborted before message 3 revealed its key.
         await trio.testing.wait_all_tasks_blocked()
-        assert a.peers() == [] and b.peers() == []
+        assert a.peers() == []
+        assert b.peers() == []
         assert b_events.statistics().current_buffer_used == 0
 
 
@@ -83,7 +85,7 @@ async def test_simultaneous_dials_converge_on_one_session() -> None:
             # Both ends settle on the same TCP connection (the tie-break needs no talk).
             while not same_session(a, b):
                 await trio.testing.wait_all_tasks_blocked()  # let in-flight adoptions finish
-                await trio.sleep(0)
+                await trio.lowlevel.checkpoint()
         for i in range(20):
             await a.send_text(b.fingerprint, f"a{i}")
             await b.send_text(a.fingerprint, f"b{i}")
@@ -206,7 +208,8 @@ async def test_one_way_visibility_is_diagnosed() -> None:
             )
         assert failed.reason == "refused"  # type: ignore[union-attr]
         [report] = [r for r in a.reachability() if r.fingerprint == b.fingerprint]
-        assert report.they_reached_us and not report.connected
+        assert report.they_reached_us
+        assert not report.connected
         assert report.last_error == "refused"
         assert report.diagnosis.startswith("one-way: the peer reached us")
 

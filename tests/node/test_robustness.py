@@ -12,7 +12,7 @@ from p2pim import Identity, PeerRejectedError, open_node
 from p2pim.events import DialFailed, MessageReceived, PeerConnected
 from p2pim.storage import StorageError, Store
 from p2pim.wire.messages import Heartbeat, Typing
-from tests.support.nodes import loopback_config, next_event, raw_session
+from tests.support.nodes import first_event, loopback_config, next_event, raw_session
 
 
 async def test_connections_reset_before_they_are_served_do_not_kill_the_node() -> None:
@@ -43,8 +43,8 @@ async def test_two_peers_sending_hard_at_once_do_not_deadlock() -> None:
                 await sender.send_text(to, body)
 
         async def receive_all(events) -> None:  # type: ignore[no-untyped-def]
-            for _ in range(count):
-                await next_event(events, lambda e: isinstance(e, MessageReceived), 60)
+            for _ in range(count):  # bounded by the fail_after below
+                await first_event(events, lambda e: isinstance(e, MessageReceived))
 
         with trio.fail_after(60):
             async with trio.open_nursery() as nursery:

@@ -56,11 +56,13 @@ async def test_a_room_offer_reaches_every_member_in_the_room_even_one_never_met(
             (True, "offered", room, len(data))
         }
         got = await next_event(subs[a], offer_of(offer))  # type: ignore[arg-type]
-        assert isinstance(got, OfferReceived) and got.room == room
+        assert isinstance(got, OfferReceived)
+        assert got.room == room
         assert got.peer == b.fingerprint
         await meet(b, c)  # now b's queued offer goes to c
         got = await next_event(subs[c], offer_of(offer))  # type: ignore[arg-type]
-        assert isinstance(got, OfferReceived) and got.room == room
+        assert isinstance(got, OfferReceived)
+        assert got.room == room
         for node in (a, c):
             [theirs] = [t for t in await node.transfers() if t.offer == offer]
             assert (theirs.peer, theirs.outgoing, theirs.room) == (b.fingerprint, False, room)
@@ -96,7 +98,8 @@ async def test_a_room_named_by_a_non_member_makes_a_private_offer() -> None:
             )  # fmt: skip
             await link.send(part)
             got = await next_event(events, offer_of(offer.hex()))  # type: ignore[arg-type]
-            assert isinstance(got, OfferReceived) and got.room == "", label
+            assert isinstance(got, OfferReceived), label
+            assert got.room == "", label
             [info] = [t for t in await a.transfers() if t.offer == offer.hex()]
             assert info.room == "", label
         # The session stays up: a wrong claim is not a protocol error.

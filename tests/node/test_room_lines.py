@@ -107,7 +107,8 @@ async def test_system_lines_are_listed_in_log_order_everywhere_and_after_a_resta
         ]  # fmt: skip
         removal = notices[-1]
         assert (removal.author, removal.subject) == (ben.fingerprint, cat.fingerprint)
-        assert removal.outgoing is False and notices[0].outgoing is True
+        assert removal.outgoing is False
+        assert notices[0].outgoing is True
         assert notices[1].text == "q4"
         # Without `system`, the history is the posts alone, as before.
         assert [m.body for m in await ann.room_history(room)] == ["hello", "bye cat"]

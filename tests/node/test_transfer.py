@@ -29,7 +29,14 @@ from p2pim.net.link import LinkClosed
 from p2pim.transfer.files import LocalFile
 from p2pim.transfer.manager import TransferError
 from p2pim.wire.messages import PROTOCOL_VERSION, Bye, Chunk, Hello, Pull
-from tests.support.nodes import loopback_config, meet, next_event, raw_session
+from tests.support.nodes import (
+    first_event,
+    loopback_config,
+    meet,
+    next_event,
+    raw_session,
+    read_until_closed,
+)
 
 
 def write_random(path: Path, size: int) -> bytes:
@@ -236,9 +243,10 @@ async def test_hostile_names_never_leave_the_download_directory(tmp_path: Path) 
     assert done.state == "completed", done  # type: ignore[attr-defined]
     assert files_under(outside) - {f"in/{p}" for p in files_under(inbox)} == {"in"}
     for file in done.files:  # type: ignore[attr-defined]
-        saved = Path(file.saved_as)
-        assert saved.resolve().is_relative_to(inbox.resolve()), file
-        assert not saved.is_symlink() and saved.read_bytes() == b"payload"
+        saved = trio.Path(file.saved_as)
+        assert (await saved.resolve()).is_relative_to(inbox.resolve()), file
+        assert not await saved.is_symlink()
+        assert await saved.read_bytes() == b"payload"
         assert all(c.isprintable() and c not in "\u202e" for c in file.path), file
     paths = [f.path for f in offered.files]  # type: ignore[attr-defined]
     assert paths[:3] == ["x", "etc/x", "a/x"]
@@ -255,10 +263,8 @@ async def test_file_data_on_a_session_closes_it_and_writes_nothing(tmp_path: Pat
         events = b.subscribe()
         link = await raw_session(b.port, Identity.generate(), "intruder")
         await link.send(Chunk(b"unsolicited" * 100))
-        with trio.fail_after(5):
-            with pytest.raises(LinkClosed):
-                while True:
-                    await link.receive()
+        with trio.fail_after(5), pytest.raises(LinkClosed):
+            await read_until_closed(link)
         gone = await next_event(events, lambda e: isinstance(e, PeerDisconnected))
         assert "protocol error" in gone.reason  # type: ignore[attr-defined]
         assert b.stats()["sessions"] == 0
@@ -281,7 +287,8 @@ async def test_a_transfer_connection_for_an_unknown_offer_is_refused(tmp_path: P
             )
             await link.send(Pull(0, 0))
             reply = await link.receive()
-        assert isinstance(reply, Bye) and reply.reason == "unknown offer"
+        assert isinstance(reply, Bye)
+        assert reply.reason == "unknown offer"
         assert a.stats()["sessions"] == 0
 
 
@@ -300,17 +307,17 @@ async def test_a_transfer_resumes_after_the_receiver_restarts(tmp_path: Path) ->
             b_events = b.subscribe()
             await b.accept_offer(alice.fingerprint, offered.offer, directory=inbox)
             # Stop once a checkpoint has made part of the file durable.
-            await next_event(
-                b_events,
-                lambda e: isinstance(e, TransferProgress) and e.done > 20 << 20,
-                timeout=20,
-            )
+            with trio.fail_after(20):
+                await first_event(
+                    b_events, lambda e: isinstance(e, TransferProgress) and e.done > 20 << 20
+                )
         (info,) = [t for t in await a.transfers() if t.offer == offered.offer]
         assert info.state == "accepted"
         async with open_node(bob, loopback_config("b"), store_path=b_store) as b:
             b_events = b.subscribe()
             await b.connect("127.0.0.1", a.port, alice.fingerprint)
-            done = await next_event(b_events, is_(TransferFinished, offer=offered.offer), 30)
+            with trio.fail_after(30):
+                done = await first_event(b_events, is_(TransferFinished, offer=offered.offer))
             assert done.state == "completed", done  # type: ignore[attr-defined]
             await next_event(
                 a_events, is_(TransferFinished, offer=offered.offer, state="completed")
@@ -372,7 +379,8 @@ async def test_a_disk_that_fills_up_fails_the_transfer_cleanly_and_chat_goes_on(
             a_events = a.subscribe()
             await a.connect("127.0.0.1", b.port, bob.fingerprint)
             for events in (b_events, a_events):
-                done = await next_event(events, is_(TransferFinished, offer=offered.offer), 20)
+                with trio.fail_after(20):
+                    done = await first_event(events, is_(TransferFinished, offer=offered.offer))
                 assert done.state == "failed", done  # type: ignore[attr-defined]
                 assert [f.outcome for f in done.files] == ["no-space"]  # type: ignore[attr-defined]
                 assert "disk space" in done.reason  # type: ignore[attr-defined]

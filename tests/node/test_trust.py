@@ -114,11 +114,13 @@ async def test_a_wrong_code_fails_pins_nothing_and_burns_the_code() -> None:
         with pytest.raises(PairingError):
             await a.pair("127.0.0.1", b.port, wrong)
         await wait_for(b_events, lambda e: isinstance(e, PairingFailed))
-        assert a.peers() == [] and b.peers() == []  # nothing pinned on either side
+        assert a.peers() == []
+        assert b.peers() == []
         # One guess per code: even the right code is now refused.
         with pytest.raises(PairingError):
             await a.pair("127.0.0.1", b.port, code)
-        assert a.peers() == [] and b.peers() == []
+        assert a.peers() == []
+        assert b.peers() == []
 
 
 async def test_pairing_without_a_code_on_the_other_side_fails() -> None:

@@ -85,7 +85,7 @@ def test_trust_transitions(db: Database) -> None:
     assert db.get_peer(new) == storage.PeerRecord(new, key(2), "alice", "verified", old, 2000, 2000)
     db.set_trust(new, "unverified", previous_fingerprint="f" * 64)
     assert db.get_peer(new).previous_fingerprint == "f" * 64  # type: ignore[union-attr]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="trust must be one of"):
         db.set_trust(new, "bogus")  # type: ignore[arg-type]
     with pytest.raises(UnknownPeer):
         db.set_trust("0" * 64, "verified")
@@ -428,7 +428,8 @@ def test_sigkill_mid_write_loses_no_committed_row(path: Path) -> None:
     finally:
         child.kill()
         child.wait()
-        assert child.stdout is not None and child.stderr is not None
+        assert child.stdout is not None
+        assert child.stderr is not None
         child.stdout.close()
         child.stderr.close()
     assert child.returncode == -signal.SIGKILL
@@ -447,7 +448,8 @@ def test_sigkill_mid_write_loses_no_committed_row(path: Path) -> None:
         assert len(stored) >= len(committed) >= 50
         for n, (fingerprint, message_hex) in enumerate(committed):
             message_id = bytes.fromhex(message_hex)
-            assert message_id in messages and message_id in outbox
+            assert message_id in messages
+            assert message_id in outbox
             assert db.addresses(fingerprint) == [("10.0.0.1", 7000)]
             assert db.outbox(fingerprint) == [(n + 1, message_id, b"wire" + key(n))]
             assert db.history(fingerprint)[0].lamport == n + 1

@@ -71,7 +71,8 @@ def test_a_v1_database_with_peers_is_migrated_keeping_them(
         assert db.peers() == [alice]
         assert db.addresses(ALICE) == [("10.0.0.1", 7000)]
         assert db.manual_peers() == [("10.0.0.9", 7001)]
-        assert db.conversation(ALICE) == [] and db.outbox_peers() == []
+        assert db.conversation(ALICE) == []
+        assert db.outbox_peers() == []
         assert db.tick_lamport() == 1
         send(db, 1, body="after the upgrade")
         assert ids(db.search("upgrade")) == [mid(1)]
@@ -195,11 +196,13 @@ def test_edits_apply_once_and_only_by_the_author(db: Database) -> None:
     receive(db, "m", body="helo wrold")
     assert db.apply_edit(mid("e1"), mid("m"), BOB, "forged", 5, 10) is None
     edited = db.apply_edit(mid("e1"), mid("m"), ALICE, "hello world", 5, 10)
-    assert edited is not None and (edited.body, edited.edited_at) == ("hello world", 5)
+    assert edited is not None
+    assert (edited.body, edited.edited_at) == ("hello world", 5)
     # Replayed: a no-op, even with other content.
     assert db.apply_edit(mid("e1"), mid("m"), ALICE, "again", 6, 11) is None
     assert db.get_message(mid("m")) == edited
-    assert ids(db.search("world")) == [mid("m")] and db.search("wrold") == []
+    assert ids(db.search("world")) == [mid("m")]
+    assert db.search("wrold") == []
     # A peer cannot edit our messages.
     send(db, "ours", body="mine")
     assert db.apply_edit(mid("e2"), mid("ours"), ALICE, "theirs", 7, 12) is None
@@ -211,19 +214,22 @@ def test_an_operation_for_an_unknown_message_can_apply_later(db: Database) -> No
     assert db.apply_delete(mid("d"), mid("late"), ALICE, 10) is None
     receive(db, "late", body="original")
     edited = db.apply_edit(mid("e"), mid("late"), ALICE, "edited", 5, 11)
-    assert edited is not None and edited.body == "edited"
+    assert edited is not None
+    assert edited.body == "edited"
 
 
 def test_deletes_apply_once_leave_a_tombstone_and_end_edits(db: Database) -> None:
     receive(db, "m", body="secret plans")
     assert db.apply_delete(mid("d1"), mid("m"), BOB, 10) is None
     deleted = db.apply_delete(mid("d1"), mid("m"), ALICE, 10)
-    assert deleted is not None and (deleted.body, deleted.deleted) == ("", True)
+    assert deleted is not None
+    assert (deleted.body, deleted.deleted) == ("", True)
     assert db.apply_delete(mid("d1"), mid("m"), ALICE, 11) is None  # replayed
     assert db.apply_delete(mid("d2"), mid("m"), ALICE, 12) is None  # deleted already
     assert db.apply_edit(mid("e1"), mid("m"), ALICE, "back from the dead", 13, 13) is None
     assert db.get_message(mid("m")) == deleted
-    assert db.search("secret") == [] and db.search("dead") == []
+    assert db.search("secret") == []
+    assert db.search("dead") == []
     assert db.integrity_check() == "ok"
 
 
@@ -288,7 +294,8 @@ def test_mark_delivered_once_per_message(db: Database) -> None:
     assert db.get_message(mid(1)).delivered_at == 5000  # type: ignore[union-attr]
     assert db.get_message(mid("in")).delivered_at is None  # type: ignore[union-attr]
     assert db.mark_delivered(ALICE, [mid(2), mid(2)], 7000) == [mid(2)]
-    assert db.outbox_peers() == [] and db.mark_delivered(ALICE, [], 8000) == []
+    assert db.outbox_peers() == []
+    assert db.mark_delivered(ALICE, [], 8000) == []
 
 
 def test_read_receipts_apply_once(db: Database) -> None:
@@ -365,7 +372,8 @@ def test_search_finds_words_across_conversations_best_first(db: Database) -> Non
     assert ids(db.search("PIZZA"))[0] == mid("b1")  # most relevant first
     assert set(ids(db.search("pizza tonight"))) == {mid("a1"), mid("a2")}  # every word
     assert ids(db.search("salad thanks")) == [mid("b2")]
-    assert db.search("pizzas") == [] and db.search("burger") == []
+    assert db.search("pizzas") == []
+    assert db.search("burger") == []
     assert len(db.search("pizza", limit=2)) == 2
     assert db.search("pizza", limit=0) == []
 
@@ -384,7 +392,8 @@ def test_search_follows_edits_and_forgets_deletes(db: Database) -> None:
     assert db.search("station") == []
     assert ids(db.search("harbour")) == [mid("m")]
     db.apply_delete(mid("d"), mid("m"), ALICE, 6)
-    assert db.search("harbour") == [] and db.search("meet") == []
+    assert db.search("harbour") == []
+    assert db.search("meet") == []
     assert db.integrity_check() == "ok"
 
 
@@ -496,7 +505,8 @@ async def test_store_messaging_round_trip(store: Store) -> None:
     assert await store.run(Database.store_incoming, mid(2), ALICE, ALICE, 3, 5, "hello", 4) is None
     await store.run(Database.edit_own, mid("e"), mid(1), ME, "hi cafe", 5, b"e", ALICE, 6)
     edited = await store.run(Database.apply_edit, mid("e2"), mid(2), ALICE, "hello!", 7, 8)
-    assert edited is not None and edited.body == "hello!"
+    assert edited is not None
+    assert edited.body == "hello!"
     assert await store.run(Database.apply_delete, mid("d2"), mid(2), BOB, 9) is None
     await store.run(Database.queue_operation, mid("r"), ALICE, b"receipt", 10)
     assert await store.run(Database.outbox_peers) == [ALICE]

@@ -13,6 +13,8 @@ from p2pim.events import NodeEvent, PeerConnected, RoomInvited
 from p2pim.net.link import PeerLink, perform_handshake
 from p2pim.wire.messages import PROTOCOL_VERSION, Hello
 
+EVENT_WAIT = 5.0  # seconds a test waits for an event a node on loopback owes it
+
 
 def loopback_config(nick: str, **overrides: object) -> NodeConfig:
     config = NodeConfig(nick=nick, listen_host="127.0.0.1", discovery=False)
@@ -67,11 +69,9 @@ async def mesh(nodes: list[Node]) -> None:
             await meet(a, b)
 
 
-async def until(
-    events: trio.MemoryReceiveChannel[NodeEvent], check: Callable[[], bool], timeout: float = 5.0
-) -> None:
+async def until(events: trio.MemoryReceiveChannel[NodeEvent], check: Callable[[], bool]) -> None:
     """Wait for `check()` to hold, re-checking after each event (subscribe before acting)."""
-    with trio.fail_after(timeout):
+    with trio.fail_after(EVENT_WAIT):
         while not check():
             await events.receive()
 
@@ -98,15 +98,20 @@ async def form_room(creator: Node, others: list[Node], name: str = "planning") -
 
 
 async def next_event(
-    events: trio.MemoryReceiveChannel[NodeEvent],
-    predicate: Callable[[NodeEvent], bool],
-    timeout: float = 5.0,
+    events: trio.MemoryReceiveChannel[NodeEvent], predicate: Callable[[NodeEvent], bool]
 ) -> NodeEvent:
-    """The next event matching `predicate`, within `timeout` seconds."""
-    with trio.fail_after(timeout):
-        async for event in events:
-            if predicate(event):
-                return event
+    """The next event matching `predicate`, within EVENT_WAIT seconds."""
+    with trio.fail_after(EVENT_WAIT):
+        return await first_event(events, predicate)
+
+
+async def first_event(
+    events: trio.MemoryReceiveChannel[NodeEvent], predicate: Callable[[NodeEvent], bool]
+) -> NodeEvent:
+    """The next event matching `predicate`, however long it takes: the caller bounds it."""
+    async for event in events:
+        if predicate(event):
+            return event
     raise AssertionError("event stream ended")
 
 
@@ -123,3 +128,9 @@ async def raw_session(
             hello=Hello(PROTOCOL_VERSION, nick),
             address="127.0.0.1",
         )
+
+
+async def read_until_closed(link: PeerLink) -> None:
+    """Read and drop whatever `link` receives until the node closes it (`LinkClosed`)."""
+    while True:
+        await link.receive()

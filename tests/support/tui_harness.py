@@ -32,6 +32,7 @@ from tests.support.nodes import loopback_node
 
 T = TypeVar("T")
 SIZE = (100, 30)
+TRANSFER_WITHIN = 900.0  # seconds a latency run's transfer may take, key presses included
 
 
 class UiThread:
@@ -72,18 +73,20 @@ class UiThread:
             released.cancel()
 
     async def _app_exited(self) -> None:
-        while self.app.is_running:
+        while self.app.is_running:  # noqa: ASYNC110 (Textual announces no exit to run_test)
             await asyncio.sleep(0.02)
 
     def do(self, fn: Callable[[Pilot[None]], Awaitable[T]], timeout: float = 15) -> T:
         """Run `fn(pilot)` on the UI's loop; its result (or exception) here."""
-        assert self._loop is not None and self._pilot is not None
+        assert self._loop is not None
+        assert self._pilot is not None
         future = asyncio.run_coroutine_threadsafe(_call(fn, self._pilot), self._loop)
         return future.result(timeout)
 
     def quit(self, key: str = "ctrl+q", timeout: float = 15) -> None:
         """Press the quit key and wait until the app and its thread have ended."""
-        assert self._loop is not None and self._pilot is not None
+        assert self._loop is not None
+        assert self._pilot is not None
         pilot = self._pilot
         self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(pilot.press(key)))
         self.thread.join(timeout)
@@ -275,7 +278,6 @@ async def measure_transfer_latency(
     *,
     samples: int = 60,
     gap: float = 0.01,
-    timeout: float = 900.0,
 ) -> TransferLatency:
     """A UI receives a `size`-byte file from a daemon process on 127.0.0.1 (mDNS off),
     accepting it in the offer modal, while a thread types into its composer one key every
@@ -339,7 +341,7 @@ async def measure_transfer_latency(
             result.idle = await trio.to_thread.run_sync(type_keys, samples, lambda: False)
             probe.clear(ui)
 
-            with trio.fail_after(timeout):
+            with trio.fail_after(TRANSFER_WITHIN):
                 offer = (await sender.call("send_files", peers=[ui_fp], paths=[str(source)]))[
                     "offer"
                 ]
@@ -361,9 +363,11 @@ async def measure_transfer_latency(
             )
             await trio.to_thread.run_sync(ui.do, refocus)
             frames = probe.frames
-            with trio.fail_after(timeout):
+            with trio.fail_after(TRANSFER_WITHIN):
                 result.during = await trio.to_thread.run_sync(type_keys, None, finished)
-                await trio.to_thread.run_sync(ui.wait_until, lambda app: finished(), timeout)
+                await trio.to_thread.run_sync(
+                    ui.wait_until, lambda app: finished(), TRANSFER_WITHIN
+                )
             result.transfer_seconds = time.perf_counter() - started
             result.frames_during = probe.frames - frames
             transfer = app.model.transfers[(sender_fp, offer)]

@@ -78,7 +78,8 @@ def press_button(ui: UiThread, button_id: str, how: str) -> None:
 
     ui.do(go)
     ui.wait_until(lambda app: screen not in app.screen_stack)
-    assert ui.app.is_running and ui.thread.is_alive()
+    assert ui.app.is_running
+    assert ui.thread.is_alive()
 
 
 def enter_text(ui: UiThread, field_id: str, text: str) -> None:
@@ -181,7 +182,8 @@ def test_pairing_by_code_from_two_uis_verifies_both(
     # Bob's code closes by itself once used, naming who paired.
     bob.wait_until(lambda app: shown not in app.screen_stack)
     bob.wait_until(lambda app: any("Paired: alice is verified" in t for t in toasts(app)))
-    assert bob.app.is_running and alice.app.is_running
+    assert bob.app.is_running
+    assert alice.app.is_running
 
 
 def test_pairing_with_a_wrong_code_fails_plainly(pair: tuple[UiThread, UiThread]) -> None:
@@ -205,8 +207,10 @@ def test_pairing_with_a_wrong_code_fails_plainly(pair: tuple[UiThread, UiThread]
     alice.wait_until(lambda app: any("wrong code" in t for t in toasts(app, "error")))
     bob.wait_until(lambda app: shown not in app.screen_stack)
     bob.wait_until(lambda app: any("Pairing failed" in t for t in toasts(app, "error")))
-    assert trust(alice, bob) == "unverified" and trust(bob, alice) == "unverified"
-    assert alice.app.is_running and bob.app.is_running
+    assert trust(alice, bob) == "unverified"
+    assert trust(bob, alice) == "unverified"
+    assert alice.app.is_running
+    assert bob.app.is_running
 
 
 @HOW
@@ -226,7 +230,8 @@ def test_pairing_dialogs_close_and_cancel(pair: tuple[UiThread, UiThread], how: 
     dialog(alice, Ask)
     enter_text(alice, "field-0", "123-456")
     press_button(alice, "cancel", how)
-    assert trust(alice, bob) == "unverified" and trust(bob, alice) == "unverified"
+    assert trust(alice, bob) == "unverified"
+    assert trust(bob, alice) == "unverified"
     assert toasts(alice.app, "error") == []  # Cancel tried nothing
 
 
@@ -316,7 +321,8 @@ def test_an_offer_accepted_in_f3_closes_its_dialog(
     bob.wait_until(lambda app: transfer.state == "completed")
     keys(bob, "escape")  # back from F3: the offer dialog is not asking any more
     bob.wait_until(lambda app: screen not in app.screen_stack)
-    assert len(bob.app.screen_stack) == 1 and bob.app.is_running
+    assert len(bob.app.screen_stack) == 1
+    assert bob.app.is_running
     bob.wait_until(lambda app: any("alice's offer was accepted" in t for t in toasts(app)))
     (saved,) = transfer.saved_as
     assert hashlib.sha256(Path(saved).read_bytes()).digest() == hashlib.sha256(data).digest()
@@ -344,7 +350,8 @@ def test_an_offer_declined_in_f3_closes_its_dialog(
     keys(bob, "escape")
     bob.wait_until(lambda app: screen not in app.screen_stack)
     bob.wait_until(lambda app: any("alice's offer was declined" in t for t in toasts(app)))
-    assert len(bob.app.screen_stack) == 1 and bob.app.is_running
+    assert len(bob.app.screen_stack) == 1
+    assert bob.app.is_running
     assert files_under(bob.app.node.config.download_dir) == []
 
 
@@ -363,7 +370,8 @@ def test_an_offer_cancelled_by_the_sender_closes_its_dialog(
     alice.do(withdraw)
     bob.wait_until(lambda app: screen not in app.screen_stack)
     bob.wait_until(lambda app: any("alice's offer was cancelled" in t for t in toasts(app)))
-    assert bob.app.is_running and len(bob.app.screen_stack) == 1
+    assert bob.app.is_running
+    assert len(bob.app.screen_stack) == 1
 
 
 def test_an_expired_offer_closes_its_dialog(
@@ -382,7 +390,8 @@ def test_an_expired_offer_closes_its_dialog(
     offer = alice.do(offer_briefly)
     # The toast comes from the dialog as it closes itself (however briefly it was open).
     bob.wait_until(lambda app: any("alice's offer expired" in t for t in toasts(app)), 20)
-    assert not isinstance(bob.app.screen, OfferScreen) and bob.app.is_running
+    assert not isinstance(bob.app.screen, OfferScreen)
+    assert bob.app.is_running
     assert bob.app.model.transfers[(fp(alice), offer)].state == "expired"
 
 

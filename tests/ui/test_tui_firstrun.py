@@ -134,7 +134,8 @@ def test_ok_saves_a_typed_name_and_the_peer_sees_it_at_once(people: People, how:
     # Live: bob's sidebar shows the new name on the session it already had.
     bob.wait_until(lambda app: "Alice Martin" in sidebar_text(app))
     assert alice.app.node.fingerprint in bob.app.node._links
-    assert alice.app.is_running and bob.app.is_running
+    assert alice.app.is_running
+    assert bob.app.is_running
 
 
 def test_escape_asks_again_next_time(people: People) -> None:
@@ -146,7 +147,8 @@ def test_escape_asks_again_next_time(people: People) -> None:
 
     ui.do(escape)
     ui.wait_until(lambda app: not isinstance(app.screen, FirstRun))
-    assert ui.app.node.config.nick == "login" and saved_nick(ui) == ""
+    assert ui.app.node.config.nick == "login"
+    assert saved_nick(ui) == ""
     assert ui.app.is_running
 
 

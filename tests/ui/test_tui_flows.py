@@ -58,7 +58,8 @@ def offer_shown(bob: UiThread, alice: UiThread, name: str, size: int) -> str:
     assert screen.offer.peer == fp(alice)
     text = bob.wait_until(lambda app: screen_text(app) if name in screen_text(app) else "")
     assert f"alice offers 1 file, {fmt.size(size)}" in text
-    assert name in text and fmt.size(size) in text
+    assert name in text
+    assert fmt.size(size) in text
     assert "unverified: you have not compared safety numbers" in text
     return screen.offer.offer
 
@@ -244,7 +245,8 @@ def test_a_changed_key_is_flagged_blocks_sending_until_verified(cast: Cast) -> N
         return number
 
     expected = alice.do(numbers)
-    assert len(expected) == 60 and expected.isdigit()
+    assert len(expected) == 60
+    assert expected.isdigit()
     assert carol2.do(lambda pilot: carol2.app.call(carol2.app.node.safety_number, fp(alice))) == (
         expected
     )
@@ -297,7 +299,8 @@ def test_search_jumps_to_the_conversation_and_highlights_the_message(
     alice.wait_until(lambda app: isinstance(app.screen, SearchScreen))
     press(alice, *"quarterly budget", "enter")
     hits = alice.wait_until(lambda app: search_results(app))
-    assert len(hits) == 1 and "bob: the quarterly budget is ready" in hits[0]
+    assert len(hits) == 1
+    assert "bob: the quarterly budget is ready" in hits[0]
     press(alice, "enter")  # the results have the focus, the first one highlighted
 
     found = alice.wait_until(lambda app: list(app.query(MessageView).filter(".found")))

@@ -149,12 +149,12 @@ class PtyProcess:
         plain = ANSI.sub(b"", bytes(self.output)).decode(errors="replace")
         return plain[-last:]
 
-    async def wait(self, timeout: float) -> int | None:
+    async def wait(self, timeout: float) -> int | None:  # noqa: ASYNC109 (None: tests print the screen)
         """The exit code, or None if it is still running after `timeout` seconds."""
-        with trio.move_on_after(timeout):
-            while self.process.poll() is None:
-                await trio.sleep(0.02)
-        return self.process.poll()
+        try:
+            return await trio.to_thread.run_sync(self.process.wait, timeout)
+        except subprocess.TimeoutExpired:
+            return None
 
     def close(self) -> None:
         if self.process.poll() is None:

@@ -278,7 +278,8 @@ def test_the_dialog_without_anyone_to_pick_still_creates(tmp_path: Path) -> None
     try:
         open_dialog(ui)
         screen = dialog(ui.app)
-        assert screen is not None and not screen.query("#members")
+        assert screen is not None
+        assert not screen.query("#members")
         press(ui, *"alone", "enter", *"just me", "enter")  # the topic's Enter creates
         ui.wait_until(lambda app: dialog(app) is None)
         room = room_named(ui, "alone")
@@ -379,4 +380,5 @@ def test_edit_and_delete_your_last_post_in_a_room(people: dict[str, UiThread]) -
     alice.wait_until(
         lambda app: any("sent nothing here" in str(n.message) for n in app._notifications)
     )
-    assert alice.app.is_running and bob.app.is_running
+    assert alice.app.is_running
+    assert bob.app.is_running

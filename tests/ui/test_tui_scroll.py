@@ -288,7 +288,8 @@ def test_scrolled_up_a_new_message_raises_the_bar_and_end_or_a_click_follows_aga
     say(alice, "while you were reading")
     bob.wait_until(lambda app: view(app).marker_shown)
     last = read(bob, newest)
-    assert isinstance(last, MessageView) and "while you were reading" in row_text(last)
+    assert isinstance(last, MessageView)
+    assert "while you were reading" in row_text(last)
     assert not read(bob, lambda app: shows(app, last))
     assert read(bob, lambda app: view(app).scroll_y) == place  # the reader's place is kept
     assert "new messages" in read(bob, lambda app: str(app.query_one(NewMessages).render()))

@@ -51,6 +51,7 @@ MONDAY = 1_717_430_400_000  # Monday 3 June 2024, 16:00 UTC
 TUESDAY = MONDAY + 17 * HOUR  # 09:00 the next day
 ROOM, INVITING_ROOM = "ab" * 16, "ef" * 16
 REPORT, PHOTOS, DATASET = "01" * 16, "02" * 16, "03" * 16
+UNTIL_WITHIN = 10.0  # seconds for the app to reach the state a picture shows
 DOWNLOADS = Path("/home/me/Downloads")  # only shown, never written: no offer is accepted
 WIDE, SMALL, LARGE = (100, 30), (80, 24), (120, 36)
 AGENDA, PLANNING = "04" * 16, "cd" * 16
@@ -117,8 +118,8 @@ def utc() -> Iterator[None]:
 # ---- driving the app -------------------------------------------------------------------
 
 
-async def until(pilot: Pilot[None], predicate: Callable[[], Any], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
+async def until(pilot: Pilot[None], predicate: Callable[[], Any]) -> None:
+    deadline = time.monotonic() + UNTIL_WITHIN
     while not predicate():
         if time.monotonic() > deadline:
             raise TimeoutError("the UI did not get there")

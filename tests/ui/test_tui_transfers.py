@@ -161,7 +161,8 @@ def test_a_file_shared_in_a_room_is_a_card_in_the_room_and_the_sender_sees_who_t
     for ui in (bob, carol):
         ui.wait_until(lambda app: focused_row(app) is not None)
         selected = focused_row(ui.app)
-        assert selected is not None and selected.transfer.offer == offer
+        assert selected is not None
+        assert selected.transfer.offer == offer
         assert selected.transfer.room == room
         assert "in #planning" in row_text(selected)
     # The sender's card is in the room at once, one entry per member; F3 has both rows.
@@ -176,7 +177,8 @@ def test_a_file_shared_in_a_room_is_a_card_in_the_room_and_the_sender_sees_who_t
     assert set(by_peer) == {fp(bob), fp(carol)}
     assert "146.5 KiB  completed" in row_text(by_peer[fp(bob)])
     declined = by_peer[fp(carol)]
-    assert "declined" in row_text(declined) and declined.has_class("-stopped")
+    assert "declined" in row_text(declined)
+    assert declined.has_class("-stopped")
     assert success_colour(alice.app) not in bar_colours(declined)  # never a green bar
     assert success_colour(alice.app) in bar_colours(by_peer[fp(bob)])
 
@@ -243,7 +245,8 @@ def test_f3_selects_the_newest_waiting_offer_so_a_d_c_and_o_act_at_once(
     press(bob, "escape", "f3")
     bob.wait_until(lambda app: focused_row(app) is not None)
     other = focused_row(bob.app).transfer  # type: ignore[union-attr]
-    assert other.offer != newest.offer and other.state == "offered"
+    assert other.offer != newest.offer
+    assert other.state == "offered"
     press(bob, "d")
     bob.wait_until(lambda app: other.state == "declined")
 
@@ -297,7 +300,8 @@ def test_a_click_on_a_room_file_card_opens_its_offer_and_accepts_it(
 
     bob.do(click)
     screen = bob.wait_until(lambda app: app.screen if isinstance(app.screen, OfferScreen) else None)
-    assert screen.offer.offer == offer and screen.offer.room == room
+    assert screen.offer.offer == offer
+    assert screen.offer.room == room
     press(bob, "a")
     transfer = bob.app.model.transfers[(fp(alice), offer)]
     bob.wait_until(lambda app: transfer.state == "completed")

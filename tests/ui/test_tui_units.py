@@ -256,7 +256,8 @@ def test_an_incoming_transfer_from_offer_to_completion() -> None:
         1.0,
         ("/d/a.txt",),
     )
-    assert transfer.finished and key not in m.offers
+    assert transfer.finished
+    assert key not in m.offers
 
 
 def test_progress_for_an_unknown_transfer_is_ignored_and_a_finish_creates_it() -> None:
@@ -382,8 +383,10 @@ def test_days_clock_numbers_and_images() -> None:
     noon = 1_700_049_600_000  # 2023-11-15 12:00 UTC: the same local day everywhere
     assert fmt.same_day(noon, noon + 60_000)
     assert not fmt.same_day(noon, noon + 86_400_000)
-    assert fmt.day(noon).endswith(" 2023") and "November" in fmt.day(noon)
-    assert len(fmt.clock(noon)) == 5 and fmt.clock(noon)[2] == ":"
+    assert fmt.day(noon).endswith(" 2023")
+    assert "November" in fmt.day(noon)
+    assert len(fmt.clock(noon)) == 5
+    assert fmt.clock(noon)[2] == ":"
     assert abs(fmt.now_ms() - int(__import__("time").time() * 1000)) < 5_000
     digits = "0123456789" * 6
     assert fmt.grouped(digits).split() == [digits[i : i + 5] for i in range(0, 60, 5)]
@@ -393,8 +396,10 @@ def test_days_clock_numbers_and_images() -> None:
         "01234  56789  01234  56789",
         "01234  56789  01234  56789",
     ]
-    assert fmt.is_image("Holiday.JPG") and fmt.is_image("a/b.webp")
-    assert not fmt.is_image("notes.txt") and not fmt.is_image("png")
+    assert fmt.is_image("Holiday.JPG")
+    assert fmt.is_image("a/b.webp")
+    assert not fmt.is_image("notes.txt")
+    assert not fmt.is_image("png")
 
 
 def test_a_transfer_row_describes_it() -> None:
@@ -420,7 +425,9 @@ def write_settings(profile: Path, data: object) -> None:
 def test_settings_default_without_a_file_or_with_a_broken_one(tmp_path: Path) -> None:
     defaults = Settings()
     assert Settings.load(tmp_path / "none") == defaults
-    assert defaults.interfaces == [] and defaults.bell and not defaults.desktop_notifications
+    assert defaults.interfaces == []
+    assert defaults.bell
+    assert not defaults.desktop_notifications
     (tmp_path / FILE).write_text("{not json", encoding="utf-8")
     assert Settings.load(tmp_path) == defaults
     write_settings(tmp_path, ["a", "list"])
@@ -441,7 +448,8 @@ def test_settings_of_the_wrong_type_are_ignored_the_rest_kept(tmp_path: Path) ->
         },
     )
     loaded, defaults = Settings.load(tmp_path), Settings()
-    assert loaded.nick == "zoe" and loaded.desktop_notifications is True
+    assert loaded.nick == "zoe"
+    assert loaded.desktop_notifications is True
     assert loaded.download_dir == defaults.download_dir
     assert loaded.interfaces == []
     assert loaded.auto_away_minutes == defaults.auto_away_minutes
@@ -675,7 +683,9 @@ def test_the_offer_dialog_expands_a_tilde_in_the_chosen_folder(
         await pilot.app.push_screen(OfferScreen(offer(), "verified", "/dl"), answers.append)
         await pilot.pause()
         text = "\n".join(s.text for s in pilot.app.screen._compositor.render_strips())
-        assert "bob offers 1 file, 600 B" in text and "a.txt" in text and "✔ verified" in text
+        assert "bob offers 1 file, 600 B" in text
+        assert "a.txt" in text
+        assert "✔ verified" in text
         field = pilot.app.screen.query_one("#directory", Input)
         field.value = "~/incoming"
         await pilot.press("a")

@@ -469,20 +469,24 @@ def assert_well_typed(obj: object) -> None:
     for name, kind, meta in schema(type(obj)):
         value = getattr(obj, name)
         if kind is str:
-            assert type(value) is str and len(value.encode("utf-8")) <= meta["max"], name
+            assert type(value) is str, name
+            assert len(value.encode("utf-8")) <= meta["max"], name
             assert "choices" not in meta or value in meta["choices"], name
         elif kind is bytes:
             assert type(value) is bytes, name
             assert len(value) == meta["size"] if "size" in meta else len(value) <= meta["max"]
         elif kind is int:
-            assert type(value) is int and meta.get("min", 0) <= value <= meta["max"], name
+            assert type(value) is int, name
+            assert meta.get("min", 0) <= value <= meta["max"], name
         elif kind is bool:
             assert type(value) is bool, name
         else:
-            assert type(value) is tuple and len(value) <= meta["max"], name
+            assert type(value) is tuple, name
+            assert len(value) <= meta["max"], name
             for item in value:
                 if typing.get_args(kind)[0] is bytes:
-                    assert type(item) is bytes and len(item) == meta["item_size"], name
+                    assert type(item) is bytes, name
+                    assert len(item) == meta["item_size"], name
                 else:
                     assert type(item) is typing.get_args(kind)[0], name
                     assert_well_typed(item)
@@ -803,7 +807,7 @@ class Link:
             except RemoteProtocolError as exc:
                 assert conn.state is State.ERROR
                 if self.impostor and dst == 0 and isinstance(exc, UnexpectedPeerKey):
-                    assert exc.remote_static == M_PUB
+                    assert exc.remote_static == M_PUB  # noqa: PT017 (an oracle, not a test)
                 failed = True
                 break
         self.check_events(dst, events)
@@ -831,7 +835,8 @@ class Link:
                 k = len(self.received[dst])
                 # Never corrupted, replayed, skipped or reordered plaintext: the next
                 # message the peer actually sent.
-                assert k < len(self.sent[src]) and event == self.sent[src][k]
+                assert k < len(self.sent[src])
+                assert event == self.sent[src][k]
                 self.received[dst].append(event)
         if all(self.established):
             assert self.conns[0].handshake_hash == self.conns[1].handshake_hash
@@ -1027,13 +1032,15 @@ def run_link(
     i, r = link.conns
     if impostor:
         assert link.established[0] is None
-        assert i.state is not State.ESTABLISHED and i.remote_static is None
+        assert i.state is not State.ESTABLISHED
+        assert i.remote_static is None
     for side in (0, 1):
         if evil[1 - side]:  # a bad handshake payload never establishes its receiver
             assert link.established[side] is None
     if not link.tampered and not impostor and not any(evil):
         # An undisturbed link, however it was chunked, completes and delivers everything.
-        assert link.established[0] is not None and link.established[1] is not None
+        assert link.established[0] is not None
+        assert link.established[1] is not None
         for side in (0, 1):
             # All the peer sent, unless this side said bye first and stopped reading.
             if Bye("quit") not in link.sent[side]:
@@ -1049,7 +1056,8 @@ def test_the_models_see_their_targets() -> None:
     for kind, d in [("deliver", 0), ("deliver", 1), ("send", 0), ("merge", 0), ("send", 1)]:
         link.act(kind, d, 0, b"")
     link.drain()
-    assert link.tracked == [True, True] and link.consumed == [2, 3]
+    assert link.tracked == [True, True]
+    assert link.consumed == [2, 3]
     assert link.received == [[POOL[0]], [POOL[0]]]
     assert link.established[0] == Established(R_PUB, HELLOS[1])
     frames, error_at, left = reference_parse(encode_frame(b"ab") + b"\x00", [5], [2])

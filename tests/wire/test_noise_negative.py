@@ -53,9 +53,11 @@ def test_round_trip() -> None:
     initiator, responder, init_pub, resp_pub = _pair()
     assert responder.read_message(initiator.write_message(b"hello")) == b"hello"
     assert initiator.read_message(responder.write_message(b"hi")) == b"hi"
-    assert not initiator.complete and not responder.complete
+    assert not initiator.complete
+    assert not responder.complete
     assert responder.read_message(initiator.write_message(b"done")) == b"done"
-    assert initiator.complete and responder.complete
+    assert initiator.complete
+    assert responder.complete
     assert initiator.messages_remaining == responder.messages_remaining == 0
     assert initiator.remote_static == resp_pub
     assert responder.remote_static == init_pub
@@ -81,7 +83,8 @@ def test_one_way_pattern_completes_after_one_message() -> None:
     initiator = HandshakeState("Noise_N_25519_ChaChaPoly_BLAKE2s", initiator=True, rs=resp_pub)
     responder = HandshakeState("Noise_N_25519_ChaChaPoly_BLAKE2s", initiator=False, s=resp_s)
     assert responder.read_message(initiator.write_message(b"x")) == b"x"
-    assert initiator.complete and responder.complete
+    assert initiator.complete
+    assert responder.complete
     send, _ = initiator.split()
     _, receive = responder.split()
     assert receive.decrypt_with_ad(b"", send.encrypt_with_ad(b"", b"y")) == b"y"
@@ -104,7 +107,8 @@ def test_wrong_prologue_fails_at_first_authenticated_message() -> None:
     responder.read_message(initiator.write_message())
     with pytest.raises(RemoteProtocolError):
         initiator.read_message(responder.write_message())
-    assert not initiator.complete and not responder.complete
+    assert not initiator.complete
+    assert not responder.complete
     with pytest.raises(ProtocolError):
         initiator.write_message()
 
@@ -115,10 +119,14 @@ def test_flipped_byte_in_message_1_never_completes(index: int) -> None:
     # by the next authenticated message, which must fail on one side or the other.
     initiator, responder, _, _ = _pair()
     message = _flip(initiator.write_message(b"payload"), index)
-    with pytest.raises(RemoteProtocolError):
+
+    def finish_handshake() -> None:
         responder.read_message(message)
         initiator.read_message(responder.write_message())
         responder.read_message(initiator.write_message())
+
+    with pytest.raises(RemoteProtocolError):
+        finish_handshake()
     assert not (initiator.complete and responder.complete)
 
 

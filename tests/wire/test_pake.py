@@ -97,7 +97,7 @@ def test_transcript_before_finish_is_local_error() -> None:
 
 
 def test_pairing_rejects_a_malformed_code() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="6 digits"):
         Pairing("12a456", initiator=True)
 
 
@@ -188,7 +188,7 @@ def test_generated_codes_length_is_configurable() -> None:
     code = generate_code(8)
     assert len(code) == 8
     assert normalize_code(code, digits=8) == code.encode()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least 6 digits"):
         generate_code(4)
 
 
@@ -228,7 +228,7 @@ def test_normalize_accepts_separators(text: str) -> None:
     ],
 )
 def test_normalize_rejects(text: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="6 digits"):
         normalize_code(text)
 
 
@@ -263,7 +263,8 @@ def test_noise_handshake_completes_with_the_same_code() -> None:
     assert hs_r.read_message(hs_i.write_message(b"")) == b""
     assert hs_i.read_message(hs_r.write_message(b"two")) == b"two"
     assert hs_r.read_message(hs_i.write_message(b"three")) == b"three"
-    assert hs_i.complete and hs_r.complete
+    assert hs_i.complete
+    assert hs_r.complete
     assert hs_i.remote_static == pub_r
     assert hs_r.remote_static == pub_i
     send_i, recv_i = hs_i.split()

@@ -69,9 +69,9 @@ def test_same_key_twice_is_two_equal_halves() -> None:
 
 @pytest.mark.parametrize("bad", [b"", bytes(31), bytes(33)])
 def test_rejects_keys_of_the_wrong_length(bad: bytes) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="32 bytes"):
         safety_number(bad, KEY_B)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="32 bytes"):
         safety_number(KEY_A, bad)
 
 
@@ -86,5 +86,5 @@ def test_format_groups() -> None:
 
 @pytest.mark.parametrize("bad", ["", "1" * 59, "1" * 61, "1" * 59 + "a", "\uff11" * 60])
 def test_format_rejects_what_is_not_a_safety_number(bad: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="60 digits"):
         format_safety_number(bad)

@@ -148,7 +148,8 @@ def established_pair() -> ConnectionPair:
 def test_handshake_step_by_step() -> None:
     pair = ConnectionPair()
     i, r = pair.initiator, pair.responder
-    assert i.state is State.HANDSHAKE and r.state is State.HANDSHAKE
+    assert i.state is State.HANDSHAKE
+    assert r.state is State.HANDSHAKE
     assert r.data_to_send() == b""  # the responder speaks second
 
     msg1 = i.data_to_send()
@@ -156,7 +157,8 @@ def test_handshake_step_by_step() -> None:
     assert i.data_to_send() == b""  # data_to_send drains
     assert r.receive_data(msg1) == []
     assert r.state is State.HANDSHAKE
-    assert r.remote_static is None and r.remote_hello is None
+    assert r.remote_static is None
+    assert r.remote_hello is None
 
     msg2 = r.data_to_send()
     assert len(msg2) <= HEADER_SIZE + MAX_HANDSHAKE_FRAME
@@ -176,7 +178,8 @@ def test_handshake_step_by_step() -> None:
 
     assert i.handshake_hash is not None
     assert i.handshake_hash == r.handshake_hash
-    assert i.data_to_send() == b"" and r.data_to_send() == b""
+    assert i.data_to_send() == b""
+    assert r.data_to_send() == b""
 
 
 def test_distinct_sessions_have_distinct_handshake_hashes() -> None:
@@ -193,9 +196,12 @@ def test_full_conversation(chunker: Chunker) -> None:
     events_i, events_r = pair.handshake(chunker)
     seen["i"] += events_i
     seen["r"] += events_r
-    assert i.state is State.ESTABLISHED and r.state is State.ESTABLISHED
-    assert i.remote_static == pair.r_pub and r.remote_static == pair.i_pub
-    assert i.remote_hello == HELLO_R and r.remote_hello == HELLO_I
+    assert i.state is State.ESTABLISHED
+    assert r.state is State.ESTABLISHED
+    assert i.remote_static == pair.r_pub
+    assert r.remote_static == pair.i_pub
+    assert i.remote_hello == HELLO_R
+    assert r.remote_hello == HELLO_I
 
     to_r = [text(1), text(2, "ünïcødé 🙂"), text(3, "x" * MAX_TEXT_BYTES)]
     to_i = [text(10, "reply"), text(11, "y" * 5000)]
@@ -786,7 +792,9 @@ def test_every_state_reachable_from_handshake() -> None:
 
 def test_table_only_uses_known_names() -> None:
     for (src, event), dst in TRANSITIONS.items():
-        assert isinstance(src, State) and isinstance(event, Input) and isinstance(dst, State)
+        assert isinstance(src, State)
+        assert isinstance(event, Input)
+        assert isinstance(dst, State)
 
 
 def test_state_diagram_matches_table() -> None:

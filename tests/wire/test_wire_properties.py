@@ -377,7 +377,8 @@ def established_pair() -> tuple[Connection, Connection]:
     i.receive_data(r.data_to_send())
     [established] = r.receive_data(i.data_to_send())
     assert isinstance(established, Established)
-    assert i.state is State.ESTABLISHED and r.state is State.ESTABLISHED
+    assert i.state is State.ESTABLISHED
+    assert r.state is State.ESTABLISHED
     return i, r
 
 
