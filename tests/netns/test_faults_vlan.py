@@ -11,7 +11,7 @@ and renumbered, with what they promise checked after every fault.
 3. A slow link (tc tbf) during a transfer of a file four times the memory bound.
 4. A host's address changes while its daemon runs.
 
-A full disk is tested in tests/test_transfer.py (a 4 MiB tmpfs).  docs/faults.md says
+A full disk is tested in tests/node/test_transfer.py (a 4 MiB tmpfs).  docs/faults.md says
 what each test does, how to replay a seed, and what was measured.  Every wait is an event
 awaited under `trio.fail_after`; the few sleeps place a kill, set a sending rate, sample
 memory, or are the partition itself.  Run with `-s` to see the numbers.

@@ -8,7 +8,7 @@ frames: no sleeps in the test, every wait bounded.
 
 `FrameProbe` times key presses to the frame that shows them, and
 `measure_transfer_latency` does so while a UI receives a big file from a daemon process
-(tests/test_tui_latency.py, benchmarks/bench_tui.py).
+(tests/ui/test_tui_latency.py, benchmarks/bench_tui.py).
 """
 
 from __future__ import annotations

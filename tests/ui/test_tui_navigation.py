@@ -1,7 +1,7 @@
 """Getting around: Ctrl+K jumps to a conversation by part of its name, the sidebar's
 highlight follows the open conversation, and Tab lands on an entry, never a header.
 
-Real nodes on 127.0.0.1 (no mDNS), each UI on a thread of its own (tests/tui_harness.py).
+Real nodes on 127.0.0.1 (no mDNS), each UI on a thread of its own (tests/support/tui_harness.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The conversation view keeps the newest row on screen, says when it cannot, and scrolls
 back through the whole history (issue 14, defect 2 and the scroll-back expectation).
 
-Pilot tests drive real UIs against real nodes on 127.0.0.1 (tests/tui_harness.py).  "On
+Pilot tests drive real UIs against real nodes on 127.0.0.1 (tests/support/tui_harness.py).  "On
 screen" is geometry, not a scroll offset: the row's region lies within the region the
 conversation shows (for a row taller than the view, its last line does).  The author
 colours and the indentation of continuation lines are checked as pure functions.

@@ -7,8 +7,8 @@ the conversation comes from the node's own history; presence, unread messages, r
 transfers then arrive as node events with fixed timestamps, posted to the app as the
 bridge would post them.  Times are shown in local time, so the tests pin TZ=UTC.
 
-Update the pictures with `pytest tests/test_tui_snapshots.py --snapshot-update`, and look
-at them (tests/__snapshots__/test_tui_snapshots/*.svg) before committing.
+Update the pictures with `pytest tests/ui/test_tui_snapshots.py --snapshot-update`, and look
+at them (tests/ui/__snapshots__/test_tui_snapshots/*.svg) before committing.
 """
 
 from __future__ import annotations

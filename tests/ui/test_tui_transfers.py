@@ -1,6 +1,6 @@
 """Files in rooms and the transfers view (F3), in real UIs on real nodes (issue 14, 6 and 7).
 
-Pilot drives each UI on a thread of its own (tests/tui_harness.py); the nodes talk over
+Pilot drives each UI on a thread of its own (tests/support/tui_harness.py); the nodes talk over
 127.0.0.1.  A file shared in a room is a card in the room on every side, never in the
 private chats; the sender's card says who took it; F3 lists every recipient, and after a
 restart shows each one's real bytes and state; a transfer that ended short is never a

@@ -1,4 +1,4 @@
-"""Runs p2pim.wire.noise against vendored public Noise test vectors (tests/vectors/).
+"""Runs p2pim.wire.noise against vendored public Noise test vectors (tests/wire/vectors/).
 
 Each vector is its own test: both sides are built from the vector's keys, the handshake
 messages must match byte for byte, then the transport messages through split() states.
