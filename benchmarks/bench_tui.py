@@ -8,7 +8,7 @@ showed, first with the UI idle (the baseline, same process, same run), then for 
 as the transfer runs.  A sample is the time from handing the key to the app as Textual's
 terminal driver does, from another thread, to the first frame rendered after the
 character reached the composer (the compositor update and its terminal escape sequences,
-everything but the write to a real terminal; see `FrameProbe` in tests/tui_harness.py).
+everything but the write to a real terminal; see `FrameProbe` in tests/support/tui_harness.py).
 The copy is checked (SHA-256): a wrong copy is an error, never a number.
 
 Reported: p50, p95 and max for idle and during the transfer, the ratio during/idle (the
@@ -34,7 +34,7 @@ import trio
 if __package__ in (None, ""):  # run as a script: import p2pim and tests from this checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.tui_harness import measure_transfer_latency
+from tests.support.tui_harness import measure_transfer_latency
 
 
 def load() -> list[float]:

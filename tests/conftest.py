@@ -1,7 +1,15 @@
-import sys
-from pathlib import Path
+"""Fixtures every layer uses.  Each folder's conftest.py holds that layer's own.
 
-# The harness's pytest glue lives beside the tests; make it importable as a plugin.
-sys.path.insert(0, str(Path(__file__).parent))
+Test folders are packages (an `__init__.py` each), so pytest imports `tests/core/test_x.py`
+as `tests.core.test_x`: two layers may hold modules with the same basename.
+"""
 
-pytest_plugins = ["vlan_fixtures", "tests.tui_cast"]  # namespaces; UIs (cast, pair)
+import pytest
+
+from p2pim import Identity
+
+
+@pytest.fixture
+def identity() -> Identity:
+    """A fresh key pair."""
+    return Identity.generate()

@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 import trio.testing
-from doubles import PEER, RecordingLink, link_pair, memory_store, receive
 
 from p2pim import delivery
 from p2pim.clock import new_message_id, now_ms
@@ -19,6 +18,7 @@ from p2pim.net.link import PeerLink
 from p2pim.storage import Database, Store
 from p2pim.wire import codec
 from p2pim.wire.messages import Ack, Message, Text
+from tests.support.doubles import PEER, RecordingLink, link_pair, memory_store, receive
 
 PEER_FP = PEER.fingerprint
 
@@ -221,7 +221,8 @@ async def test_the_inbox_hands_batches_in_order_and_holds_the_reader_when_full(
             await trio.testing.wait_all_tasks_blocked()
             # A batch taken by the drain (waiting on the disk), three in the inbox: the
             # reader waits with the next.
-            assert handler.taken and delivered == handler.taken[0] + 3 < len(texts)
+            assert handler.taken
+            assert delivered == handler.taken[0] + 3 < len(texts)
             handler.release.set()
         await handler.until(8)
         assert handler.messages == texts
@@ -239,7 +240,8 @@ async def test_a_replaced_sessions_messages_are_not_stored_but_its_acks_count() 
         await owner.received(old, Text(new_message_id(), 1, "late", 1))
         await owner.received(old, Ack((queued,)))
         await handler.until(1)
-        assert handler.batches == [[Ack((queued,))]] and handler.links == [old]
+        assert handler.batches == [[Ack((queued,))]]
+        assert handler.links == [old]
         assert await store.run(Database.outbox_size, PEER_FP) == 0
 
 

@@ -155,11 +155,12 @@ async def test_block_and_mute_persist(setup: Setup) -> None:
     peer = Identity.generate().fingerprint
     await setup.directory.block(peer)
     await setup.directory.mute(peer)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="yourself"):
         await setup.directory.block(setup.directory.identity.fingerprint)
     reloaded = PeerDirectory(setup.directory.identity, NodeConfig(nick="me"), {}, _ignore)
     await reloaded.load(setup.store)
-    assert peer in reloaded.blocked and peer in reloaded.muted
+    assert peer in reloaded.blocked
+    assert peer in reloaded.muted
     await reloaded.unblock(peer)
     assert peer not in reloaded.blocked
 

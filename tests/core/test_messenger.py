@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 
 import pytest
 import trio
-from doubles import PEER, link_pair, memory_store, receive
 
 from p2pim import events
 from p2pim.clock import new_message_id
@@ -29,6 +28,7 @@ from p2pim.wire.messages import (
     Text,
     Typing,
 )
+from tests.support.doubles import PEER, link_pair, memory_store, receive
 
 
 @dataclass
@@ -48,8 +48,9 @@ class Chat:
         table = merge(self.deliveries.routes(), self.messenger.routes())
         await table[type(message)](self.ours, message)
 
-    async def event(self, kind: type, count: int = 1, timeout: float = 5) -> list[events.NodeEvent]:
-        with trio.fail_after(timeout):
+    async def event(self, kind: type, count: int = 1, within: float = 5) -> list[events.NodeEvent]:
+        """Until `count` events of `kind` were emitted, at most `within` seconds."""
+        with trio.fail_after(within):
             while len(found := [e for e in self.seen if isinstance(e, kind)]) < count:
                 await self._changed[0].wait()
         return found
@@ -100,7 +101,8 @@ async def test_a_sent_text_is_committed_sent_and_delivered_once_acked() -> None:
         (stored,) = await c.store.run(Database.conversation, PEER.fingerprint)
         assert (stored.id, stored.body, stored.outgoing) == (message_id, "hello", True)
         (sent,) = await c.sent(1)
-        assert isinstance(sent, Text) and (sent.id, sent.body) == (message_id, "hello")
+        assert isinstance(sent, Text)
+        assert (sent.id, sent.body) == (message_id, "hello")
 
         await c.arrives(Ack((message_id,)))
         (delivered,) = await c.event(events.MessageDelivered)
@@ -159,8 +161,10 @@ async def test_our_edits_deletes_and_receipts_reach_the_peer() -> None:
             got = await c.sent(len(got) + 1)
         kinds = [type(m) for m in got]
         # The text may have left before the delete withdrew it; the rest go in order.
-        assert kinds[-3:] == [Edit, Delete, ReadReceipt] and set(kinds[:-3]) <= {Text}
-        assert got[-3].body == "typo" and got[-2].target == ours  # type: ignore[attr-defined]
+        assert kinds[-3:] == [Edit, Delete, ReadReceipt]
+        assert set(kinds[:-3]) <= {Text}
+        assert got[-3].body == "typo"
+        assert got[-2].target == ours
 
 
 async def test_typing_shows_expires_and_ends_with_the_session(
@@ -171,7 +175,7 @@ async def test_typing_shows_expires_and_ends_with_the_session(
         await c.arrives(Typing(True))  # a refresh: no second event
         assert await c.event(events.TypingChanged) == [events.TypingChanged(PEER.fingerprint, True)]
         start = trio.current_time()
-        await c.event(events.TypingChanged, 2, timeout=2 * TYPING_TTL)  # expired
+        await c.event(events.TypingChanged, 2, within=2 * TYPING_TTL)  # expired
         assert trio.current_time() - start >= TYPING_TTL
         assert c.seen[-1] == events.TypingChanged(PEER.fingerprint, False)
 
@@ -185,5 +189,5 @@ async def test_set_typing_goes_straight_to_the_link_and_text_is_bounded() -> Non
         await c.messenger.set_typing(PEER.fingerprint, True, 5)
         assert await c.sent(1) == [Typing(True)]
         await c.messenger.set_typing("nobody", True, 5)  # offline: nothing to do
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="at most"):
             await c.messenger.send_text(PEER.fingerprint, "x" * (MAX_TEXT_BYTES + 1))

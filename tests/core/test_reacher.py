@@ -50,9 +50,9 @@ async def setup() -> AsyncIterator[Setup]:
 
 
 async def test_a_manual_peer_is_checked_kept_and_reported(setup: Setup) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="host"):
         await setup.reacher.add_manual("", 4000)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="port"):
         await setup.reacher.add_manual("192.0.2.1", 0)
     await setup.reacher.add_manual("192.0.2.1", 4000)
     assert await setup.store.run(Database.manual_peers) == [("192.0.2.1", 4000)]

@@ -63,8 +63,10 @@ def test_any_other_move_is_refused(move: tuple[TransferState, Input]) -> None:
 def test_live_and_final_split_the_states() -> None:
     assert {S.ARRIVING, S.OFFERED, S.ACCEPTED} == LIVE
     assert {S.COMPLETED, S.FAILED, S.CANCELLED, S.DECLINED, S.EXPIRED} == FINAL
-    assert set(S) == LIVE | FINAL and not LIVE & FINAL
-    assert UNANSWERED < LIVE and S.ACCEPTED not in UNANSWERED
+    assert set(S) == LIVE | FINAL
+    assert not LIVE & FINAL
+    assert UNANSWERED < LIVE
+    assert S.ACCEPTED not in UNANSWERED
 
 
 def test_a_final_state_has_no_way_out() -> None:

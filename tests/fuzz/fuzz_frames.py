@@ -7,7 +7,7 @@
 The input chooses the frame limit, after how many reads it is raised to the maximum (as a
 connection does after its handshake), how the stream is cut into reads, and the stream:
 raw bytes, or a small program of frames, headers and junk.  The oracle is the one the CI
-property uses (`check_frame_stream` in tests/test_fuzz_properties.py: a reference parser,
+property uses (`check_frame_stream` in tests/wire/test_fuzz_properties.py: a reference parser,
 the error at the read that completes a bad header, bounded buffering).
 `RemoteProtocolError` is the expected answer to bad bytes; any other exception, or a failed
 assertion, is a crash.  See docs/fuzzing.md.
@@ -20,12 +20,13 @@ from pathlib import Path
 
 import atheris  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
-TESTS = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(TESTS.parent), str(TESTS)]  # p2pim and the shared oracles
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # p2pim and the shared oracles (tests.wire)
 
-with atheris.instrument_imports(include=["p2pim.wire", "test_fuzz_properties"]):
-    import test_fuzz_properties as oracle
-
+with atheris.instrument_imports(
+    include=["p2pim.wire", "tests.wire.test_fuzz_properties", "tests.support.wire"]
+):
+    import tests.wire.test_fuzz_properties as oracle
     from p2pim.wire.connection import MAX_HANDSHAKE_FRAME
     from p2pim.wire.framing import MAX_FRAME_SIZE
 

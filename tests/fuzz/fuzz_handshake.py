@@ -10,7 +10,7 @@ bit-flip, truncate, extend, replace, inject raw bytes, replay, reflect, splice i
 of another session, or put a low-order key in place of an ephemeral one; or one side is
 itself malicious and seals any payload it likes, a bad Hello included.  Sometimes the
 responder is an impostor, sometimes the handshake completes before the attacks start.
-The oracle is the CI property's (`run_link` in tests/test_fuzz_properties.py): every
+The oracle is the CI property's (`run_link` in tests/wire/test_fuzz_properties.py): every
 `Established` names the real peer, every message is the peer's next one, a forged or
 misplaced whole frame fails at once, an undisturbed link completes.
 
@@ -31,12 +31,13 @@ from typing import Any
 
 import atheris  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
-TESTS = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(TESTS.parent), str(TESTS)]  # p2pim and the shared oracles
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # p2pim and the shared oracles (tests.wire)
 
-with atheris.instrument_imports(include=["p2pim.wire", "test_fuzz_properties"]):
-    import test_fuzz_properties as oracle
-
+with atheris.instrument_imports(
+    include=["p2pim.wire", "tests.wire.test_fuzz_properties", "tests.support.wire"]
+):
+    import tests.wire.test_fuzz_properties as oracle
     from p2pim.wire.connection import Connection, Established, State
     from p2pim.wire.errors import RemoteProtocolError
     from p2pim.wire.messages import Message
@@ -100,7 +101,9 @@ def pair_through_an_adversary(fdp: Any) -> None:
             continue
         for event in events:
             if isinstance(event, Established):
-                assert established[dst] is None and same_code and willing
+                assert established[dst] is None
+                assert same_code
+                assert willing
                 assert event == Established(pubs[src], HELLOS[src])
                 assert conns[dst].paired
                 established[dst] = event
@@ -109,7 +112,8 @@ def pair_through_an_adversary(fdp: Any) -> None:
                 assert event == sent[src][len(received[dst])]
                 received[dst].append(event)
     if same_code and willing and not tampered:
-        assert established[0] is not None and established[1] is not None
+        assert established[0] is not None
+        assert established[1] is not None
         assert initiator.handshake_hash == responder.handshake_hash
 
 

@@ -14,7 +14,7 @@ The first input byte picks how the rest becomes a payload:
    64-bit boundary integers, floats, str and bin), packed with or without the bin type;
 3. a valid message's map with one field, key or the type tag replaced by such a value.
 
-The oracle is the CI property's (`decode_or_rpe` in tests/test_fuzz_properties.py): a
+The oracle is the CI property's (`decode_or_rpe` in tests/wire/test_fuzz_properties.py): a
 typed, well-typed message that re-encodes to exactly what arrived, or
 `RemoteProtocolError`; plus: any ext type is refused, and untouched valid messages decode
 to themselves.  Any other exception, or a failed assertion, is a crash.  See
@@ -32,12 +32,13 @@ from typing import Any
 import atheris  # type: ignore[import-not-found,import-untyped,unused-ignore]
 import msgpack
 
-TESTS = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(TESTS.parent), str(TESTS)]  # p2pim and the shared oracles
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # p2pim and the shared oracles (tests.wire)
 
-with atheris.instrument_imports(include=["p2pim.wire", "test_fuzz_properties"]):
-    import test_fuzz_properties as oracle
-
+with atheris.instrument_imports(
+    include=["p2pim.wire", "tests.wire.test_fuzz_properties", "tests.support.wire"]
+):
+    import tests.wire.test_fuzz_properties as oracle
     from p2pim.wire import codec
     from p2pim.wire.messages import MESSAGE_TYPES, Message
 

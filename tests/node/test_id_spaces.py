@@ -14,17 +14,6 @@ import contextlib
 from pathlib import Path
 
 import trio
-from nodes import loopback_config, next_event
-from test_rooms import (
-    connected,
-    form_room,
-    members,
-    mesh,
-    ping_from,
-    room_message,
-    running,
-    until,
-)
 
 from p2pim import Identity, Node, open_node
 from p2pim.clock import new_message_id, now_ms
@@ -37,6 +26,18 @@ from p2pim.events import (
     RoomMessageEdited,
 )
 from p2pim.wire.messages import Delete, Edit, Message, Text
+from tests.support.nodes import (
+    connected,
+    form_room,
+    loopback_config,
+    members,
+    mesh,
+    next_event,
+    ping_from,
+    room_message,
+    running,
+    until,
+)
 
 
 async def whisper(attacker: Node, victim: Node, *messages: Message) -> None:

@@ -55,7 +55,8 @@ def test_a_direct_message_with_a_posts_id_does_not_keep_the_post_out(db: Databas
     # The other order: the post first, then a direct message of its id.
     db.sync_room_posts(OTHER_ROOM, [post("later", "posted first")], 4)
     late = db.store_incoming(mid("later"), MALLORY, MALLORY, 900, 3, "second", 5)
-    assert late is not None and late.peer == MALLORY
+    assert late is not None
+    assert late.peer == MALLORY
     assert bodies(db.history(OTHER_ROOM)) == [(mid("later"), ALICE, "posted first")]
     assert {m.peer for m in db.search("shadow")} == {MALLORY}
     assert {m.peer for m in db.search("plan")} == {ROOM}
@@ -67,7 +68,8 @@ def test_a_direct_edit_or_delete_reaches_only_the_senders_conversation(db: Datab
     db.sync_room_posts(ROOM, [post(1, "kept", MALLORY), post(2, "stays", MALLORY)], 1)
     db.store_incoming(mid(1), MALLORY, MALLORY, 900, 3, "direct", 1)
     edited = db.apply_edit(mid("e"), mid(1), MALLORY, "edited", 7, 2)
-    assert edited is not None and (edited.peer, edited.body) == (MALLORY, "edited")
+    assert edited is not None
+    assert (edited.peer, edited.body) == (MALLORY, "edited")
     assert db.apply_delete(mid("d"), mid(2), MALLORY, 3) is None  # no direct message 2
     assert bodies(db.history(ROOM)) == [(mid(1), MALLORY, "kept"), (mid(2), MALLORY, "stays")]
     assert not any(m.deleted or m.edited_at for m in db.history(ROOM))
@@ -92,9 +94,11 @@ def test_receipts_and_acks_reach_only_their_conversation(db: Database) -> None:
     assert db.mark_read_by_peer(mid("r"), [mid("p")], ALICE, 6) == [mid("p")]
     assert db.mark_read_locally(ALICE, None, 7) == [mid("q")]
     room_post = db.get_message(ROOM, mid("p"))
-    assert room_post is not None and (room_post.delivered_at, room_post.read_at) == (None, None)
+    assert room_post is not None
+    assert (room_post.delivered_at, room_post.read_at) == (None, None)
     in_room = db.get_message(OTHER_ROOM, mid("q"))
-    assert in_room is not None and in_room.read_at is None
+    assert in_room is not None
+    assert in_room.read_at is None
     assert db.mark_read_locally(OTHER_ROOM, mid("q"), 8) == [mid("q")]
 
 
@@ -131,7 +135,8 @@ def test_a_v6_database_opens_at_v7_with_its_history(
         assert db.integrity_check() == "ok"
         # Now ids are per conversation, and the full-text index follows new rows too.
         shadow = db.store_incoming(mid(3), MALLORY, MALLORY, 1, 1, "shadow", 22)
-        assert shadow is not None and bodies(db.history(ROOM)) == [(mid(3), ALICE, "room plans")]
+        assert shadow is not None
+        assert bodies(db.history(ROOM)) == [(mid(3), ALICE, "room plans")]
         assert [m.peer for m in db.search("shadow")] == [MALLORY]
         db.apply_delete(mid("d"), mid(2), ALICE, 23)
         assert {m.id for m in db.search("cafe")} == {mid(1)}

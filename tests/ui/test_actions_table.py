@@ -29,9 +29,12 @@ def test_bindings_and_palette_entries_name_key_actions() -> None:
 
 def test_where_a_command_works_is_said_once_per_kind() -> None:
     room, peer = "room:" + "ab" * 16, "f" * 64
-    assert table.ROOM.target(room) == "ab" * 16 and table.ROOM.target(peer) is None
-    assert table.PEER.target(peer) == peer and table.PEER.target(room) is None
-    assert table.CHAT.target("group:team") is None and table.CHAT.target(None) is None
+    assert table.ROOM.target(room) == "ab" * 16
+    assert table.ROOM.target(peer) is None
+    assert table.PEER.target(peer) == peer
+    assert table.PEER.target(room) is None
+    assert table.CHAT.target("group:team") is None
+    assert table.CHAT.target(None) is None
     needs = {name: c.needs for name, c in table.COMMANDS.items() if c.needs is not None}
     assert {n for n, w in needs.items() if w is table.ROOM} == {
         "invite",
