@@ -14,8 +14,8 @@ from pathlib import Path
 import trio
 
 import p2pim
+from p2pim.config import database_path
 from p2pim.events import MessageReceived
-from p2pim.storage import database_path
 
 
 async def main(profile: Path, listen: str, discovery: bool) -> None:

@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from p2pim.api import (
+        Notice,
         NotYourMessage,
         PairingError,
+        PeerBlockedError,
         PeerInfo,
         PeerKeyChangedError,
         PeerRejectedError,
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
         StoredMessage,
         TransferError,
         TransferInfo,
+        TransferState,
         UnknownMessage,
     )
     from p2pim.config import NodeConfig
@@ -35,7 +38,9 @@ _HOMES = {
     "Node": "p2pim.node",
     "NodeConfig": "p2pim.config",
     "NotYourMessage": "p2pim.api",
+    "Notice": "p2pim.api",
     "PairingError": "p2pim.api",
+    "PeerBlockedError": "p2pim.api",
     "PeerInfo": "p2pim.api",
     "PeerKeyChangedError": "p2pim.api",
     "PeerRejectedError": "p2pim.api",
@@ -47,6 +52,7 @@ _HOMES = {
     "StoredMessage": "p2pim.api",
     "TransferError": "p2pim.api",
     "TransferInfo": "p2pim.api",
+    "TransferState": "p2pim.api",
     "UnknownMessage": "p2pim.api",
     "load_or_create": "p2pim.identity",
     "open_node": "p2pim.node",
@@ -57,7 +63,9 @@ __all__ = [
     "Node",
     "NodeConfig",
     "NotYourMessage",
+    "Notice",
     "PairingError",
+    "PeerBlockedError",
     "PeerInfo",
     "PeerKeyChangedError",
     "PeerRejectedError",
@@ -69,6 +77,7 @@ __all__ = [
     "StoredMessage",
     "TransferError",
     "TransferInfo",
+    "TransferState",
     "UnknownMessage",
     "load_or_create",
     "open_node",

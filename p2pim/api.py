@@ -9,13 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# A room's conversation key; events name conversations with it.
+from p2pim.events import ROOM_PREFIX as ROOM_PREFIX
 from p2pim.events import TransferFile
-from p2pim.transfer.state import TransferState
+from p2pim.transfer.state import TransferState as TransferState
 
-# The presence statuses; their home is the wire format, which this vocabulary shows.
+# What the wire format allows, as people meet it: presence statuses and size limits.
+from p2pim.wire.messages import MAX_NICK_BYTES as MAX_NICK_BYTES
+from p2pim.wire.messages import MAX_TEXT_BYTES as MAX_TEXT_BYTES
 from p2pim.wire.messages import STATUSES as STATUSES
 
 # ---- peers --------------------------------------------------------------------------
+
+
+class PeerBlockedError(Exception):
+    """We blocked that peer: nothing is sent to it until it is unblocked."""
 
 
 class PeerUnknown(Exception):
@@ -98,6 +106,40 @@ class StoredMessage:
     read_at: int | None  # outgoing: when the peer read it; incoming: when we did
 
 
+@dataclass(frozen=True, slots=True)
+class Notice(StoredMessage):
+    """One system line.  `author` did it; `subject` is whom it was done to (invited,
+    removed, made an admin), else ''; `text` is the room's name (created) or the new topic
+    (topic).  `stored_at` is the author's clock, as `sent_at`: the line is read from the
+    log, not stored on its own."""
+
+    kind: str = ""
+    subject: str = ""
+    text: str = ""
+
+
+def describe(kind: str, actor: str, subject: str, text: str) -> str:
+    """The line in words, given the nicks of who did it and to whom."""
+    match kind:
+        case "created":
+            return f"{actor} created the room #{text}"
+        case "invited":
+            return f"{actor} invited {subject}"
+        case "joined":
+            return f"{actor} joined"
+        case "left":
+            return f"{actor} left"
+        case "removed":
+            return f"{actor} removed {subject}"
+        case "admin":
+            return f"{actor} made {subject} an admin"
+        case "topic" if text:
+            return f"{actor} changed the topic to “{text}”"
+        case "topic":
+            return f"{actor} cleared the topic"
+    return f"{actor}: {kind}"
+
+
 # ---- transfers ----------------------------------------------------------------------
 
 
@@ -139,6 +181,3 @@ class RoomInfo:
 
 class RoomError(Exception):
     """No such room, or we may not do that in it (not a member, not an admin...)."""
-
-
-ROOM_PREFIX = "room:"  # a room's conversation key: `room:<16-byte id in hex>`

@@ -20,7 +20,7 @@ from collections.abc import Set
 
 from p2pim import events
 from p2pim.api import ROOM_PREFIX
-from p2pim.identity import fingerprint
+from p2pim.identity import FINGERPRINT_HEX, fingerprint
 from p2pim.wire import codec
 from p2pim.wire.errors import RemoteProtocolError
 from p2pim.wire.messages import (
@@ -34,12 +34,6 @@ from p2pim.wire.messages import (
     Text,
     Typing,
 )
-
-FINGERPRINT_HEX = 64  # SHA-256 of the key, lowercase hex (`identity.fingerprint`)
-
-
-class PeerBlockedError(Exception):
-    """We blocked that peer: nothing is sent to it until it is unblocked."""
 
 
 def check_fingerprint(peer: object) -> str:
@@ -143,16 +137,3 @@ def hidden(event: events.NodeEvent, blocked: Set[str]) -> bool:
     invitation there): such events are not delivered to any face."""
     author = author_of(event)
     return author is not None and author in blocked
-
-
-def conversation_of(event: events.NodeEvent) -> str | None:
-    """The conversation an event notifies about (a peer's fingerprint or `room:<hex>`),
-    as muting names it; None for events that raise no notification."""
-    if isinstance(event, events.MessageReceived):
-        return event.sender
-    if isinstance(event, events.OfferReceived):
-        room = getattr(event, "room", "")  # an offer shared in a room belongs to the room
-        return f"{ROOM_PREFIX}{room}" if room else event.peer
-    if isinstance(event, events.RoomMessage):
-        return f"{ROOM_PREFIX}{event.room}"
-    return None

@@ -133,22 +133,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def export_conversation(profile: Path, peer: str, fmt: str) -> str:
-    """A 1:1 conversation straight from the profile's database, with no node (a running
-    one may keep writing: WAL).  `p2pim export` asks the node instead, for rooms too."""
-    from p2pim import identity as ident
-    from p2pim.export import export
-    from p2pim.names import resolve_peer
-    from p2pim.storage import Database, database_path
-
-    me = ident.load_or_create(profile)
-    with Database.open(database_path(profile)) as db:
-        nicks = {record.fingerprint: record.nick for record in db.peers()}
-        fingerprint = resolve_peer(peer, nicks.items())
-        nicks[me.fingerprint] = "me"
-        return export(db.conversation(fingerprint), nicks, fingerprint, fmt)
-
-
 def run_one_shot(one: OneShot, args: argparse.Namespace, profile: Path) -> int:
     from p2pim import oneshot
 
@@ -197,11 +181,11 @@ def run_daemon(parser: argparse.ArgumentParser, args: argparse.Namespace, profil
     import trio
 
     from p2pim import identity as ident
+    from p2pim.config import database_path
     from p2pim.control import ProfileInUse, hold_profile
     from p2pim.daemon import run_daemon
     from p2pim.node import Node
     from p2pim.settings import who_i_am
-    from p2pim.storage import database_path
 
     config = node_config(args)
     if args.download_dir is not None:

@@ -17,3 +17,14 @@ def now_ms() -> int:
 def new_message_id() -> bytes:
     """16 bytes: 48-bit milliseconds then 80 random bits, so ids sort by creation time."""
     return now_ms().to_bytes(6, "big") + os.urandom(10)
+
+
+def parse_message_id(text: str) -> bytes:
+    """A message id as faces give it (32 hex digits); ValueError otherwise."""
+    try:
+        found = bytes.fromhex(text)
+    except (TypeError, ValueError):
+        found = b""
+    if len(found) != 16:
+        raise ValueError("a message id is 32 hex digits")
+    return found

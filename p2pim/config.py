@@ -74,6 +74,14 @@ class NodeConfig:
     max_uploads: int = 16
 
 
+DB_FILE = "p2pim.sqlite3"
+
+
+def database_path(profile_dir: Path) -> Path:
+    """The profile's database: everything the node keeps (p2pim.storage opens it)."""
+    return profile_dir / DB_FILE
+
+
 def node_config(args: argparse.Namespace) -> NodeConfig:
     """The node's configuration from the command line (the TUI, the daemon, one-shots)."""
     host, port = args.listen

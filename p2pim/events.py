@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from p2pim.transfer.state import TransferState
 from p2pim.wire.messages import Outcome
 
+ROOM_PREFIX = "room:"  # a room's conversation key: `room:<16-byte id in hex>`
+
 
 @dataclass(frozen=True, slots=True)
 class PeerDiscovered:
@@ -365,3 +367,16 @@ NodeEvent = (
     | NetworkChanged
     | DiskFullChanged
 )
+
+
+def conversation_of(event: NodeEvent) -> str | None:
+    """The conversation an event notifies about (a peer's fingerprint or `room:<hex>`),
+    as muting names it; None for events that raise no notification."""
+    if isinstance(event, MessageReceived):
+        return event.sender
+    if isinstance(event, OfferReceived):
+        room = getattr(event, "room", "")  # an offer shared in a room belongs to the room
+        return f"{ROOM_PREFIX}{room}" if room else event.peer
+    if isinstance(event, RoomMessage):
+        return f"{ROOM_PREFIX}{event.room}"
+    return None

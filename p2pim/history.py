@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from p2pim.api import ROOM_PREFIX, StoredMessage
+from p2pim.api import ROOM_PREFIX, Notice, StoredMessage
 from p2pim.directory import PeerDirectory
 from p2pim.export import export
-from p2pim.rooms import timeline
 from p2pim.rooms.manager import Rooms, conversation
 from p2pim.storage import Database, Store
 
@@ -53,7 +52,7 @@ class History:
         return await _page(fetch, before, limit, self._blocked_author)
 
     async def room(self, room: bytes, before: bytes | None, limit: int) -> list[StoredMessage]:
-        """A room's messages and system lines (`timeline.Notice`), oldest first."""
+        """A room's messages and system lines (`Notice`), oldest first."""
         limit = max(1, min(limit, MAX_PAGE))
 
         async def fetch(anchor: bytes | None) -> list[StoredMessage]:
@@ -81,4 +80,4 @@ class History:
 
     def _hidden_post(self, line: StoredMessage) -> bool:
         """A blocked author's post (its system lines stay: who reads the room is shown)."""
-        return self._blocked_author(line) and not isinstance(line, timeline.Notice)
+        return self._blocked_author(line) and not isinstance(line, Notice)

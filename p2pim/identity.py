@@ -21,6 +21,9 @@ SEED_MAGIC = b"p2pim-ed25519-seed\n"  # then the 32-byte seed
 SHORT_ID_LEN = 8
 
 
+FINGERPRINT_HEX = 64  # a fingerprint's length: SHA-256 in lowercase hex
+
+
 def fingerprint(public_key: bytes) -> str:
     """SHA-256 of the public key, lowercase hex: the canonical printable identity."""
     return hashlib.sha256(public_key).hexdigest()

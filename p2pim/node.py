@@ -11,6 +11,7 @@ This class is the façade: it wires the parts and keeps the public methods thin.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -19,8 +20,9 @@ from pathlib import Path
 
 import trio
 
-from p2pim import blocking, discovery, events, routes
+from p2pim import blocking, discovery, events
 from p2pim.api import (
+    PeerBlockedError,
     PeerInfo,
     Reachability,
     RoomError,
@@ -28,30 +30,26 @@ from p2pim.api import (
     StoredMessage,
     TransferInfo,
 )
+from p2pim.clock import parse_message_id
 from p2pim.config import NodeConfig
-from p2pim.delivery import STORE_RETRY_FIRST, STORE_RETRY_MAX, Deliveries, pause_for_space
+from p2pim.delivery import Deliveries
 from p2pim.directory import PeerDirectory
 from p2pim.events import NodeEvent
 from p2pim.history import History
 from p2pim.identity import Identity
 from p2pim.messaging import Messenger, check_text
-from p2pim.net.link import PeerLink
 from p2pim.presence import OwnPresence
 from p2pim.reaching import Reacher
 from p2pim.rooms.manager import Rooms, conversation
-from p2pim.sessions import SessionHooks, Sessions
-from p2pim.storage import StorageFull, Store
+from p2pim.sessions import Sessions
+from p2pim.storage import Store
 from p2pim.transfer.control import Transfers
-from p2pim.wire.errors import RemoteProtocolError
 from p2pim.wire.messages import (
     MAX_NICK_BYTES,
     MAX_OFFER_TTL_MS,
-    PAYLOAD_ONLY,
-    TRANSFER_ONLY,
-    Hello,
-    Message,
     Presence,
 )
+from p2pim.wiring import Parts, SessionWiring
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +80,10 @@ class Node:
         self._peers = PeerDirectory(identity, self.config, self._links, self._emit)
         self._reacher = Reacher(self.config, self._sessions, self._peers, self._emit)
         self._mdns = discovery.InterfaceFollower(
-            identity, self.config, lambda: self._me.current.status, self._network_changed
+            identity,
+            self.config,
+            lambda: self._me.current.status,
+            lambda addresses: self._emit(events.NetworkChanged(addresses)),
         )
         self._me = OwnPresence(self.config, self._links, self._emit, self._mdns.update_status)
         self._subscribers: list[trio.MemorySendChannel[NodeEvent]] = []
@@ -91,14 +92,6 @@ class Node:
     @property
     def fingerprint(self) -> str:
         return self.identity.fingerprint
-
-    @property
-    def _db(self) -> Store:
-        assert self._store is not None, "the node is not running"
-        return self._store
-
-    def _hello(self) -> Hello:
-        return self._me.hello(self.port or 0)
 
     # ---- life cycle -------------------------------------------------------------------
 
@@ -111,32 +104,34 @@ class Node:
             self._messenger = Messenger(
                 self.fingerprint, store, self._links, self._emit, self._deliveries
             )
+            self._rooms = Rooms(self.identity, store, self._emit, self._peers.nick_of)
             self._transfers = Transfers(
                 store,
                 self.config,
                 self._sessions,
                 self._emit,
                 self._deliveries,
-                self._shares_room,
+                self._rooms.shares,
             )
-            self._rooms = Rooms(self.identity, store, self._emit, self._peers.nick_of)
             self._history = History(store, self._peers, self._rooms)
-            self._routes = routes.merge(
-                self._deliveries.routes(),
-                self._messenger.routes(),
-                self._transfers.routes(),
-                self._rooms.routes(),
-                self._peers.routes(),
-                self._reacher.routes(),
+            parts = Parts(
+                self._peers,
+                self._reacher,
+                self._deliveries,
+                self._messenger,
+                self._transfers,
+                self._rooms,
             )
+            self._wiring = SessionWiring(parts, store, self._links, self._emit)
             async with trio.open_nursery() as nursery:
-                self._nursery = nursery
                 await self._rooms.start(nursery)
-                self._sessions.start(nursery, self._session_hooks())
+                self._sessions.start(
+                    nursery, self._wiring.hooks(lambda: self._me.hello(self.port or 0))
+                )
                 self._deliveries.start(nursery, self._messenger.store_received)
                 self._messenger.start(nursery)
                 await self._transfers.start(nursery)
-                await nursery.start(self._serve)
+                self.port = await nursery.start(self._sessions.serve)
                 await self._reacher.load(store)
                 if self.config.discovery:
                     assert self.port is not None
@@ -155,17 +150,6 @@ class Node:
                     await self._sessions.goodbye_all()
                     nursery.cancel_scope.cancel()
 
-    def _session_hooks(self) -> SessionHooks:
-        return SessionHooks(
-            hello=self._hello,
-            may_open=self._peers.can_pin,
-            opened=self._session_opened,
-            received=self._session_message,
-            closed=self._session_closed,
-            transfer=self._transfers.serve,
-            emit=self._emit,
-        )
-
     async def run_then_cancel(
         self, scope: trio.CancelScope, *, task_status: trio.TaskStatus[None]
     ) -> None:
@@ -178,20 +162,6 @@ class Node:
         """Ask `run` to exit gracefully (goodbye on every link, withdraw the mDNS record,
         stop tasks); returns at once, `run` returns when that is done."""
         self._stopped.set()
-
-    async def _serve(
-        self,
-        *,
-        task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
-        listeners = await trio.open_tcp_listeners(
-            self.config.listen_port, host=self.config.listen_host
-        )
-        self.port = listeners[0].socket.getsockname()[1]
-        await trio.serve_listeners(self._sessions.accept, listeners, task_status=task_status)
-
-    async def _network_changed(self, addresses: tuple[str, ...]) -> None:
-        await self._emit(events.NetworkChanged(addresses))
 
     # ---- events ------------------------------------------------------------------------
 
@@ -279,14 +249,10 @@ class Node:
 
     def stats(self) -> dict[str, int]:
         """Table sizes, so operators and tests can see every bound holding."""
-        sessions = self._sessions.statistics()
-        peers, mdns = self._peers.statistics(), self._mdns.statistics()
+        mdns = self._mdns.statistics()
         return {
-            "sessions": sessions.sessions,
-            "pending_handshakes": sessions.pending_handshakes,
-            "pending_handshakes_max_per_address": sessions.pending_handshakes_max_per_address,
-            "known_peers": peers.known_peers,
-            "adverts": peers.adverts,
+            **dataclasses.asdict(self._sessions.statistics()),
+            **dataclasses.asdict(self._peers.statistics()),  # known_peers, adverts, blocked_dropped
             "reach_targets": self._reacher.statistics().targets,
             "mdns_changes_dropped": mdns.changes_dropped,
             "transfer_bytes_sent": self._transfers.bytes_sent,
@@ -296,7 +262,6 @@ class Node:
             # Health, 1 or 0: mDNS has no address to run on; the profile's disk is full.
             "no_network": int(self.config.discovery and not mdns.addresses),
             "disk_full": int(self._store is not None and self._store.disk_full),
-            "blocked_dropped": peers.blocked_dropped,
         }
 
     async def _report_disk(self, store: Store) -> None:
@@ -317,7 +282,7 @@ class Node:
         """
         self._peers.check_sendable(peer)
         if peer in self._peers.blocked:  # its answers would never show: say so instead
-            raise blocking.PeerBlockedError(
+            raise PeerBlockedError(
                 f"you blocked {self._peers.nick_of(peer)}: unblock them to send a message"
             )
         return (await self._messenger.send_text(peer, text)).hex()
@@ -450,11 +415,11 @@ class Node:
     async def edit_room_post(self, room: str, message_id: str, text: str) -> None:
         """Replace the text of one of our posts, for every member (a signed room-log
         operation: only a post's author can edit it)."""
-        await self._rooms.edit(self._room(room), _message_id(message_id), text)
+        await self._rooms.edit(self._room(room), parse_message_id(message_id), text)
 
     async def delete_room_post(self, room: str, message_id: str) -> None:
         """Withdraw one of our posts for every member (a signed room-log operation)."""
-        await self._rooms.delete(self._room(room), _message_id(message_id))
+        await self._rooms.delete(self._room(room), parse_message_id(message_id))
 
     def rooms(self) -> list[RoomInfo]:
         return self._rooms.rooms()
@@ -463,12 +428,14 @@ class Node:
         self, room: str, *, before: str | None = None, limit: int = 50, system: bool = False
     ) -> list[StoredMessage]:
         """A room's messages, in the order every member shows them (oldest first).  With
-        `system`, its system lines too ("alice joined"...: `p2pim.rooms.timeline.Notice`,
+        `system`, its system lines too ("alice joined"...: `p2pim.api.Notice`,
         a StoredMessage with a `kind`), and `before` may be a line's id."""
         room_id = self._room(room)
         if not system:
             return await self.history(conversation(room_id), before=before, limit=limit)
-        return await self._history.room(room_id, _message_id(before) if before else None, limit)
+        return await self._history.room(
+            room_id, parse_message_id(before) if before else None, limit
+        )
 
     async def send_files_to_room(
         self, room: str, paths: Sequence[str | os.PathLike[str]], *, ttl: float | None = None
@@ -482,13 +449,6 @@ class Node:
             raise RoomError("nobody else is in that room")
         local, ttl = [os.fspath(p) for p in paths], self._offer_ttl(ttl)
         return (await self._transfers.send_files(members, local, ttl, room_id)).hex()
-
-    def _shares_room(self, room: bytes, peer: str) -> bool:
-        """We and `peer` are both members of `room` (an offer's room claim holds)."""
-        try:
-            return peer in self._rooms.members(room)
-        except RoomError:  # no such room here, or we are not a member
-            return False
 
     async def export(
         self, *, peer: str | None = None, room: str | None = None, fmt: str = "jsonl"
@@ -571,89 +531,6 @@ class Node:
     def room_conversation(self, room: str) -> str:
         """`room:<hex>` for a room named by id, id prefix or name (for `mute`)."""
         return conversation(self._room(room))
-
-    def _held_rooms(self) -> set[str]:
-        return {info.room for info in self._rooms.rooms()}
-
-    # ---- session hooks: what a session means to the node --------------------------------
-
-    async def _session_opened(self, link: PeerLink, replaced: bool) -> None:
-        """Disk work first: if it fails, the session is dropped with nothing half-set."""
-        fp = link.fingerprint
-        if replaced:
-            if link.paired and self._peers.can_pin(fp):  # the code was proven on this connection
-                await self._peers.pin(link)
-        else:
-            record = await self._peers.pin(link)
-            await self._reacher.remember(link)
-        current = self._links.get(fp)
-        if current is None:
-            return  # the session ended while we were writing to disk
-        if current is link:  # not a tie-break loser: this link carries the session
-            self._peers.session_started(link)
-            self._deliveries.session_started(link)  # drain the outbox on this session
-            self._transfers.resume(fp)  # pull what we accepted and do not have yet
-            self._rooms.session_started(link)  # its writer, and anti-entropy
-        if replaced:
-            return
-        self._reacher.session_started(link)  # the peer is online, even if a second link
-        await self._emit(  # took over during the awaits above
-            events.PeerConnected(
-                fp,
-                link.remote_nick,
-                link.address,
-                link.hello.status,
-                link.hello.status_text,
-                record.trust,
-            )
-        )
-
-    async def _session_message(self, link: PeerLink, message: Message) -> None:
-        """What a session's reader got.  A write refused for want of space is retried,
-        backing off, until the disk takes it or the session ends: the reader waits (what
-        the peer sends behind it waits too), nothing unstored is acknowledged, and the
-        session is not dropped and redialled over and over while the disk is full."""
-        delay = STORE_RETRY_FIRST
-        while True:
-            try:
-                return await self._handle_session_message(link, message)
-            except StorageFull as exc:
-                if link.closed:
-                    raise  # nobody to acknowledge to: the peer resends it next session
-                log.warning("cannot store what %s sent (%s); retrying", link.fingerprint[:8], exc)
-                await pause_for_space(self._db, delay)
-                delay = min(delay * 2, STORE_RETRY_MAX)
-
-    async def _handle_session_message(self, link: PeerLink, message: Message) -> None:
-        if self._peers.blocked and self._peers.drops(
-            link, message, self._deliveries, self._held_rooms
-        ):
-            return
-        handler = self._routes.get(type(message))
-        if handler is not None:
-            return await handler(link, message)
-        if isinstance(message, TRANSFER_ONLY + PAYLOAD_ONLY):
-            raise RemoteProtocolError(f"{message.TYPE} does not travel on a session")
-
-    async def _session_closed(self, link: PeerLink, reason: str) -> None:
-        fp = link.fingerprint
-        self._peers.session_ended(fp)
-        self._deliveries.session_ended(fp)
-        await self._messenger.session_ended(fp)
-        self._transfers.session_closed(fp)
-        self._rooms.session_closed(fp)
-        self._reacher.session_ended(fp, reason)
-        await self._emit(events.PeerDisconnected(fp, reason))
-
-
-def _message_id(text: str) -> bytes:
-    try:
-        found = bytes.fromhex(text)
-    except (TypeError, ValueError):
-        found = b""
-    if len(found) != 16:
-        raise ValueError("a message id is 32 hex digits")
-    return found
 
 
 @asynccontextmanager

@@ -14,10 +14,9 @@ import trio
 
 from p2pim import control
 from p2pim import identity as ident
-from p2pim.config import NodeConfig
+from p2pim.config import NodeConfig, database_path
 from p2pim.node import Node
 from p2pim.settings import who_i_am
-from p2pim.storage import database_path
 
 POLL_INTERVAL = 0.05
 

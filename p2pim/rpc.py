@@ -17,18 +17,19 @@ from p2pim import events as ev
 from p2pim.api import (
     NotYourMessage,
     PairingError,
+    PeerBlockedError,
     PeerKeyChangedError,
     PeerRejectedError,
     PeerUnknown,
     RoomError,
     StoredMessage,
     TransferError,
+    TransferState,
     UnknownMessage,
 )
-from p2pim.blocking import FINGERPRINT_HEX, PeerBlockedError
+from p2pim.identity import FINGERPRINT_HEX
 from p2pim.names import PeerNameError, resolve_peer
 from p2pim.node import Node
-from p2pim.transfer.state import TransferState
 
 log = logging.getLogger(__name__)
 

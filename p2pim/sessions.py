@@ -214,6 +214,14 @@ class Sessions:
         except UnexpectedPeerKey as exc:
             raise PeerRejectedError(f"{host}:{port} is not {peer}", "key mismatch") from exc
 
+    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen on the configured address and accept every connection; reports the port
+        once listening (a connection made before the first accept waits in the backlog)."""
+        config = self.config
+        listeners = await trio.open_tcp_listeners(config.listen_port, host=config.listen_host)
+        task_status.started(listeners[0].socket.getsockname()[1])
+        await trio.serve_listeners(self.accept, listeners)
+
     async def accept(self, stream: trio.SocketStream) -> None:
         """Serve one inbound connection (the listener's handler)."""
         try:

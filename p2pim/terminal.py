@@ -8,8 +8,7 @@ import time
 from datetime import datetime
 from typing import Any, TextIO
 
-from p2pim.api import ROOM_PREFIX
-from p2pim.transfer.state import TransferState
+from p2pim.api import ROOM_PREFIX, TransferState
 
 Event = dict[str, Any]
 

@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Any
 
 from p2pim import terminal
+from p2pim.api import TransferState
 from p2pim.blocking_client import BlockingClient, Event, RpcFailed
 from p2pim.names import PeerNameError, resolve_peer
 from p2pim.oneshot import (
@@ -24,7 +25,6 @@ from p2pim.oneshot import (
     Job,
     deadline_after,
 )
-from p2pim.transfer.state import LIVE, TransferState
 
 MIN_OFFER_PREFIX = 4
 
@@ -278,7 +278,7 @@ def transfer_decline(job: Job) -> int:
 def transfer_cancel(job: Job) -> int:
     """Cancel an offer, or a transfer under way, either way; with a PEER, only theirs."""
     rpc, args = job.rpc, job.args
-    live = [t for t in find_transfers(rpc, args.offer) if t["state"] in LIVE]
+    live = [t for t in find_transfers(rpc, args.offer) if not TransferState(t["state"]).final]
     if args.name:
         peer = _peer_fingerprint(rpc, args.name)
         live = [t for t in live if t["peer"] == peer]

@@ -176,6 +176,13 @@ class Rooms:
         """Everyone but us who is a member of `room` (for files and the like)."""
         return [fp for fp in self._joined_state(room).members if fp != self._fp]
 
+    def shares(self, room: bytes, peer: str) -> bool:
+        """We and `peer` are both members of `room` (an offer's room claim holds)."""
+        try:
+            return peer in self.members(room)
+        except RoomError:  # no such room here, or we are not a member
+            return False
+
     def find(self, room: str) -> bytes:
         """A room by hex id, unique id prefix, or unique name."""
         matches = [r for r, s in self._states.items() if s.creator and s.name == room]

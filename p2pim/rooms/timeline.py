@@ -13,9 +13,8 @@ anything that lists a conversation's messages lists these too; `kind` tells them
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
-from p2pim.api import StoredMessage
+from p2pim.api import Notice, StoredMessage, describe
 from p2pim.identity import fingerprint
 from p2pim.rooms import state as rs
 
@@ -30,40 +29,6 @@ NOTICE_KINDS = {
     "admin": "admin",
     "topic": "topic",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Notice(StoredMessage):
-    """One system line.  `author` did it; `subject` is whom it was done to (invited,
-    removed, made an admin), else ''; `text` is the room's name (created) or the new topic
-    (topic).  `stored_at` is the author's clock, as `sent_at`: the line is read from the
-    log, not stored on its own."""
-
-    kind: str = ""
-    subject: str = ""
-    text: str = ""
-
-
-def describe(kind: str, actor: str, subject: str, text: str) -> str:
-    """The line in words, given the nicks of who did it and to whom."""
-    match kind:
-        case "created":
-            return f"{actor} created the room #{text}"
-        case "invited":
-            return f"{actor} invited {subject}"
-        case "joined":
-            return f"{actor} joined"
-        case "left":
-            return f"{actor} left"
-        case "removed":
-            return f"{actor} removed {subject}"
-        case "admin":
-            return f"{actor} made {subject} an admin"
-        case "topic" if text:
-            return f"{actor} changed the topic to “{text}”"
-        case "topic":
-            return f"{actor} cleared the topic"
-    return f"{actor}: {kind}"
 
 
 def notice(op: rs.Op, conversation: str, me: str, nick_of: Callable[[str], str]) -> Notice:

@@ -17,12 +17,10 @@ tables' methods, mixed into `database.Database`), `store` (the async `Store`).
 from p2pim.api import StorageError  # also the storage package's, as its callers catch it
 from p2pim.storage.core import (
     BUSY_TIMEOUT_MS,
-    DB_FILE,
     JOURNAL_SIZE_LIMIT,
     MEMORY,
     SchemaTooNew,
     StorageFull,
-    database_path,
 )
 from p2pim.storage.database import Database
 from p2pim.storage.messages import fts_query
@@ -41,7 +39,6 @@ from p2pim.storage.transfers import FileRecord, TransferRecord, UnknownTransfer
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
-    "DB_FILE",
     "ID_LEN",
     "JOURNAL_SIZE_LIMIT",
     "MAX_ADDRESSES_PER_PEER",
@@ -61,6 +58,5 @@ __all__ = [
     "TransferRecord",
     "UnknownPeer",
     "UnknownTransfer",
-    "database_path",
     "fts_query",
 ]

@@ -19,7 +19,6 @@ from p2pim.storage import schema
 
 log = logging.getLogger(__name__)
 
-DB_FILE = "p2pim.sqlite3"
 MEMORY = ":memory:"  # a throwaway database (nodes without a profile, tests)
 # Another process (a one-shot CLI command) may hold the write lock briefly; wait, don't fail.
 BUSY_TIMEOUT_MS = 5000
@@ -43,10 +42,6 @@ def storage_error(exc: sqlite3.Error) -> StorageError:
 
 class SchemaTooNew(StorageError):
     """The database was written by a newer p2pim; refusing beats corrupting it."""
-
-
-def database_path(profile_dir: Path) -> Path:
-    return profile_dir / DB_FILE
 
 
 class Connection:

@@ -26,6 +26,11 @@ class TransferState(enum.StrEnum):
     DECLINED = "declined"
     EXPIRED = "expired"
 
+    @property
+    def final(self) -> bool:
+        """Nothing moves a transfer on from here (the table lists no way out)."""
+        return self in FINAL
+
 
 class Input(enum.Enum):
     PARTS_COMPLETE = "last part arrived"

@@ -24,14 +24,12 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
-from p2pim import blocking, control
+from p2pim import control
 from p2pim import events as ev
-from p2pim.api import ROOM_PREFIX, StoredMessage
+from p2pim.api import ROOM_PREFIX, StorageError, StoredMessage, TransferState
 from p2pim.clock import now_ms
 from p2pim.node import Node
 from p2pim.settings import Settings
-from p2pim.storage import StorageError
-from p2pim.transfer.state import TransferState
 from p2pim.ui import format as fmt
 from p2pim.ui.actions import chat, rooms, table
 from p2pim.ui.actions import files as file_actions
@@ -265,7 +263,7 @@ class P2pimApp(App[None]):
     async def announce(self, event: ev.NodeEvent) -> None:
         """Toasts, the bell and desktop notifications for what happens elsewhere; none
         for a muted conversation (it still shows what arrives, and counts it unread)."""
-        if blocking.conversation_of(event) in self.model.muted:
+        if ev.conversation_of(event) in self.model.muted:
             return
         match event:
             case ev.MessageReceived(sender=sender, nick=nick, text=text) if (

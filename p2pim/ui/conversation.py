@@ -13,8 +13,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static
 
-from p2pim.api import ROOM_PREFIX
-from p2pim.transfer.state import TransferState
+from p2pim.api import ROOM_PREFIX, TransferState
 from p2pim.ui import format as fmt
 from p2pim.ui.model import GROUP_PREFIX, Line, Model, Transfer
 from p2pim.ui.rows import render_card, render_line, render_system

@@ -74,8 +74,6 @@ def same_day(a_ms: int, b_ms: int) -> bool:
     return datetime.fromtimestamp(a_ms / 1000).date() == datetime.fromtimestamp(b_ms / 1000).date()
 
 
-
-
 def author_colour(fingerprint: str, *, own: bool = False) -> str:
     """The colour of an author's name: the same for a fingerprint in every conversation
     and every run (a hash, not an order of arrival)."""

@@ -13,8 +13,8 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+from p2pim.api import MAX_TEXT_BYTES
 from p2pim.ui import format as fmt
-from p2pim.wire.messages import MAX_TEXT_BYTES
 
 OUTGOING = "outgoing"  # folder in the profile for texts sent as files
 

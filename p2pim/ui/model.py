@@ -10,9 +10,15 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from p2pim import events as ev
-from p2pim.api import ROOM_PREFIX, RoomInfo, StoredMessage, TransferInfo
-from p2pim.rooms.timeline import Notice, describe
-from p2pim.transfer.state import FINAL, TransferState
+from p2pim.api import (
+    ROOM_PREFIX,
+    Notice,
+    RoomInfo,
+    StoredMessage,
+    TransferInfo,
+    TransferState,
+    describe,
+)
 
 Mark = Literal["", "queued", "sent", "delivered", "read", "failed"]
 FAILED_MARK: Mark = "failed"  # a message that could not be sent
@@ -84,7 +90,7 @@ class Transfer:
 
     @property
     def finished(self) -> bool:
-        return self.state in FINAL
+        return self.state.final
 
     @property
     def running(self) -> bool:

@@ -13,8 +13,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Static
 
+from p2pim.api import TransferState
 from p2pim.events import NodeEvent, OfferReceived
-from p2pim.transfer.state import TransferState
 from p2pim.ui import format as fmt
 from p2pim.ui.dialogs import Dialog
 from p2pim.ui.keys import Field

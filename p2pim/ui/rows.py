@@ -12,7 +12,7 @@ from rich.console import RenderResult as RichRender
 from rich.measure import Measurement
 from rich.text import Text
 
-from p2pim.transfer.state import TransferState
+from p2pim.api import TransferState
 from p2pim.ui import format as fmt
 from p2pim.ui.model import FAILED_MARK, Line, Transfer
 

@@ -13,11 +13,10 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from p2pim import identity as ident
-from p2pim.config import NodeConfig
+from p2pim.config import NodeConfig, database_path
 from p2pim.control import ProfileInUse, hold_profile
 from p2pim.node import Node
 from p2pim.settings import Settings, who_i_am
-from p2pim.storage import database_path
 
 if TYPE_CHECKING:
     from p2pim.ui.app import P2pimApp

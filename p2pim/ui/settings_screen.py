@@ -8,10 +8,10 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Button, Checkbox, Input, Label
 
+from p2pim.api import MAX_NICK_BYTES
 from p2pim.settings import Settings
 from p2pim.ui.dialogs import Dialog
 from p2pim.ui.keys import Field
-from p2pim.wire.messages import MAX_NICK_BYTES
 
 
 class SettingsScreen(Dialog):

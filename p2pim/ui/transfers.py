@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Label, ProgressBar, Static
 
-from p2pim.transfer.state import TransferState
+from p2pim.api import TransferState
 from p2pim.ui import format as fmt
 from p2pim.ui.model import Model, Transfer, room_key
 

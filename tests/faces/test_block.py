@@ -20,6 +20,7 @@ import trio
 
 from p2pim import Identity, Node, blocking, open_node
 from p2pim.api import RoomError
+from p2pim.config import database_path
 from p2pim.events import (
     BlockChanged,
     MessageDelivered,
@@ -35,10 +36,10 @@ from p2pim.events import (
     RoomMessageEdited,
     RoomNotice,
     TypingChanged,
+    conversation_of,
 )
 from p2pim.rooms.state import sign
 from p2pim.rpc import RpcServer
-from p2pim.storage import database_path
 from p2pim.testing.daemon_process import text_from
 from p2pim.wire.messages import Ack, FileOffer, Presence, RoomEvent, RoomOp, Text, Typing
 from tests.support.cli import Spawn, introduce, one_shot, run
@@ -429,6 +430,6 @@ def test_hidden_events_and_muted_conversations() -> None:
     assert blocking.hidden(RoomMessageDeleted(room, "00", fp), {fp})
     joined = RoomNotice(room, "01", "joined", fp, "x", "", "", 1, "", "x joined")
     assert not blocking.hidden(joined, {fp})  # who can read the room stays visible
-    assert blocking.conversation_of(received) == fp
-    assert blocking.conversation_of(posted) == "room:" + "cd" * 16
-    assert blocking.conversation_of(BlockChanged(fp, True)) is None
+    assert conversation_of(received) == fp
+    assert conversation_of(posted) == "room:" + "cd" * 16
+    assert conversation_of(BlockChanged(fp, True)) is None

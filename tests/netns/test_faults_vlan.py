@@ -38,8 +38,8 @@ import pytest
 import trio
 
 from p2pim.client import RpcClient, connect
+from p2pim.config import database_path
 from p2pim.control import socket_path
-from p2pim.storage import database_path
 from p2pim.testing.daemon_process import (
     DaemonProcess,
     Event,

@@ -23,9 +23,10 @@ from pathlib import Path
 import pytest
 import trio
 
+from p2pim.config import database_path
 from p2pim.messaging import TYPING_TTL
 from p2pim.rpc import BAD_MESSAGE
-from p2pim.storage import Database, database_path
+from p2pim.storage import Database
 from p2pim.testing.daemon_process import (
     DaemonProcess,
     Event,

@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 import trio
 
+from p2pim.config import database_path
 from p2pim.rooms.state import replay, verify
-from p2pim.storage import Database, database_path
+from p2pim.storage import Database
 from p2pim.testing.daemon_process import (
     DaemonProcess,
     Event,

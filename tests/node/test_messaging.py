@@ -143,28 +143,6 @@ def test_peer_names_resolve_uniquely() -> None:
         resolve_peer("carol", peers)
 
 
-async def test_the_export_command_writes_a_conversation(tmp_path: Path, identity: Identity) -> None:
-    from p2pim.cli import export_conversation
-    from p2pim.identity import load_or_create
-    from p2pim.storage import database_path
-
-    alice = load_or_create(tmp_path / "alice")
-    async with (
-        open_node(
-            alice, loopback_config("alice"), store_path=database_path(tmp_path / "alice")
-        ) as a,
-        open_node(identity, loopback_config("bob")) as b,
-    ):
-        await meet(a, b)
-        sent = [await a.send_text(b.fingerprint, text) for text in ("one", "two")]
-    lines = await trio.to_thread.run_sync(export_conversation, tmp_path / "alice", "bob", "jsonl")
-    rows = [json.loads(line) for line in lines.splitlines()]
-    assert [(r["id"], r["body"], r["author_nick"]) for r in rows] == [
-        (sent[0], "one", "me"),
-        (sent[1], "two", "me"),
-    ]
-
-
 async def test_a_burst_cut_off_mid_store_is_kept_once_and_the_node_lives_on(
     tmp_path: Path,
 ) -> None:

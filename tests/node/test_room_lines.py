@@ -13,9 +13,8 @@ import pytest
 import trio
 
 from p2pim import Identity, Node
-from p2pim.api import StoredMessage, UnknownMessage
+from p2pim.api import Notice, StoredMessage, UnknownMessage, describe
 from p2pim.events import NodeEvent, RoomInvited, RoomMessage, RoomNotice
-from p2pim.rooms.timeline import Notice, describe
 from tests.support.nodes import meet, next_event, running, until
 
 Events = trio.MemoryReceiveChannel[NodeEvent]

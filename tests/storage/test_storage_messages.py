@@ -5,7 +5,6 @@ queued messages is tested with the other SIGKILL checks in test_storage.py."""
 from __future__ import annotations
 
 import hashlib
-import inspect
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
@@ -485,15 +484,6 @@ def test_integrity_check_covers_the_full_text_index(db: Database, path: Path) ->
 
 
 # -- the async Store -------------------------------------------------------------------------
-
-
-def test_store_mirrors_every_database_method() -> None:
-    for name, method in inspect.getmembers(Database, inspect.isfunction):
-        if name.startswith("_") or name in {"open", "close", "run_batch"}:
-            continue
-        mirror = getattr(Store, name, None)
-        assert inspect.iscoroutinefunction(mirror), name
-        assert inspect.signature(mirror) == inspect.signature(method), name
 
 
 async def test_store_messaging_round_trip(store: Store) -> None:
