@@ -87,8 +87,8 @@ async def serve_control(
                     await trio.aclose_forcefully(stream)
                 else:
                     nursery.start_soon(serve, stream)
-    finally:
-        path.unlink(missing_ok=True)
+    finally:  # synchronously: an await here would be cancelled before removing it
+        path.unlink(missing_ok=True)  # noqa: ASYNC240
 
 
 class _Client:

@@ -130,8 +130,10 @@ async def _reach_manual_peers(
             raise BadSetting(f"--peer {host}:{port}: {exc}") from None
     wanted = {f"{host}:{port}" for host, port in peers}
     with trio.move_on_after(patience):
-        while not wanted <= _settled_addresses(node):
-            await trio.sleep(POLL_INTERVAL)  # dials run in the node's own tasks
+        # Polled: "settled" joins two tables (dial outcomes, pinned sessions) that no
+        # one event reports together, and the dials run in the node's own tasks.
+        while not wanted <= _settled_addresses(node):  # noqa: ASYNC110
+            await trio.sleep(POLL_INTERVAL)
 
 
 def _settled_addresses(node: Node) -> set[str]:

@@ -17,6 +17,8 @@ from p2pim.wire.messages import Bye, Hello, Message
 RECEIVE_SIZE = 65536 + 2
 
 
+GOODBYE_PATIENCE = 1.0  # seconds a goodbye may take before the link is just closed
+
 class LinkClosed(Exception):
     """The link is gone (peer closed it, it failed, or a send was interrupted)."""
 
@@ -112,10 +114,10 @@ class PeerLink:
             self._pending.extend(e for e in events if not isinstance(e, Established))
         return self._pending.popleft()
 
-    async def say_goodbye(self, reason: str, timeout: float = 1.0) -> None:
-        """Send Bye (best effort, bounded in time) and close."""
+    async def say_goodbye(self, reason: str) -> None:
+        """Send Bye (best effort, for at most GOODBYE_PATIENCE seconds) and close."""
         self.goodbye_reason = self.goodbye_reason or reason
-        with trio.move_on_after(timeout) as scope:
+        with trio.move_on_after(GOODBYE_PATIENCE) as scope:
             scope.shield = True
             try:
                 if not self.closed and self._conn.state is State.ESTABLISHED:
