@@ -11,14 +11,9 @@ Every wait is an event awaited under `trio.fail_after`; no sleep synchronises an
 from __future__ import annotations
 
 import itertools
-import json
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
@@ -33,86 +28,19 @@ from p2pim.testing.daemon_process import (
     since,
 )
 from p2pim.testing.vlan import Host, VirtualLan
-from tests.support import REPO
 from tests.support.netns import (
     MESH,
+    PeerScript,
+    Report,
     flags,
     launch_daemon,
 )
 
 pytestmark = pytest.mark.netns
 
-PEERS = REPO / "tests" / "peers"
 PRESENCE_TIMEOUT = 1.0
 OPTIONS = flags(presence_timeout=PRESENCE_TIMEOUT)
 MESSAGE_1 = 2 + 32  # a framed Noise message 1: all a dialler sends before it knows the key
-
-Report = dict[str, Any]
-
-
-class Script:
-    """A hostile script from tests/peers/ running in a host's namespace; its JSON lines
-    land in `reports`, and `say()` writes a line to its stdin."""
-
-    def __init__(self, process: trio.Process) -> None:
-        self.process = process
-        self.reports: list[Report] = []
-        self._changed = trio.Event()
-        self._eof = False
-
-    @classmethod
-    async def start(cls, nursery: trio.Nursery, host: Host, name: str, *args: object) -> Script:
-        argv = [sys.executable, str(PEERS / name), *map(str, args)]
-        # The scripts import p2pim from the tree these tests belong to, whatever is installed.
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        process = await host.open_process(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
-        )
-        script = cls(process)
-        nursery.start_soon(script._read)
-        return script
-
-    async def _read(self) -> None:
-        assert self.process.stdout is not None
-        buffer = b""
-        try:
-            while chunk := await self.process.stdout.receive_some(65536):
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    self.reports.append(json.loads(line))
-                self._changed.set()
-                self._changed = trio.Event()
-        finally:
-            self._eof = True
-            self._changed.set()
-
-    def seen(self, event: str) -> list[Report]:
-        return [r for r in self.reports if r["event"] == event]
-
-    async def wait(self, event: str, where: Callable[[Report], bool] = lambda r: True) -> Report:
-        """The first report named `event` (matching `where`).  The caller bounds the wait."""
-        while True:
-            for report in self.seen(event):
-                if where(report):
-                    return report
-            if self._eof:
-                raise EOFError(f"{self.process.args!r} ended without {event!r}")
-            await self._changed.wait()
-
-    async def say(self, line: str = "go") -> None:
-        assert self.process.stdin is not None
-        await self.process.stdin.send_all(line.encode() + b"\n")
-
-    async def finish(self) -> None:
-        """Close its stdin (it winds down), then make sure it is gone."""
-        assert self.process.stdin is not None
-        await self.process.stdin.aclose()
-        with trio.move_on_after(5):
-            await self.process.wait()
-            return
-        self.process.kill()
-        await self.process.wait()
 
 
 def event_is(kind: str, **fields: object) -> Callable[[Report], bool]:
@@ -141,7 +69,7 @@ async def test_forged_cache_flush_from_a_third_host_gets_no_data_and_reports_the
 
         # h2 takes over B's name: same service, host name and port, same fingerprint hint
         # and nick in TXT, but its own address (A record) and its own key.
-        spoofer = await Script.start(
+        spoofer = await PeerScript.start(
             nursery,
             h2,
             "mdns_spoofer.py",
@@ -254,7 +182,7 @@ async def test_a_handshake_dribbled_at_one_byte_a_second_is_cut_at_the_deadline(
             await launch_daemon(nursery, h, tmp_path / h.name, "--no-discovery", options=OPTIONS)
             for h in (h0, h2)
         ]
-        dribbler = await Script.start(nursery, h1, "dribbler.py", h0.address, id_a["port"], 1.0)
+        dribbler = await PeerScript.start(nursery, h1, "dribbler.py", h0.address, id_a["port"], 1.0)
         with trio.fail_after(10):
             await dribbler.wait("dribbling")
         stalled = await a.call("stats")
@@ -306,7 +234,7 @@ async def test_nested_and_oversized_msgpack_in_a_session_close_only_that_session
             await a.wait_event(connected_to(fb))
         outcomes = {}
         for kind in ("nested", "oversized", "huge-str"):
-            hostile = await Script.start(
+            hostile = await PeerScript.start(
                 nursery, h2, "hostile_peer.py", h0.address, id_a["port"], kind
             )
             with trio.fail_after(10):
@@ -349,12 +277,12 @@ class Flood:
     and over (and at once to every query) while `running()`.  Its fakes all point at a
     tarpit: a listener that holds every connection open and never answers."""
 
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: PeerScript) -> None:
         self.script = script
 
     @classmethod
     async def start(cls, nursery: trio.Nursery, host: Host) -> Flood:
-        script = await Script.start(
+        script = await PeerScript.start(
             nursery, host, "mdns_flooder.py", host.address, FLOOD_SERVICES, "hold"
         )
         with trio.fail_after(10):

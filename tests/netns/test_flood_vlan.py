@@ -8,85 +8,42 @@ accept a handshake from an honest peer on h2 without delay.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
 
 from p2pim.config import NodeConfig
 from p2pim.testing.vlan import Host, VirtualLan
-from tests.support import REPO
 from tests.support.netns import (
+    PeerScript,
+    Report,
     launch_daemon,
 )
 
 pytestmark = pytest.mark.netns
 
-FLOODER = REPO / "tests" / "peers" / "flooder.py"
 COUNT = 300
 MAX_PENDING = NodeConfig().max_pending_handshakes  # 64
 MAX_PER_ADDRESS = NodeConfig().max_pending_per_address  # 8
 FLOOD = 15.0  # the flooder attempts COUNT connects and lets the server's reaction settle
 
 
-class Flooder:
-    """tests/peers/flooder.py in a host's namespace; its JSON reports land in `reports`."""
+async def start_flood(
+    nursery: trio.Nursery, host: Host, target: str, port: int, *sources: str
+) -> PeerScript:
+    """tests/peers/flooder.py: COUNT connects to target:port (from `sources`, if given)."""
+    return await PeerScript.start(nursery, host, "flooder.py", target, port, COUNT, *sources)
 
-    def __init__(self, process: trio.Process) -> None:
-        assert process.stdout is not None
-        assert process.stdin is not None
-        self.process = process
-        self.reports: list[dict[str, Any]] = []
-        self._changed = trio.Event()
-        self._eof = False
 
-    @classmethod
-    async def start(
-        cls, nursery: trio.Nursery, host: Host, target: str, port: int, *sources: str
-    ) -> Flooder:
-        argv = [sys.executable, str(FLOODER), target, str(port), str(COUNT), *sources]
-        process = await host.open_process(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        flooder = cls(process)
-        nursery.start_soon(flooder._read)
-        return flooder
-
-    async def _read(self) -> None:
-        assert self.process.stdout is not None
-        buffer = b""
-        try:
-            while chunk := await self.process.stdout.receive_some(65536):
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    self.reports.append(json.loads(line))
-                    self._changed.set()
-                    self._changed = trio.Event()
-        finally:
-            self._eof = True
-            self._changed.set()
-
-    async def report(self, event: str) -> dict[str, Any]:
-        """The report named `event`, once it is printed.  The caller bounds the wait."""
-        while True:
-            for report in self.reports:
-                if report["event"] == event:
-                    return report
-            if self._eof:
-                raise EOFError(f"the flooder's output ended without {event!r}")
-            await self._changed.wait()
-
-    async def finish(self) -> dict[str, Any]:
-        """Close its stdin: it lets the connections go, reports "done" and exits."""
-        assert self.process.stdin is not None
-        await self.process.stdin.aclose()
-        with trio.fail_after(10):
-            done = await self.report("done")
-            assert await self.process.wait() == 0
-        return done
+async def finish_flood(flooder: PeerScript) -> Report:
+    """Close its stdin: it lets the connections go, reports "done" and exits."""
+    assert flooder.process.stdin is not None
+    await flooder.process.stdin.aclose()
+    with trio.fail_after(10):
+        done = await flooder.wait("done")
+        assert await flooder.process.wait() == 0
+    return done
 
 
 async def test_flood_from_one_address_is_capped_and_honest_peer_still_connects(
@@ -100,9 +57,9 @@ async def test_flood_from_one_address_is_capped_and_honest_peer_still_connects(
         ]
 
         flood_started = trio.current_time()
-        flooder = await Flooder.start(nursery, h1, h0.address, id_a["port"])
+        flooder = await start_flood(nursery, h1, h0.address, id_a["port"])
         with trio.fail_after(FLOOD):
-            flooding = await flooder.report("flooding")
+            flooding = await flooder.wait("flooding")
         print(f"flooder after {trio.current_time() - flood_started:.2f} s: {flooding}")
         stats = await a.call("stats")
         print(f"A's stats under the flood: {stats}")
@@ -121,7 +78,7 @@ async def test_flood_from_one_address_is_capped_and_honest_peer_still_connects(
             )
         stats_after = await a.call("stats")
 
-        done = await flooder.finish()
+        done = await finish_flood(flooder)
         print(f"flooder at the end: {done}")
         assert await a.stop() == 0
         assert await c.stop() == 0
@@ -152,13 +109,13 @@ async def test_flood_from_many_addresses_is_capped_in_total(
         )
     async with trio.open_nursery() as nursery:
         a, id_a = await launch_daemon(nursery, h0, tmp_path / h0.name, "--no-discovery", options=())
-        flooder = await Flooder.start(nursery, h1, h0.address, id_a["port"], *sources)
+        flooder = await start_flood(nursery, h1, h0.address, id_a["port"], *sources)
         with trio.fail_after(FLOOD):
-            flooding = await flooder.report("flooding")
+            flooding = await flooder.wait("flooding")
         print(f"flooder: {flooding}")
         stats = await a.call("stats")
         print(f"A's stats under the flood: {stats}")
-        await flooder.finish()
+        await finish_flood(flooder)
         assert await a.stop() == 0
 
     assert flooding["opened"] == COUNT

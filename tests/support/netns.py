@@ -4,9 +4,13 @@ launcher, the timing budgets, and the event helpers several netns tests share.""
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import random
+import subprocess
+import sys
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,7 @@ from p2pim.testing.daemon_process import (
     start_daemon,
 )
 from p2pim.testing.vlan import Host, namespaces_available
+from tests.support import REPO
 
 NETNS_AVAILABLE, NETNS_REASON = namespaces_available()
 SKIP_REASON = f"network namespaces unavailable: {NETNS_REASON}"
@@ -267,3 +272,72 @@ async def offer_and_accept(
 def assert_completed(event: Event) -> None:
     assert event["state"] == "completed", event
     assert {f["outcome"] for f in event["files"]} == {"ok"}, event
+
+
+PEERS = REPO / "tests" / "peers"
+Report = dict[str, Any]
+
+
+class PeerScript:
+    """A script from tests/peers/ (a hostile peer, a flooder) running in a host's
+    namespace; its JSON lines land in `reports`, and `say()` writes a line to its stdin."""
+
+    def __init__(self, process: trio.Process) -> None:
+        self.process = process
+        self.reports: list[Report] = []
+        self._changed = trio.Event()
+        self._eof = False
+
+    @classmethod
+    async def start(cls, nursery: trio.Nursery, host: Host, name: str, *args: object) -> PeerScript:
+        argv = [sys.executable, str(PEERS / name), *map(str, args)]
+        # The scripts import p2pim from the tree these tests belong to, whatever is installed.
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        process = await host.open_process(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+        )
+        script = cls(process)
+        nursery.start_soon(script._read)
+        return script
+
+    async def _read(self) -> None:
+        assert self.process.stdout is not None
+        buffer = b""
+        try:
+            while chunk := await self.process.stdout.receive_some(65536):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    self.reports.append(json.loads(line))
+                self._changed.set()
+                self._changed = trio.Event()
+        finally:
+            self._eof = True
+            self._changed.set()
+
+    def seen(self, event: str) -> list[Report]:
+        return [r for r in self.reports if r["event"] == event]
+
+    async def wait(self, event: str, where: Callable[[Report], bool] = lambda r: True) -> Report:
+        """The first report named `event` (matching `where`).  The caller bounds the wait."""
+        while True:
+            for report in self.seen(event):
+                if where(report):
+                    return report
+            if self._eof:
+                raise EOFError(f"{self.process.args!r} ended without {event!r}")
+            await self._changed.wait()
+
+    async def say(self, line: str = "go") -> None:
+        assert self.process.stdin is not None
+        await self.process.stdin.send_all(line.encode() + b"\n")
+
+    async def finish(self) -> None:
+        """Close its stdin (it winds down), then make sure it is gone."""
+        assert self.process.stdin is not None
+        await self.process.stdin.aclose()
+        with trio.move_on_after(5):
+            await self.process.wait()
+            return
+        self.process.kill()
+        await self.process.wait()
