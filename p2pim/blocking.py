@@ -1,8 +1,9 @@
 """Block and mute: what a blocked peer's messages come to, and which events are hidden.
 
 Pure decisions, no I/O.  The node asks `verdict` at its one choke point for received
-session messages (`Node._session_message`) and `hidden` at its one choke point for events
-(`Node._emit`); storage keeps the two sets (`p2pim.storage.blocking`).
+session messages (`p2pim.wiring.SessionWiring`, through `PeerDirectory.drops`) and `hidden`
+at its one choke point for events (where `Node` emits them); storage keeps the two sets
+(`p2pim.storage.blocking`).
 
 Why a blocked peer's messages are acknowledged and then dropped, rather than refused:
 the sender keeps every unacknowledged message in its outbox and resends it on every new

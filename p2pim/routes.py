@@ -1,8 +1,9 @@
 """Routing received session messages: each feature declares the message types it handles.
 
-`Node` builds one table from every feature's `routes()` when it starts; a received
-message goes to the one handler of its type.  A type claimed twice is a wiring bug, found
-at start (`merge`), not a message silently taken by whichever feature was asked first.
+`p2pim.wiring.SessionWiring` builds one table from every part's `routes()` when the node
+starts; a received message goes to the one handler of its type.  A type claimed twice is a
+wiring bug, found at start (`merge`), not a message silently taken by whichever feature
+was asked first.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Rooms and contact groups.
+"""Room logs, the posts of each room mirrored into `messages`, declined invitations,
+and contact groups.
 
 A room is its log: every verified event, kept as received (payload and signature) so
 it can be relayed and replayed (`p2pim.rooms.state`).  The posts that count are mirrored

@@ -1,6 +1,7 @@
 """The Noise Protocol Framework (revision 34), built on `cryptography` primitives (its
-other home is wire/signing.py).  Synchronous, no I/O: callers move the bytes.  Errors
-carry blame (see `p2pim.wire.errors`): whatever the peer can cause raises
+other home is wire/signing.py).  Synchronous, no I/O: callers move the bytes.
+
+Errors carry blame (see `p2pim.wire.errors`): whatever the peer can cause raises
 `RemoteProtocolError`, misuse by our own code raises `LocalProtocolError`, and no
 `cryptography` or `ValueError` exception escapes a read.
 """
