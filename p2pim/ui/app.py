@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar, ParamSpec, TypeVar, overload
 
 from rich.text import Text
+from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -483,7 +484,10 @@ class P2pimApp(App[None]):
                 self.query_one(Composer).focus()
                 rooms.ask_if_invited(self, key)
 
-        self.push_screen(JumpScreen(self.model), chosen)
+        def type_ahead(key: events.Key) -> None:  # typed after the choice: the message
+            self.query_one(Composer).post_message(events.Key(key.key, key.character))
+
+        self.push_screen(JumpScreen(self.model, type_ahead), chosen)
 
     def action_focus_input(self) -> None:
         self.query_one(Composer).focus()

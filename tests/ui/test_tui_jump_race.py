@@ -38,11 +38,12 @@ class SubmitProbe(P2pimApp):
         self.handled.set()
 
 
-def make_app(home: Path) -> SubmitProbe:
+def make_app(home: Path, *others: tuple[Identity, str]) -> SubmitProbe:
     """A node that knows ben (offline: a message to him is queued), and has no history."""
     home.mkdir(parents=True, exist_ok=True)
     with Database.open(home / "p2pim.sqlite") as db:
-        db.pin_peer(BEN.public_key, BEN.fingerprint, "ben", 0, "unverified")
+        for identity, nick in [(BEN, "ben"), *others]:
+            db.pin_peer(identity.public_key, identity.fingerprint, nick, 0, "unverified")
     config = NodeConfig(
         nick="me", listen_host="127.0.0.1", discovery=False, download_dir=home / "downloads"
     )
@@ -87,5 +88,39 @@ def test_text_typed_while_the_jumped_to_conversation_loads_goes_there(tmp_path: 
             assert [(line.text, line.outgoing) for line in lines] == [("right away", True)]
             stored = await app.call(history, BEN.fingerprint)
             assert [m.body for m in stored] == ["right away"]  # queued for ben
+
+    asyncio.run(main())
+
+
+def test_text_typed_in_the_same_burst_as_the_jump_goes_to_the_conversation(
+    tmp_path: Path,
+) -> None:
+    """Ctrl+K, the name, Enter and the message in one burst (typing ahead, a paste): the
+    keys after Enter reached the jump dialog's field while it closed, and were lost.  And
+    Enter chooses what the name typed just ahead of it matches, not amy (first in the
+    list before the name's change message came round)."""
+    from textual import events
+
+    app = make_app(tmp_path / "me", (Identity.from_seed(b"\3" * 32), "amy"))
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        await pilot.press("ctrl+k")
+        assert isinstance(app.screen, JumpScreen)
+        burst = [*[(c, c) for c in "ben"], ("enter", None), *[(c, c) for c in "hi ben"]]
+        for key, character in [*burst, ("enter", None)]:  # queued together, no await between
+            app.post_message(events.Key(key, character))
+        await asyncio.wait_for(app.handled.wait(), WAIT)
+        deadline = time.monotonic() + WAIT
+        while not sent(app) and time.monotonic() < deadline:  # bounded: fails if never
+            await pilot.pause(0.02)
+
+    async def main() -> None:
+        app.handled = asyncio.Event()
+        async with app.run_test() as pilot:
+            await scenario(pilot)
+            assert app.model.current == BEN.fingerprint
+            lines = app.model.conversations.get(BEN.fingerprint, [])
+            assert [(line.text, line.outgoing) for line in lines] == [("hi ben", True)]
+            assert not isinstance(app.screen, JumpScreen)
 
     asyncio.run(main())
