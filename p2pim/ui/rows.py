@@ -114,8 +114,8 @@ def render_card(group: Sequence[Transfer], nick: Callable[[str], str]) -> Text:
             text.append(state, STATE_STYLE.get(transfer.state, ""))
         return text
     text.append(card_state(first), STATE_STYLE.get(first.state, ""))
-    if first.reason and first.state != TransferState.COMPLETED:
-        text.append(f" ({first.reason})", "dim")
+    if first.reason not in ("", first.state) and first.state != TransferState.COMPLETED:
+        text.append(f" ({first.reason})", "dim")  # not "cancelled (cancelled)"
     if first.saved_as:
         text.append(f"\n   saved as {first.saved_as[0]}", "dim")
     return text

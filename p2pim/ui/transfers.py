@@ -53,8 +53,11 @@ def describe(transfer: Transfer, nick: str) -> Text:
         waiting = "waiting for your answer" if not transfer.outgoing else "waiting for an answer"
         state = waiting if transfer.state == TransferState.OFFERED else transfer.state
         text.append(f"{fmt.size(transfer.total)}  {state}", style)
-        if transfer.reason and transfer.state != TransferState.COMPLETED:
-            text.append(f": {transfer.reason}", "dim")
+        if (
+            transfer.reason not in ("", transfer.state)
+            and transfer.state != TransferState.COMPLETED
+        ):
+            text.append(f": {transfer.reason}", "dim")  # not a reason that names the state again
     return text
 
 

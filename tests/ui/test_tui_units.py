@@ -411,6 +411,20 @@ def test_a_transfer_row_describes_it() -> None:
     assert describe(failed, "bob").plain.endswith("failed: disk full")
 
 
+def test_a_reason_that_only_repeats_the_state_is_not_shown_twice() -> None:
+    """A cancel with no reason given comes with the reason "cancelled" (an expired offer,
+    "expired"): the row and the card said "cancelled: cancelled", "cancelled (cancelled)"."""
+    from p2pim.ui.rows import render_card
+
+    for state in ("cancelled", "expired"):
+        ended = Transfer(BOB, "04", True, ("x",), 10, state=state, reason=state)
+        assert describe(ended, "bob").plain == f"↑ x  to bob  10 B  {state}"
+        assert render_card([ended], lambda fp: "bob").plain == f"→ x  10 B  {state}"
+    why = Transfer(BOB, "05", False, ("x",), 10, state="cancelled", reason="no room on disk")
+    assert describe(why, "bob").plain.endswith("cancelled: no room on disk")
+    assert render_card([why], lambda fp: "bob").plain.endswith("cancelled (no room on disk)")
+
+
 # ---- settings -----------------------------------------------------------------------------
 
 
