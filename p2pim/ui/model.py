@@ -90,7 +90,7 @@ class Transfer:
 
     @property
     def finished(self) -> bool:
-        return self.state.final
+        return TransferState(self.state).final  # a state given as its word (a str) too
 
     @property
     def running(self) -> bool:
