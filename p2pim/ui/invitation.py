@@ -31,8 +31,8 @@ class InvitationScreen(Dialog):
             yield Label(f"Invitation to #{self._name}", classes="title")
             who = self._inviter or "A member"
             yield Static(f"{who} invites you to the room #{self._name}.")
-            if self._topic:
-                yield Static(f"Topic: {self._topic}", classes="hint")
+            # The invitation names no topic: it comes just after, with the room's state.
+            yield Static(f"Topic: {self._topic}", classes="hint", id="topic")
             yield Label(
                 "Later keeps the invitation: open the room in the list to answer.",
                 classes="hint",
@@ -44,6 +44,7 @@ class InvitationScreen(Dialog):
             )
 
     def on_mount(self) -> None:
+        self.query_one("#topic").display = bool(self._topic)
         self.query_one("#join", Button).focus()
 
     def action_join(self) -> None:
@@ -53,8 +54,14 @@ class InvitationScreen(Dialog):
         self.close(DECLINE)
 
     def follow(self, event: NodeEvent | None, model: Model) -> None:
-        """Answered elsewhere (/join, another face) or withdrawn: nothing left to ask."""
+        """Answered elsewhere (/join, another face) or withdrawn: nothing left to ask.
+        The room's topic, once it is known, is shown."""
         room = model.rooms.get(self.room)
+        if room is not None and room.topic != self._topic:
+            self._topic = room.topic
+            topic = self.query_one("#topic", Static)
+            topic.update(f"Topic: {room.topic}")
+            topic.display = bool(room.topic)
         if self.is_open and (room is None or not room.invited_us):
             joined = room is not None and room.joined
             what = "joined." if joined else "no longer an invitation."

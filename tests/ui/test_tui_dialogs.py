@@ -42,6 +42,7 @@ from tests.support.tui_cast import (
     received,
     room_id,
     say,
+    screen_text,
     sidebar_text,
     toasts,
     type_line,
@@ -631,6 +632,24 @@ def test_invitation_join_decline_and_later(pair: tuple[UiThread, UiThread], how:
     press_button(bob, "join", how)
     alice.wait_until(lambda app: fp(bob) in app.model.rooms[room].members)
     assert "(invited)" not in sidebar_text(bob.app)
+
+
+def test_the_invitation_shows_the_rooms_topic_once_it_is_known(
+    pair: tuple[UiThread, UiThread],
+) -> None:
+    """The invitation names no topic (it comes just after, with the room's state): the
+    dialog that opened by itself had no "Topic:" line, the one opened from the list had."""
+    alice, bob = pair
+    type_line(alice, "/room coffee")
+    room = room_id(alice, "coffee")
+    alice.wait_until(lambda app: app.model.current == ROOM_PREFIX + room)
+    type_line(alice, "/topic fresh beans")
+    alice.wait_until(lambda app: app.model.rooms[room].topic == "fresh beans")
+    type_line(alice, "/invite bob")
+    screen = dialog(bob, InvitationScreen)
+    bob.wait_until(lambda app: app.model.rooms[room].topic == "fresh beans")
+    bob.wait_until(lambda app: app.screen is screen and "Topic: fresh beans" in screen_text(app))
+    press_button(bob, "later", "enter")
 
 
 # ---- dialogs opened from the command palette ----------------------------------------------
