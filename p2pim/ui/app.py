@@ -350,7 +350,10 @@ class P2pimApp(App[None]):
         self.refresh_sidebar()
 
     def refresh_title(self) -> None:
-        self.query_one("#chat-title", Static).update(heading(self.model, self.model.current)[0])
+        """The title line and the notice under it (a room's members, a group's)."""
+        title, notice = heading(self.model, self.model.current)
+        self.query_one("#chat-title", Static).update(title)
+        self.query_one(Conversation).set_notice(notice)
 
     async def _history_page(
         self, key: str, limit: int, before: str | None = None

@@ -312,6 +312,15 @@ class Conversation(VerticalScroll):
         elif not same:
             self.follow()
 
+    def set_notice(self, notice: str) -> None:
+        """The notice at the top of the open conversation, anew (a member renamed, say);
+        none is added where there was none."""
+        if self.key is None or not notice:
+            return  # the welcome text stays
+        for row in self._page.query(".notice").results(Static):
+            row.update(notice)
+            return
+
     def append(self, line: Line) -> None:
         rows = day_rows([line], self._last_day)
         self._last_day = line.sent_at

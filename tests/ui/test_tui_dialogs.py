@@ -18,11 +18,12 @@ from typing import TypeVar
 import pytest
 from textual.pilot import Pilot
 from textual.screen import Screen
-from textual.widgets import Button, Input, OptionList, SelectionList
+from textual.widgets import Button, Input, OptionList, SelectionList, Static
 
 from p2pim.api import ROOM_PREFIX
 from p2pim.settings import FILE, Settings
 from p2pim.ui.app import P2pimApp
+from p2pim.ui.conversation import Conversation
 from p2pim.ui.dialogs import Ask, Confirm, Dialog, PickPeers
 from p2pim.ui.invitation import InvitationScreen
 from p2pim.ui.offer import OfferScreen
@@ -650,6 +651,26 @@ def test_the_invitation_shows_the_rooms_topic_once_it_is_known(
     bob.wait_until(lambda app: app.model.rooms[room].topic == "fresh beans")
     bob.wait_until(lambda app: app.screen is screen and "Topic: fresh beans" in screen_text(app))
     press_button(bob, "later", "enter")
+
+
+def test_a_rooms_members_line_follows_a_members_new_name(
+    pair: tuple[UiThread, UiThread],
+) -> None:
+    """The "Members: …" line under a room's title stayed as it was when a member took
+    another name (the title was refreshed, the notice under it was not)."""
+    alice, bob = pair
+    room, _ = invite(alice, bob, "tea")
+    press_button(bob, "join", "enter")
+    alice.wait_until(lambda app: fp(bob) in app.model.rooms[room].members)
+
+    def members(app: P2pimApp) -> str:
+        notices = app.query_one(Conversation).query(".notice").results(Static)
+        return next((str(n.render()) for n in notices), "")
+
+    alice.wait_until(lambda app: "bob" in members(app))
+    type_line(bob, "/nick bobby")
+    alice.wait_until(lambda app: "bobby" in members(app))
+    assert members(alice.app).startswith("Members: ")
 
 
 # ---- dialogs opened from the command palette ----------------------------------------------
