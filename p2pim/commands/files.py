@@ -217,9 +217,7 @@ def transfer_table(transfers: list[dict[str, Any]]) -> str:
     rows = [("OFFER", "WAY", "PEER", "STATE", "DONE", "FILES")]
     for t in transfers:
         names = ", ".join(f["path"] for f in t["files"])
-        # Nothing taken (declined, expired): the node's total is 0; what was offered is shown.
-        total = t["total"] or sum(f["size"] for f in t["files"])
-        done = f"{terminal.size(t['done'])} / {terminal.size(total)}"
+        done = f"{terminal.size(t['done'])} / {terminal.size(t['total'])}"
         rows.append(
             (
                 t["offer"],  # in full: ids made close together share their first digits

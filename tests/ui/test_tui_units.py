@@ -769,21 +769,3 @@ def test_a_received_image_gets_a_half_block_preview_and_a_broken_one_none(
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
     assert image_preview(str(broken)) is None  # a card without a preview, no crash
-
-
-def test_the_cli_lists_a_declined_offer_with_its_offered_size() -> None:
-    """`p2pim transfer list` said "0 B / 0 B" for a declined 3 MiB offer (the TUI's card
-    says "3.0 MiB  declined"): one size for the same offer in both faces."""
-    from p2pim.commands.files import transfer_table
-
-    row = {
-        "offer": "01ab",
-        "outgoing": True,
-        "peer": BOB,
-        "peer_nick": "bob",
-        "state": "declined",
-        "done": 0,
-        "total": 0,
-        "files": [{"path": "big.bin", "size": 3 << 20}],
-    }
-    assert "0 B / 3.0 MiB" in transfer_table([row]).splitlines()[1]
