@@ -73,13 +73,6 @@ class Line:
     system: bool = False  # a room's system line ("ann joined"): `text` says it in words
 
 
-def offered_size(taken: int, files: tuple[ev.TransferFile, ...]) -> int:
-    """What a transfer's card shows as its size: the bytes taken, or, when nothing was
-    (declined, expired, cancelled before an answer), what was offered, as before the
-    answer; the node's list has 0 bytes then, and "0 B  declined" read as an empty file."""
-    return taken or sum(f.size for f in files)
-
-
 @dataclass(slots=True)
 class Transfer:
     peer: str
@@ -179,7 +172,7 @@ class Model:
             info.offer,
             info.outgoing,
             names,
-            offered_size(info.total, info.files),
+            info.total,
             info.done,
             state=state,
             reason=info.reason,
@@ -368,7 +361,7 @@ class Model:
                 if transfer is None:  # made elsewhere (a script, the CLI): sized from its files
                     names = tuple(f.path for f in event.files)
                     taken = [f for f in event.files if f.outcome not in (None, "not-accepted")]
-                    total = offered_size(sum(f.size for f in taken), event.files)
+                    total = sum(f.size for f in taken)
                     transfer = Transfer(peer, offer, event.outgoing, names, total, room=event.room)
                     transfer.done = sum(f.done for f in taken)
                     self.transfers[(peer, offer)] = transfer

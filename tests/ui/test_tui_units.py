@@ -309,21 +309,6 @@ def test_transfers_load_from_the_nodes_list() -> None:
     assert m.transfers[(BOB, "0b")].outgoing
 
 
-def test_an_offer_nothing_was_taken_of_keeps_its_size_when_listed_again() -> None:
-    """The node sizes a transfer by what was accepted: a declined (or expired) offer comes
-    back from `transfers()` with 0 bytes, so its card went from "3.0 MiB  declined" to
-    "0 B  declined" at the next reload (a file sent, a restart).  It keeps the offered
-    size, also when it is first heard of as it ends (an offer made by the CLI)."""
-    files = (TransferFile(0, "big.bin", 3 << 20, 0, None, None),)
-    declined = TransferInfo("0c", BOB, True, "declined", "", 0, 0, files, NOW)
-    m = model()
-    m.set_transfer(declined, NOW)
-    assert describe(m.transfers[(BOB, "0c")], "bob").plain == "↑ big.bin  to bob  3.0 MiB  declined"
-    taken_none = (TransferFile(0, "big.bin", 3 << 20, 0, "not-accepted", None),)
-    m.apply(ev.TransferFinished(BOB, "0d", True, "declined", "", taken_none))
-    assert m.transfers[(BOB, "0d")].total == 3 << 20
-
-
 def stored(mid: str, *, outgoing: bool, peer: str = BOB, **times: int | None) -> StoredMessage:
     return StoredMessage(
         bytes.fromhex(mid),
