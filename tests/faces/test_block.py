@@ -19,7 +19,7 @@ import pytest
 import trio
 
 from p2pim import Identity, Node, blocking, open_node
-from p2pim.api import RoomError
+from p2pim.api import PeerBlockedError, RoomError
 from p2pim.config import database_path
 from p2pim.events import (
     BlockChanged,
@@ -288,7 +288,7 @@ async def test_block_and_mute_survive_a_restart(tmp_path: Path) -> None:
 async def test_sending_to_a_blocked_peer_is_refused_in_plain_words(tmp_path: Path) -> None:
     async with me_and_nuisance(tmp_path) as (me, nuisance):
         await me.block(nuisance.fingerprint)
-        with pytest.raises(blocking.PeerBlockedError, match="you blocked nuisance: unblock"):
+        with pytest.raises(PeerBlockedError, match="you blocked nuisance: unblock"):
             await me.send_text(nuisance.fingerprint, "hi")
         assert await me.broadcast("all hands") == {}
 

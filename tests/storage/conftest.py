@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from p2pim import storage
+from p2pim.config import database_path
 from p2pim.storage import Database, Store
 
 
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
-    return storage.database_path(tmp_path)
+    return database_path(tmp_path)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import pytest
 
 from p2pim import storage
 from p2pim.api import StoredMessage
+from p2pim.config import database_path
 from p2pim.storage import Database, RoomPost, schema
 
 ME, ALICE, MALLORY = "m" * 64, "a" * 64, "e" * 64
@@ -30,7 +31,7 @@ def mid(label: object) -> bytes:
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    with Database.open(storage.database_path(tmp_path)) as database:
+    with Database.open(database_path(tmp_path)) as database:
         yield database
 
 
@@ -105,7 +106,7 @@ def test_receipts_and_acks_reach_only_their_conversation(db: Database) -> None:
 def test_a_v6_database_opens_at_v7_with_its_history(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = storage.database_path(tmp_path)
+    path = database_path(tmp_path)
     with monkeypatch.context() as patch:
         patch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:6])
         with Database.open(path) as old:
