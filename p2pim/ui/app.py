@@ -20,7 +20,6 @@ from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
@@ -39,6 +38,7 @@ from p2pim.ui.bridge import NodeBridge, NodeStopped
 from p2pim.ui.composer import Composer
 from p2pim.ui.conversation import Conversation, FileCard, heading
 from p2pim.ui.firstrun import ask_name
+from p2pim.ui.messages import NodeEvent
 from p2pim.ui.model import GROUP_PREFIX, HISTORY_PAGE, Model
 from p2pim.ui.palette import P2pimCommands
 from p2pim.ui.sidebar import Sidebar
@@ -49,14 +49,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 R = TypeVar("R")
 TYPING_EVERY = 2.0  # seconds between "typing" signals while the user keeps typing
-
-
-class NodeEvent(Message):
-    """A node event, delivered on the UI's message queue."""
-
-    def __init__(self, event: ev.NodeEvent) -> None:
-        super().__init__()
-        self.event = event
 
 
 class P2pimApp(App[None]):
@@ -332,7 +324,8 @@ class P2pimApp(App[None]):
     def open_conversation(self, key: str | None, *, reload: bool = True) -> None:
         """Show a conversation (None: the welcome text); loads its history first."""
         if key is not None and reload:
-            self._opening = self.run_worker(self.open_now(key), group="open", exclusive=True)
+            work = self.open_now(key)  # the worker's name says which conversation it opens
+            self._opening = self.run_worker(work, name=key, group="open", exclusive=True)
             return
         if key is None:  # the welcome text: nothing is open, so nothing gets sent anywhere
             self.model.current = None
@@ -448,6 +441,12 @@ class P2pimApp(App[None]):
         while self._opening is not None and not self._opening.is_finished:
             with contextlib.suppress(WorkerCancelled, WorkerFailed):  # replaced by a newer one
                 await self._opening.wait()
+        if self._opening is not None and self.model.current != self._opening.name:
+            # It did not open (history refused): never to the conversation open before.
+            self.query_one(Composer).load_text("\n".join(self._held_back))
+            self._held_back.clear()
+            self.notify("Not sent: it did not open. Your text is back in the input.")
+            return
         while self._held_back:
             await self.submit(self._held_back[0])
             del self._held_back[0]

@@ -124,3 +124,54 @@ def test_text_typed_in_the_same_burst_as_the_jump_goes_to_the_conversation(
             assert not isinstance(app.screen, JumpScreen)
 
     asyncio.run(main())
+
+
+def test_text_typed_for_a_conversation_that_fails_to_open_goes_back_to_the_input(
+    tmp_path: Path,
+) -> None:
+    """The jumped-to conversation's history is refused: what was typed for it is not sent
+    to the conversation open before (amy's here), it waits in the input, with a notice."""
+    amy = Identity.from_seed(b"\3" * 32)
+    app = make_app(tmp_path / "me", (amy, "amy"))
+    loading, release = asyncio.Event(), trio.Event()
+    history = app.node.history
+
+    async def refused_for_ben(peer: str, **kwargs: Any) -> Any:
+        if peer != BEN.fingerprint:
+            return await history(peer, **kwargs)
+        loading.set()
+        await release.wait()
+        raise ValueError("ben's history cannot be read")
+
+    app.node.history = refused_for_ben  # type: ignore[method-assign]
+
+    async def scenario(pilot: Pilot[None]) -> None:
+        for name in ("amy", "ben"):
+            await pilot.press("ctrl+k")
+            assert isinstance(app.screen, JumpScreen)
+            await pilot.press(*name, "enter")
+            if name == "amy":
+                deadline = time.monotonic() + WAIT
+                while app.model.current != amy.fingerprint and time.monotonic() < deadline:
+                    await pilot.pause(0.02)
+        await asyncio.wait_for(loading.wait(), WAIT)
+        await pilot.press(*"for ben", "enter")
+        await asyncio.wait_for(app.handled.wait(), WAIT)
+        await app.call(release.set)
+        deadline = time.monotonic() + WAIT
+        composer = app.query_one(Composer)
+        while composer.text != "for ben" and time.monotonic() < deadline:  # bounded
+            await pilot.pause(0.02)
+
+    async def main() -> None:
+        app.handled = asyncio.Event()
+        async with app.run_test() as pilot:
+            await scenario(pilot)
+            assert app.query_one(Composer).text == "for ben"
+            assert app.model.current == amy.fingerprint  # still amy's, and nothing sent there
+            assert not any(line.outgoing for line in app.model.conversations[amy.fingerprint])
+            assert [m.body for m in await app.call(history, amy.fingerprint)] == []
+            notices = [n.message for n in app._notifications]
+            assert any("Not sent" in n for n in notices), notices
+
+    asyncio.run(main())
