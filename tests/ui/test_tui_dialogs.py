@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import TypeVar
 
@@ -63,6 +64,18 @@ def dialog(ui: UiThread, kind: type[S]) -> S:
     return ui.wait_until(lambda app: app.screen if isinstance(app.screen, kind) else None)
 
 
+CLICKABLE_WAIT = 15  # seconds; a toast lasts at most 8
+
+
+def under_pointer(pilot: Pilot[None], button: Button) -> bool:
+    """The button is what a click at its centre would reach."""
+    region = button.region
+    if not region.area:
+        return False
+    widget, _ = pilot.app.get_widget_at(*region.center)
+    return widget is button
+
+
 def press_button(ui: UiThread, button_id: str, how: str) -> None:
     """Press a button of the dialog on top, with the mouse or with focus + Enter; then
     wait until that dialog is gone and check that the app still runs."""
@@ -71,6 +84,11 @@ def press_button(ui: UiThread, button_id: str, how: str) -> None:
     async def go(pilot: Pilot[None]) -> None:
         button = screen.query_one(f"#{button_id}", Button)
         if how == "click":
+            # As a person does: the mouse goes there once the button shows (laid out, and
+            # not under a notification's toast that a busy machine is slow to clear).
+            deadline = time.monotonic() + CLICKABLE_WAIT
+            while not under_pointer(pilot, button) and time.monotonic() < deadline:
+                await pilot.pause(0.05)
             assert await pilot.click(button), f"the click missed the {button_id} button"
         else:
             button.focus()
