@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,13 @@ def make_app(home: Path, *others: tuple[Identity, str]) -> SubmitProbe:
     return SubmitProbe(Node(ME, config, store_path=home / "p2pim.sqlite"))
 
 
+async def settle(pilot: Pilot[None], done: Callable[[], bool]) -> None:
+    """Until `done()`, for at most WAIT seconds (the assertions after it say what was wrong)."""
+    deadline = time.monotonic() + WAIT
+    while not done() and time.monotonic() < deadline:
+        await pilot.pause(0.02)
+
+
 def sent(app: P2pimApp) -> bool:
     return any(line.outgoing for line in app.model.conversations.get(BEN.fingerprint, []))
 
@@ -75,9 +83,7 @@ def test_text_typed_while_the_jumped_to_conversation_loads_goes_there(tmp_path: 
         await pilot.press(*"right away", "enter")
         await asyncio.wait_for(app.handled.wait(), WAIT)
         await app.call(release.set)
-        deadline = time.monotonic() + WAIT
-        while not sent(app) and time.monotonic() < deadline:  # bounded: fails if never
-            await pilot.pause(0.02)
+        await settle(pilot, lambda: sent(app))
 
     async def main() -> None:
         app.handled = asyncio.Event()
@@ -110,9 +116,7 @@ def test_text_typed_in_the_same_burst_as_the_jump_goes_to_the_conversation(
         for key, character in [*burst, ("enter", None)]:  # queued together, no await between
             app.post_message(events.Key(key, character))
         await asyncio.wait_for(app.handled.wait(), WAIT)
-        deadline = time.monotonic() + WAIT
-        while not sent(app) and time.monotonic() < deadline:  # bounded: fails if never
-            await pilot.pause(0.02)
+        await settle(pilot, lambda: sent(app))
 
     async def main() -> None:
         app.handled = asyncio.Event()
@@ -151,17 +155,13 @@ def test_text_typed_for_a_conversation_that_fails_to_open_goes_back_to_the_input
             assert isinstance(app.screen, JumpScreen)
             await pilot.press(*name, "enter")
             if name == "amy":
-                deadline = time.monotonic() + WAIT
-                while app.model.current != amy.fingerprint and time.monotonic() < deadline:
-                    await pilot.pause(0.02)
+                await settle(pilot, lambda: app.model.current == amy.fingerprint)
         await asyncio.wait_for(loading.wait(), WAIT)
         await pilot.press(*"for ben", "enter")
         await asyncio.wait_for(app.handled.wait(), WAIT)
         await app.call(release.set)
-        deadline = time.monotonic() + WAIT
         composer = app.query_one(Composer)
-        while composer.text != "for ben" and time.monotonic() < deadline:  # bounded
-            await pilot.pause(0.02)
+        await settle(pilot, lambda: composer.text == "for ben")
 
     async def main() -> None:
         app.handled = asyncio.Event()
