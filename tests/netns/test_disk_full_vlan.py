@@ -14,7 +14,7 @@ import errno
 import os
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -46,24 +46,6 @@ SETTLE = 30.0  # space is back: the retries (at most 5 s apart) store everything
 ROUND = 20  # messages sent between looks at whether the disk is full yet
 MAX_ROUNDS = 50
 BODY = "x" * 1500  # each message grows the receiver's database by a page or so
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs, unmounted afterwards; skipped where we may not mount."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 def fill(disk: Path) -> None:
